@@ -1,0 +1,217 @@
+"""Settings and where each came from.
+
+Sources, in rising precedence:
+
+1. built-in defaults (documented in ``configs/default.toml``),
+2. ``[tool.auditor]`` in the project's ``pyproject.toml``,
+3. ``auditor.toml`` beside it (the nearest directory, from the current one upwards, holding
+   either file is the project's root),
+4. ``AUDITOR_*`` environment variables (``AUDITOR_REGION=DE``),
+5. arguments and command-line flags.
+
+Relative ledger paths in a settings file are taken from the file's directory, so a project's
+ledger is the same whichever sub-directory a command runs from.
+
+Example:
+    >>> settings = load_settings(overrides={"region": "DE"}, environ={}, start=Path("/"))
+    >>> settings.region, settings.source_of("region"), settings.source_of("budget_mode")
+    ('DE', 'argument', 'default')
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from auditor.budget import Budget, Mode, Scope
+from auditor.carbon import check_pue
+from auditor.errors import ConfigError, InvalidInputError
+from auditor.regions import resolve_region
+
+ENV_PREFIX = "AUDITOR_"
+DEFAULT_LEDGER = ".auditor/ledger.db"
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError(f"{value!r} is not a non-empty string")
+    return value.strip()
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise InvalidInputError(f"{value!r} is not a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{value!r} is not a number") from None
+    if not math.isfinite(number) or number < 0:
+        raise InvalidInputError(f"{value!r} is not a finite number >= 0")
+    return number
+
+
+def _region(value: Any) -> str:
+    text = _text(value)
+    resolve_region(text)
+    return text
+
+
+def _pue(value: Any) -> float:
+    return check_pue(_number(value))
+
+
+def _budget(value: Any) -> str:
+    text = _text(value)
+    Budget.parse(text)
+    return text
+
+
+def _choice(enum: type) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        text = _text(value).lower()
+        choices = [member.value for member in enum]
+        if text not in choices:
+            raise InvalidInputError(f"{value!r} is not one of {', '.join(choices)}")
+        return text
+
+    return check
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One setting: its default, how a raw value is checked, and what it means."""
+
+    default: Any
+    check: Callable[[Any], Any]
+    help: str
+
+
+SETTINGS: dict[str, SettingSpec] = {
+    "ledger": SettingSpec(DEFAULT_LEDGER, _text, "ledger file path or SQLAlchemy URL"),
+    "region": SettingSpec(None, _region, "grid: country code, provider:region or intensity with unit; unset = world average, said in every report"),
+    "pue": SettingSpec(None, _pue, "data-centre PUE; unset = the region's published PUE, else 1.58"),
+    "price_per_gpu_hour": SettingSpec(None, _number, "USD per GPU-hour (cloud), for costs"),
+    "price_per_kwh": SettingSpec(None, _number, "USD per facility kWh (own hardware), for costs"),
+    "budget": SettingSpec(None, _budget, "limit such as '5 kg', '300 kWh', '100 GPUh', '$250'; unset = no budget"),
+    "budget_scope": SettingSpec(Scope.SWEEP.value, _choice(Scope), "what a budget counts: sweep or project"),
+    "budget_mode": SettingSpec(Mode.STOP_NEW.value, _choice(Mode), "warn, stop-new or hard"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings in force, each with the source it came from."""
+
+    values: Mapping[str, Any]
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def source_of(self, name: str) -> str:
+        """Where setting ``name`` came from: default, a file path, an env var or 'argument'."""
+        return self.sources.get(name, "default")
+
+
+def find_project_files(start: Path) -> tuple[Path | None, Path | None]:
+    """The nearest ``pyproject.toml`` holding ``[tool.auditor]`` and ``auditor.toml``, upwards."""
+    for directory in (start, *start.parents):
+        auditor_toml = directory / "auditor.toml"
+        pyproject = directory / "pyproject.toml"
+        has_pyproject = pyproject.is_file() and "[tool.auditor" in pyproject.read_text(errors="replace")
+        if auditor_toml.is_file() or has_pyproject:
+            return (pyproject if has_pyproject else None, auditor_toml if auditor_toml.is_file() else None)
+    return None, None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix or remove the file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+
+
+def _unknown_key(key: str, where: str) -> ConfigError:
+    close = difflib.get_close_matches(key, list(SETTINGS), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else f" Known settings: {', '.join(SETTINGS)}."
+    return ConfigError(f"{where}: unknown setting {key!r}.{hint}")
+
+
+def _apply(values: dict[str, Any], sources: dict[str, str], raw: Mapping[str, Any], where: str, base: Path | None = None) -> None:
+    for key, value in raw.items():
+        name = key.replace("-", "_")
+        if name not in SETTINGS:
+            raise _unknown_key(key, where)
+        if value is None:
+            continue
+        try:
+            checked = SETTINGS[name].check(value)
+        except InvalidInputError as exc:
+            raise ConfigError(f"{where}: setting {name}: {exc}") from None
+        if name == "ledger" and base is not None and "://" not in checked and not Path(checked).is_absolute():
+            checked = str(base / checked)
+        values[name] = checked
+        sources[name] = where
+    _keep_one_price(values, sources, where)
+
+
+_PRICES = ("price_per_gpu_hour", "price_per_kwh")
+
+
+def _keep_one_price(values: dict[str, Any], sources: dict[str, str], where: str) -> None:
+    """A price set by a source replaces the other kind of price set by a weaker source."""
+    from_here = [name for name in _PRICES if sources.get(name) == where]
+    if len(from_here) == 2:
+        raise ConfigError(f"{where}: both price_per_gpu_hour and price_per_kwh are set; keep one")
+    if from_here:
+        other = _PRICES[1 - _PRICES.index(from_here[0])]
+        values[other] = None
+        sources.pop(other, None)
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    start: Path | None = None,
+) -> Settings:
+    """The settings in force for a command run in ``start`` (default: the current directory).
+
+    Args:
+        overrides: values from arguments or flags; None values are ignored.
+        environ: the environment (default: ``os.environ``).
+        start: where to look for the project's settings files.
+
+    Raises:
+        ConfigError: a file, variable or argument holds an unusable value; the message names it.
+    """
+    environ = os.environ if environ is None else environ
+    values = {name: spec.default for name, spec in SETTINGS.items()}
+    sources: dict[str, str] = {}
+    pyproject, auditor_toml = find_project_files((start or Path.cwd()).resolve())
+    if pyproject is not None:
+        table = _read_toml(pyproject).get("tool", {}).get("auditor", {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{pyproject}: [tool.auditor] must be a table")
+        _apply(values, sources, table, str(pyproject), pyproject.parent)
+    if auditor_toml is not None:
+        _apply(values, sources, _read_toml(auditor_toml), str(auditor_toml), auditor_toml.parent)
+    for key, raw in environ.items():
+        if key.startswith(ENV_PREFIX) and raw.strip():
+            name = key[len(ENV_PREFIX):].lower()
+            if name in SETTINGS:
+                _apply(values, sources, {name: raw}, key)
+    _apply(values, sources, {k: v for k, v in (overrides or {}).items() if v is not None}, "argument")
+    return Settings(values, sources)

@@ -1,0 +1,35 @@
+"""Errors a user can act on.
+
+Every :class:`AuditorError` carries one line that says what is wrong and how to fix it; the CLI
+prints that line (never a traceback) and exits non-zero.
+"""
+
+from __future__ import annotations
+
+
+class AuditorError(Exception):
+    """Base class of the errors the auditor reports to users as one line."""
+
+
+class InvalidInputError(AuditorError, ValueError):
+    """A value given by the user (a budget, a region, a unit, a setting) cannot be used."""
+
+
+class UnknownRegionError(InvalidInputError):
+    """A region that is neither a country, a cloud region nor an intensity with a unit."""
+
+
+class UnknownHardwareError(InvalidInputError):
+    """A device model that the bundled hardware table does not hold (or holds ambiguously)."""
+
+
+class ConfigError(InvalidInputError):
+    """A settings file or environment variable holds a value that cannot be used."""
+
+
+class LedgerError(AuditorError):
+    """The ledger cannot be opened, read or written."""
+
+
+class SchemaTooNewError(LedgerError):
+    """The ledger was written by a newer version of the auditor than this one."""

@@ -1,0 +1,135 @@
+"""What the ledger holds, as plain dataclasses."""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from auditor.ledger.schema import ENERGY_DOMAINS
+
+MEASURED_METHODS = frozenset({"counter", "sampled-power", "rapl"})
+ESTIMATED_METHODS = frozenset({"estimate-tdp", "estimate"})
+
+
+class TrialState(str, Enum):
+    """How a trial ended (or that it still runs)."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    FAILED = "failed"
+    STOPPED = "stopped"  # stopped from outside: a scheduler, a budget, a signal
+    INTERRUPTED = "interrupted"  # its process died; energy up to the last heartbeat
+
+
+@dataclass(frozen=True)
+class EnergyReading:
+    """Energy of one domain (gpu, cpu, memory) and how it was obtained.
+
+    ``method`` is one of ``counter`` (NVML energy counter), ``sampled-power`` (integrated power
+    readings), ``rapl`` (CPU/DRAM counters), ``estimate-tdp`` (time x rated power) or ``none``.
+    """
+
+    joules: float = 0.0
+    method: str = "none"
+
+    @property
+    def is_measured(self) -> bool:
+        """True when the figure comes from a hardware reading rather than an estimate."""
+        return self.method in MEASURED_METHODS
+
+
+@dataclass
+class TrialRecord:
+    """One trial of a sweep, as stored in the ledger.
+
+    Example:
+        >>> record = TrialRecord(sweep="lr-search", trial_key="3", state=TrialState.COMPLETE,
+        ...                      start_time=0.0, end_time=3600.0, gpu_seconds=3600.0,
+        ...                      energy={"gpu": EnergyReading(1.08e6, "counter")})
+        >>> record.energy_kwh
+        0.3
+    """
+
+    sweep: str
+    trial_key: str
+    state: TrialState | str
+    start_time: float
+    end_time: float | None = None
+    number: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    objective: list[float] | None = None
+    host: str = field(default_factory=socket.gethostname)
+    devices: list[dict[str, Any]] = field(default_factory=list)
+    gpu_seconds: float = 0.0
+    energy: dict[str, EnergyReading] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    is_final: bool = False
+    stopped_by_budget: bool = False
+    recorded_at: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        self.state = TrialState(self.state)
+        unknown = set(self.energy) - set(ENERGY_DOMAINS)
+        if unknown:
+            raise ValueError(f"unknown energy domains {sorted(unknown)}: use {', '.join(ENERGY_DOMAINS)}")
+
+    @property
+    def energy_joules(self) -> float:
+        """Total IT energy over all domains, in joules."""
+        return sum(reading.joules for reading in self.energy.values())
+
+    @property
+    def energy_kwh(self) -> float:
+        """Total IT energy over all domains, in kWh."""
+        return self.energy_joules / 3.6e6
+
+    @property
+    def gpu_hours(self) -> float:
+        """Devices held x wall hours."""
+        return self.gpu_seconds / 3600.0
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    """A sweep: an Optuna study, a Ray Tune experiment or a group of ``audit run`` commands."""
+
+    id: int
+    name: str
+    framework: str
+    created_at: float
+    host: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BudgetEvent:
+    """A budget decision worth keeping: a warning level reached, or a search stopped."""
+
+    budget: str
+    metric: str
+    limit_value: float
+    scope: str
+    mode: str
+    action: str
+    spent: float
+    reason: str
+    sweep: str | None = None
+    forecast: float | None = None
+    overshoot: float = 0.0
+    intensity_g_per_kwh: float | None = None
+    pue: float | None = None
+    at: float = field(default_factory=time.time)
+    host: str = field(default_factory=socket.gethostname)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Summed IT energy and GPU time of a set of trials, what budgets are checked against."""
+
+    energy_kwh: float = 0.0
+    gpu_hours: float = 0.0
+    trials: int = 0

@@ -1,0 +1,103 @@
+"""The ledger's tables.
+
+Tables carry an ``auditor_`` prefix so that a ledger can share a database with Optuna's own RDB
+storage. Times are UTC epoch seconds (portable, exact to the microsecond); structured fields
+(params, objective values, devices, flags) are JSON text. Carbon and cost are not stored: they
+are computed from energy and GPU time at report time.
+
+Schema history (``SCHEMA_VERSION``):
+
+1. sweeps, trials, budget events.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+SCHEMA_VERSION = 1
+ENERGY_DOMAINS = ("gpu", "cpu", "memory")
+
+metadata = MetaData()
+
+meta = Table(
+    "auditor_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+)
+
+sweeps = Table(
+    "auditor_sweeps",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("framework", String(32), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("attrs", Text, nullable=False, default="{}"),
+)
+
+trials = Table(
+    "auditor_trials",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sweep_id", Integer, ForeignKey("auditor_sweeps.id"), nullable=False),
+    Column("trial_key", String(255), nullable=False),
+    Column("number", Integer),
+    Column("state", String(16), nullable=False),
+    Column("params", Text, nullable=False, default="{}"),
+    Column("objective", Text, nullable=False, default="[]"),
+    Column("start_time", Double, nullable=False),
+    Column("end_time", Double),
+    Column("host", String(255), nullable=False),
+    Column("devices", Text, nullable=False, default="[]"),
+    Column("gpu_seconds", Double, nullable=False, default=0.0),
+    *(
+        column
+        for domain in ENERGY_DOMAINS
+        for column in (
+            Column(f"{domain}_energy_j", Double, nullable=False, default=0.0),
+            Column(f"{domain}_energy_method", String(16), nullable=False, default="none"),
+        )
+    ),
+    Column("flags", Text, nullable=False, default="[]"),
+    Column("is_final", Boolean, nullable=False, default=False),
+    Column("stopped_by_budget", Boolean, nullable=False, default=False),
+    Column("recorded_at", Double, nullable=False),
+    UniqueConstraint("sweep_id", "trial_key", name="uq_auditor_trials_sweep_key"),
+    Index("ix_auditor_trials_sweep_state", "sweep_id", "state"),
+    Index("ix_auditor_trials_start", "start_time"),
+)
+
+budget_events = Table(
+    "auditor_budget_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sweep_id", Integer, ForeignKey("auditor_sweeps.id")),
+    Column("at", Double, nullable=False),
+    Column("budget", String(64), nullable=False),
+    Column("metric", String(16), nullable=False),
+    Column("limit_value", Double, nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("spent", Double, nullable=False),
+    Column("forecast", Double),
+    Column("overshoot", Double, nullable=False, default=0.0),
+    Column("reason", Text, nullable=False),
+    Column("intensity_g_per_kwh", Double),
+    Column("pue", Double),
+    Column("host", String(255), nullable=False),
+)

@@ -1,0 +1,406 @@
+"""The ledger: one database holding every sweep and trial of a project.
+
+SQLite by default (WAL mode, a busy timeout, each write in its own ``BEGIN IMMEDIATE``
+transaction, so several processes can write at once), or any SQLAlchemy URL: PostgreSQL for
+searches spread over several machines, MySQL/MariaDB too.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "ledger.db"
+    >>> with Ledger.open(path) as ledger:
+    ...     sweep = ledger.ensure_sweep("lr-search", framework="optuna")
+    ...     _ = ledger.record_trial(TrialRecord(sweep="lr-search", trial_key="0", state="complete",
+    ...                                         start_time=0.0, end_time=60.0, gpu_seconds=60.0))
+    ...     ledger.usage("lr-search").gpu_hours
+    0.016666666666666666
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, insert, select, update
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from auditor import __version__
+from auditor.errors import LedgerError, SchemaTooNewError
+from auditor.ledger import schema
+from auditor.ledger.records import BudgetEvent, EnergyReading, SweepRecord, TrialRecord, Usage
+from auditor.ledger.url import display, to_url
+
+DEFAULT_BUSY_TIMEOUT_S = 30.0
+_SCHEMA_LOCK_ID = 0x61756474  # "audt": serialises schema creation on PostgreSQL and MySQL
+
+
+def _dumps(value: Any) -> str:
+    """JSON text for params and objective values; NaN and inf survive, odd types become strings."""
+    return json.dumps(value, default=str, allow_nan=True, ensure_ascii=False)
+
+
+def _first_line(exc: BaseException) -> str:
+    original = getattr(exc, "orig", None) or exc
+    text = str(original).strip().splitlines()
+    return text[0] if text else type(original).__name__
+
+
+def _make_private(path: Path) -> None:
+    """Create the ledger's directory and file readable by their owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            pass  # another process created it first
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # transactions are begun below, explicitly
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")  # in WAL: durable across process crashes
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        writing = connection.get_execution_options().get("auditor_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+class Ledger:
+    """A project's ledger of sweeps, trials and budget events. Open one with :meth:`open`."""
+
+    def __init__(self, engine: Engine, url: URL, busy_timeout_s: float) -> None:
+        self._engine = engine
+        self._writer = engine.execution_options(auditor_write=True)
+        self.url = url
+        self.busy_timeout_s = busy_timeout_s
+        self._sweep_ids: dict[str, int] = {}
+
+    # -- opening -----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, target: str | Path, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> Ledger:
+        """Open (creating if needed) the ledger at a file path or SQLAlchemy URL.
+
+        Raises:
+            LedgerError: the location is unusable, the server does not answer, the file is not
+                a ledger, or the ledger stays locked past ``busy_timeout_s``.
+            SchemaTooNewError: the ledger was written by a newer auditor.
+        """
+        url = to_url(target)
+        try:
+            if url.get_backend_name() == "sqlite":
+                if url.database not in (None, "", ":memory:"):
+                    _make_private(Path(url.database))
+                engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
+                _configure_sqlite(engine, busy_timeout_s)
+            else:
+                engine = create_engine(
+                    url, pool_pre_ping=True, connect_args={"connect_timeout": max(1, int(busy_timeout_s))}
+                )
+        except OSError as exc:
+            raise LedgerError(f"cannot create the ledger at {display(url)}: {exc.strerror}; choose another --ledger") from None
+        ledger = cls(engine, url, busy_timeout_s)
+        try:
+            ledger._ensure_schema()
+        except BaseException:
+            engine.dispose()
+            raise
+        return ledger
+
+    def close(self) -> None:
+        """Release the ledger's connections."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Ledger({self.location!r})"
+
+    @property
+    def location(self) -> str:
+        """Where the ledger lives, with any password hidden."""
+        if self.url.get_backend_name() == "sqlite":
+            return str(self.url.database)
+        return display(self.url)
+
+    @property
+    def backend(self) -> str:
+        """``sqlite``, ``postgresql``, ``mysql`` or ``mariadb``."""
+        return self.url.get_backend_name()
+
+    # -- transactions and errors ------------------------------------------------------------
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn database errors into one-line :class:`LedgerError` messages."""
+        try:
+            yield
+        except LedgerError:
+            raise
+        except SQLAlchemyError as exc:
+            raise self._translate(exc) from None
+
+    def _translate(self, exc: SQLAlchemyError) -> LedgerError:
+        message = _first_line(exc)
+        lowered = message.lower()
+        where = self.location
+        if "not a database" in lowered or "malformed" in lowered:
+            return LedgerError(
+                f"{where} is not a readable ledger ({message}): move it aside to start a new "
+                "ledger, or restore it from a backup"
+            )
+        if "locked" in lowered or "busy" in lowered:
+            return LedgerError(
+                f"ledger {where} stayed locked by another process for more than "
+                f"{self.busy_timeout_s:g} s: let that process finish, or retry"
+            )
+        if "unable to open" in lowered or "readonly" in lowered or "read-only" in lowered:
+            return LedgerError(f"cannot write ledger {where} ({message}): check the path and its permissions")
+        if "disk is full" in lowered or "no space" in lowered:
+            return LedgerError(f"ledger {where}: the disk is full; free space and retry")
+        if self.backend != "sqlite" and ("connect" in lowered or "connection" in lowered or "timeout" in lowered):
+            return LedgerError(f"cannot reach the ledger at {where}: {message}. Is the server running and the URL right?")
+        return LedgerError(f"ledger {where}: {message}")
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._guard(), self._writer.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._guard(), self._engine.connect() as conn:
+            yield conn
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def _stored_version(self, conn: Connection) -> int | None:
+        if not inspect(conn).has_table(schema.meta.name):
+            return None
+        value = conn.execute(
+            select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
+        ).scalar_one_or_none()
+        return int(value) if value is not None else None
+
+    def _lock_schema(self, conn: Connection) -> None:
+        if self.backend == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_ID})")
+        elif self.backend in ("mysql", "mariadb"):
+            conn.exec_driver_sql(f"SELECT GET_LOCK('auditor_schema_{_SCHEMA_LOCK_ID}', {int(self.busy_timeout_s)})")
+
+    def _ensure_schema(self) -> None:
+        with self._read() as conn:
+            version = self._stored_version(conn)
+        if version is None:
+            with self._write() as conn:
+                self._lock_schema(conn)
+                version = self._stored_version(conn)
+                if version is None:
+                    schema.metadata.create_all(conn)
+                    conn.execute(
+                        insert(schema.meta),
+                        [
+                            {"key": "schema_version", "value": str(schema.SCHEMA_VERSION)},
+                            {"key": "created_by", "value": f"hpo-auditor {__version__}"},
+                        ],
+                    )
+                    version = schema.SCHEMA_VERSION
+                if self.backend in ("mysql", "mariadb"):
+                    conn.exec_driver_sql(f"SELECT RELEASE_LOCK('auditor_schema_{_SCHEMA_LOCK_ID}')")
+        if version > schema.SCHEMA_VERSION:
+            raise SchemaTooNewError(
+                f"ledger {self.location} has schema {version}, written by a newer auditor; this one "
+                f"(hpo-auditor {__version__}) reads up to schema {schema.SCHEMA_VERSION}: "
+                "pip install -U hpo-auditor"
+            )
+        self.schema_version = version
+
+    # -- sweeps -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _sweep(row: Any) -> SweepRecord:
+        return SweepRecord(row.id, row.name, row.framework, row.created_at, row.host, json.loads(row.attrs))
+
+    def get_sweep(self, name: str) -> SweepRecord | None:
+        """The sweep called ``name``, or None."""
+        with self._read() as conn:
+            row = conn.execute(select(schema.sweeps).where(schema.sweeps.c.name == name)).first()
+        return self._sweep(row) if row is not None else None
+
+    def ensure_sweep(self, name: str, framework: str = "run", attrs: dict[str, Any] | None = None) -> SweepRecord:
+        """The sweep called ``name``, created if it does not exist yet (safe under concurrency)."""
+        if not name or len(name) > 255:
+            raise LedgerError(f"sweep name {name[:40]!r}... must be 1 to 255 characters" if name else "empty sweep name")
+        existing = self.get_sweep(name)
+        if existing is None:
+            try:
+                with self._writer.begin() as conn:
+                    conn.execute(
+                        insert(schema.sweeps).values(
+                            name=name,
+                            framework=framework,
+                            created_at=time.time(),
+                            host=socket.gethostname(),
+                            attrs=_dumps(attrs or {}),
+                        )
+                    )
+            except IntegrityError:
+                pass  # created by another process meanwhile
+            except SQLAlchemyError as exc:
+                raise self._translate(exc) from None
+            existing = self.get_sweep(name)
+            assert existing is not None
+        self._sweep_ids[name] = existing.id
+        return existing
+
+    def sweeps(self) -> list[SweepRecord]:
+        """Every sweep, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(select(schema.sweeps).order_by(schema.sweeps.c.id)).all()
+        return [self._sweep(row) for row in rows]
+
+    def _sweep_id(self, name: str) -> int:
+        if name not in self._sweep_ids:
+            sweep = self.get_sweep(name)
+            if sweep is None:
+                raise LedgerError(f"no sweep called {name!r} in ledger {self.location}: see `audit config` and the sweep names")
+            self._sweep_ids[name] = sweep.id
+        return self._sweep_ids[name]
+
+    # -- trials -----------------------------------------------------------------------------
+
+    def _trial_row(self, record: TrialRecord) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "sweep_id": self._sweep_id(record.sweep),
+            "trial_key": str(record.trial_key),
+            "number": record.number,
+            "state": record.state.value,
+            "params": _dumps(record.params),
+            "objective": _dumps(record.objective if record.objective is not None else []),
+            "start_time": record.start_time,
+            "end_time": record.end_time,
+            "host": record.host,
+            "devices": _dumps(record.devices),
+            "gpu_seconds": record.gpu_seconds,
+            "flags": _dumps(record.flags),
+            "is_final": record.is_final,
+            "stopped_by_budget": record.stopped_by_budget,
+            "recorded_at": record.recorded_at,
+        }
+        for domain in schema.ENERGY_DOMAINS:
+            reading = record.energy.get(domain, EnergyReading())
+            if not math.isfinite(reading.joules) or reading.joules < 0:
+                raise ValueError(f"{domain} energy {reading.joules!r} J is not a finite amount >= 0")
+            row[f"{domain}_energy_j"] = reading.joules
+            row[f"{domain}_energy_method"] = reading.method
+        return row
+
+    def record_trial(self, record: TrialRecord) -> int:
+        """Write a trial (its sweep must exist); a trial already recorded is replaced, not doubled.
+
+        Returns:
+            The trial's row id.
+        """
+        row = self._trial_row(record)
+        where = (schema.trials.c.sweep_id == row["sweep_id"]) & (schema.trials.c.trial_key == row["trial_key"])
+        try:
+            with self._writer.begin() as conn:
+                return int(conn.execute(insert(schema.trials).values(row)).inserted_primary_key[0])
+        except IntegrityError:
+            pass  # recorded before (a resumed study, a running trial now finished): replace it
+        except SQLAlchemyError as exc:
+            raise self._translate(exc) from None
+        with self._write() as conn:
+            conn.execute(update(schema.trials).where(where).values(row))
+            return int(conn.execute(select(schema.trials.c.id).where(where)).scalar_one())
+
+    def _trial(self, row: Any, sweep_name: str) -> TrialRecord:
+        return TrialRecord(
+            sweep=sweep_name,
+            trial_key=row.trial_key,
+            number=row.number,
+            state=row.state,
+            params=json.loads(row.params),
+            objective=json.loads(row.objective) or None,
+            start_time=row.start_time,
+            end_time=row.end_time,
+            host=row.host,
+            devices=json.loads(row.devices),
+            gpu_seconds=row.gpu_seconds,
+            energy={
+                domain: EnergyReading(getattr(row, f"{domain}_energy_j"), getattr(row, f"{domain}_energy_method"))
+                for domain in schema.ENERGY_DOMAINS
+                if getattr(row, f"{domain}_energy_method") != "none"
+            },
+            flags=json.loads(row.flags),
+            is_final=bool(row.is_final),
+            stopped_by_budget=bool(row.stopped_by_budget),
+            recorded_at=row.recorded_at,
+        )
+
+    def trials(self, sweep: str | None = None) -> list[TrialRecord]:
+        """The trials of one sweep (or of every sweep), in the order they were recorded."""
+        t, s = schema.trials, schema.sweeps
+        query = select(t, s.c.name.label("sweep_name")).join(s, s.c.id == t.c.sweep_id).order_by(t.c.id)
+        if sweep is not None:
+            query = query.where(t.c.sweep_id == self._sweep_id(sweep))
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [self._trial(row, row.sweep_name) for row in rows]
+
+    def count_trials(self, sweep: str | None = None) -> int:
+        """How many trials the ledger holds (for one sweep, or in all)."""
+        query = select(func.count()).select_from(schema.trials)
+        if sweep is not None:
+            query = query.where(schema.trials.c.sweep_id == self._sweep_id(sweep))
+        with self._read() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def usage(self, sweep: str | None = None) -> Usage:
+        """Summed IT energy and GPU time of one sweep's trials (or of the whole ledger)."""
+        t = schema.trials
+        energy = sum((getattr(t.c, f"{d}_energy_j") for d in schema.ENERGY_DOMAINS[1:]), t.c.gpu_energy_j)
+        query = select(func.coalesce(func.sum(energy), 0.0), func.coalesce(func.sum(t.c.gpu_seconds), 0.0), func.count())
+        if sweep is not None:
+            query = query.where(t.c.sweep_id == self._sweep_id(sweep))
+        with self._read() as conn:
+            joules, gpu_seconds, count = conn.execute(query).one()
+        return Usage(energy_kwh=float(joules) / 3.6e6, gpu_hours=float(gpu_seconds) / 3600.0, trials=int(count))
+
+    # -- budget events ----------------------------------------------------------------------
+
+    def record_budget_event(self, event_: BudgetEvent) -> int:
+        """Write a budget event (its sweep, if named, must exist)."""
+        row = {k: v for k, v in event_.__dict__.items() if k != "sweep"}
+        row["sweep_id"] = self._sweep_id(event_.sweep) if event_.sweep is not None else None
+        with self._write() as conn:
+            return int(conn.execute(insert(schema.budget_events).values(row)).inserted_primary_key[0])
+
+    def budget_events(self, sweep: str | None = None) -> list[BudgetEvent]:
+        """Budget events, oldest first (of one sweep, or all)."""
+        b, s = schema.budget_events, schema.sweeps
+        query = select(b, s.c.name.label("sweep_name")).outerjoin(s, s.c.id == b.c.sweep_id).order_by(b.c.id)
+        if sweep is not None:
+            query = query.where(b.c.sweep_id == self._sweep_id(sweep))
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        fields = [c.name for c in b.columns if c.name not in ("id", "sweep_id")]
+        return [BudgetEvent(sweep=row.sweep_name, **{f: getattr(row, f) for f in fields}) for row in rows]

@@ -1,0 +1,77 @@
+"""Where a ledger lives: a file path (SQLite) or any SQLAlchemy URL.
+
+Example:
+    >>> to_url("postgresql://me@db.example.org/ml").drivername in ("postgresql+psycopg", "postgresql+psycopg2")
+    True
+    >>> to_url("/tmp/x/ledger.db").render_as_string()
+    'sqlite:////tmp/x/ledger.db'
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from auditor.errors import LedgerError
+
+# For a URL that names no driver, the first one installed is used.
+_DRIVERS = {
+    "postgresql": [("psycopg", "postgresql+psycopg"), ("psycopg2", "postgresql+psycopg2")],
+    "mysql": [("pymysql", "mysql+pymysql"), ("MySQLdb", "mysql+mysqldb")],
+    "mariadb": [("pymysql", "mariadb+pymysql"), ("MySQLdb", "mariadb+mysqldb")],
+}
+_EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
+SUPPORTED = ("sqlite", "postgresql", "mysql", "mariadb")
+
+
+def to_url(target: str | Path) -> URL:
+    """The SQLAlchemy URL of a ledger given as a path or a URL.
+
+    Raises:
+        LedgerError: the URL cannot be parsed, names an unsupported database, or needs a
+            driver that is not installed.
+    """
+    text = str(target).strip()
+    if not text:
+        raise LedgerError("empty ledger location: give a file path or a database URL")
+    if "://" not in text:
+        return URL.create("sqlite", database=str(Path(text).expanduser().resolve()))
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        raise LedgerError(
+            f"cannot read ledger URL {display(text)!r}: write e.g. postgresql://user@host/db or a file path"
+        ) from None
+    backend = url.get_backend_name()
+    if backend not in SUPPORTED:
+        raise LedgerError(
+            f"ledger URL uses {backend!r}, which is not supported: use a file path (SQLite), "
+            "postgresql://, mysql:// or mariadb://"
+        )
+    if backend == "sqlite" and url.database not in (None, "", ":memory:"):
+        url = url.set(database=str(Path(url.database).expanduser().resolve()))
+    if "+" not in url.drivername and backend in _DRIVERS:
+        for module, drivername in _DRIVERS[backend]:
+            if importlib.util.find_spec(module) is not None:
+                return url.set(drivername=drivername)
+        raise LedgerError(
+            f"no {backend} driver installed for ledger {display(text)}: pip install 'hpo-auditor[{_EXTRAS[backend]}]'"
+        )
+    return url
+
+
+def display(target: str | Path | URL) -> str:
+    """The ledger's location for messages, with any password hidden."""
+    if isinstance(target, URL):
+        return target.render_as_string(hide_password=True)
+    text = str(target)
+    if "://" not in text:
+        return text
+    try:
+        return make_url(text).render_as_string(hide_password=True)
+    except ArgumentError:
+        scheme, _, rest = text.partition("://")
+        return f"{scheme}://***" if "@" in rest else text

@@ -1,0 +1,203 @@
+"""Units of energy, mass, carbon intensity, GPU time and money: parsing and formatting.
+
+The canonical units inside the auditor are joules or kWh for energy, kg for CO2e, gCO2e/kWh
+for carbon intensity, GPU-hours for device time and US dollars for money.
+
+Example:
+    >>> parse_energy_kwh("300 kWh")
+    300.0
+    >>> round(parse_intensity("0.954 lb/kWh"), 1)
+    432.7
+    >>> parse_quantity("$1,250").value
+    1250.0
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from auditor.errors import InvalidInputError
+
+JOULES_PER_KWH = 3.6e6
+LB_PER_KG = 2.20462262185
+GRAMS_PER_KG = 1000.0
+
+# Factors to the canonical unit, keyed by the unit as users write it (lower case).
+ENERGY_TO_KWH = {
+    "j": 1 / JOULES_PER_KWH,
+    "kj": 1e3 / JOULES_PER_KWH,
+    "mj": 1e6 / JOULES_PER_KWH,
+    "gj": 1e9 / JOULES_PER_KWH,
+    "wh": 1e-3,
+    "kwh": 1.0,
+    "mwh": 1e3,
+    "gwh": 1e6,
+}
+MASS_TO_KG = {
+    "g": 1e-3,
+    "kg": 1.0,
+    "t": 1e3,
+    "tonne": 1e3,
+    "tonnes": 1e3,
+    "lb": 1 / LB_PER_KG,
+    "lbs": 1 / LB_PER_KG,
+}
+GPU_HOUR_UNITS = {"gpuh", "gpu-h", "gpu-hour", "gpu-hours", "gpuhour", "gpuhours", "gpu h", "gpu hour", "gpu hours"}
+USD_UNITS = {"usd", "$", "dollar", "dollars", "us$"}
+
+_NUMBER = r"[+-]?(?:\d[\d,_]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_QUANTITY = re.compile(rf"^\s*(?P<prefix>\$|us\$)?\s*(?P<number>{_NUMBER})\s*(?P<unit>.*?)\s*$", re.I)
+_CO2_SUFFIX = re.compile(r"\s*co2(?:e|eq|-eq|-e)?$", re.I)
+
+
+class Metric(str, Enum):
+    """What a quantity measures; budgets are set in one of these."""
+
+    CO2E_KG = "co2e_kg"
+    ENERGY_KWH = "energy_kwh"
+    GPU_HOURS = "gpu_hours"
+    COST_USD = "cost_usd"
+
+    @property
+    def unit(self) -> str:
+        """The unit the metric is shown in."""
+        return {"co2e_kg": "kgCO2e", "energy_kwh": "kWh", "gpu_hours": "GPU-h", "cost_usd": "USD"}[
+            self.value
+        ]
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """An amount in a metric's canonical unit (kgCO2e, kWh, GPU-h or USD).
+
+    Example:
+        >>> Quantity(Metric.CO2E_KG, 1200.0).describe()
+        '1,200 kgCO2e'
+    """
+
+    metric: Metric
+    value: float
+
+    def describe(self) -> str:
+        """The amount with its unit, for messages."""
+        return format_amount(self.metric, self.value)
+
+
+def _split(text: str, what: str, example: str) -> tuple[float, str, bool]:
+    """Split ``text`` into a non-negative finite number and its unit (lower case)."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInputError(f"empty {what}: give a number with a unit, e.g. {example!r}")
+    match = _QUANTITY.match(text)
+    if match is None:
+        raise InvalidInputError(f"cannot read {what} {text!r}: give a number with a unit, e.g. {example!r}")
+    value = float(match["number"].replace(",", "").replace("_", ""))
+    if not math.isfinite(value) or value < 0:
+        raise InvalidInputError(f"{what} {text!r} must be a finite number >= 0")
+    unit = " ".join(match["unit"].lower().split())
+    return value, unit, bool(match["prefix"])
+
+
+def parse_quantity(text: str) -> Quantity:
+    """Read a budget-style amount: ``"5 kg"``, ``"1.2 t"``, ``"300 kWh"``, ``"100 GPUh"``, ``"$250"``.
+
+    Raises:
+        InvalidInputError: the text is not a number with a known unit.
+
+    Example:
+        >>> parse_quantity("1.2 t")
+        Quantity(metric=<Metric.CO2E_KG: 'co2e_kg'>, value=1200.0)
+    """
+    example = "5 kg, 1.2 t, 300 kWh, 100 GPUh, $250"
+    value, unit, dollar_prefix = _split(text, "amount", example)
+    if dollar_prefix:
+        if unit not in ("", "usd"):
+            raise InvalidInputError(f"cannot read amount {text!r}: '$' amounts take no unit after them")
+        return Quantity(Metric.COST_USD, value)
+    carbon_unit = _CO2_SUFFIX.sub("", unit)
+    if carbon_unit in MASS_TO_KG:
+        return Quantity(Metric.CO2E_KG, value * MASS_TO_KG[carbon_unit])
+    if unit in ENERGY_TO_KWH:
+        return Quantity(Metric.ENERGY_KWH, value * ENERGY_TO_KWH[unit])
+    if unit in GPU_HOUR_UNITS:
+        return Quantity(Metric.GPU_HOURS, value)
+    if unit in USD_UNITS:
+        return Quantity(Metric.COST_USD, value)
+    if not unit:
+        raise InvalidInputError(f"amount {text!r} has no unit: write e.g. {example}")
+    if unit in {"eur", "€", "gbp", "£", "chf", "jpy", "¥"}:
+        raise InvalidInputError(f"amount {text!r}: only US dollars are supported, e.g. '$250' or '250 USD'")
+    raise InvalidInputError(
+        f"unknown unit {unit!r} in {text!r}: use kg, t, g or lb (CO2e), J, Wh, kWh or MWh "
+        "(energy), GPUh (device time) or USD/$ (money)"
+    )
+
+
+def parse_energy_kwh(text: str) -> float:
+    """Read an energy (``"3.6 MJ"``, ``"300 kWh"``) and return kWh.
+
+    Example:
+        >>> parse_energy_kwh("3.6 MJ")
+        1.0
+    """
+    quantity = parse_quantity(text)
+    if quantity.metric is not Metric.ENERGY_KWH:
+        raise InvalidInputError(f"{text!r} is not an energy: use J, kJ, MJ, Wh, kWh or MWh")
+    return quantity.value
+
+
+def parse_intensity(text: str) -> float:
+    """Read a carbon intensity with its unit and return gCO2e/kWh.
+
+    Accepts a mass unit (g, kg, t, lb, optionally followed by CO2e) over an energy unit
+    (Wh, kWh, MWh, J, MJ): ``"545 g/kWh"``, ``"0.954 lb/kWh"``, ``"0.4 kgCO2e/kWh"``,
+    ``"900 lb/MWh"``.
+
+    Example:
+        >>> parse_intensity("0.4 kg/kWh")
+        400.0
+    """
+    example = "545 g/kWh"
+    value, unit, dollar_prefix = _split(text, "intensity", example)
+    numerator, slash, denominator = unit.partition("/")
+    numerator = _CO2_SUFFIX.sub("", numerator.strip())
+    denominator = denominator.strip()
+    if dollar_prefix or not slash or numerator not in MASS_TO_KG or denominator not in ENERGY_TO_KWH:
+        raise InvalidInputError(
+            f"cannot read intensity {text!r}: write mass per energy, e.g. '545 g/kWh', "
+            "'0.954 lb/kWh' or '0.4 kg/kWh'"
+        )
+    return value * MASS_TO_KG[numerator] * GRAMS_PER_KG / ENERGY_TO_KWH[denominator]
+
+
+def format_number(value: float) -> str:
+    """A number with as many digits as a reader needs: ``201.1``, ``0.0172``, ``78,468``.
+
+    Example:
+        >>> format_number(78468.2), format_number(201.13), format_number(0.017234)
+        ('78,468', '201.1', '0.01723')
+    """
+    if value is None or not math.isfinite(value):
+        return str(value)
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    if magnitude >= 100:
+        return f"{value:.1f}"
+    if magnitude == 0:
+        return "0"
+    return f"{value:.4g}"
+
+
+def format_amount(metric: Metric, value: float) -> str:
+    """An amount with the unit of its metric, e.g. ``'$250.00'`` or ``'0.0172 kWh'``.
+
+    Example:
+        >>> format_amount(Metric.COST_USD, 250)
+        '$250.00'
+    """
+    if metric is Metric.COST_USD:
+        return f"${value:,.2f}"
+    return f"{format_number(value)} {metric.unit}"
