@@ -159,6 +159,8 @@ def _apply(values: dict[str, Any], sources: dict[str, str], raw: Mapping[str, An
         try:
             checked = SETTINGS[name].check(value)
         except InvalidInputError as exc:
+            if where == "argument":
+                raise  # the caller's own value: its message stands alone
             raise ConfigError(f"{where}: setting {name}: {exc}") from None
         if name == "ledger" and base is not None and "://" not in checked and not Path(checked).is_absolute():
             checked = str(base / checked)

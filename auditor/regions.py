@@ -26,6 +26,7 @@ from auditor.units import parse_intensity
 
 WORLD_AVERAGE_G_PER_KWH = 475.0
 WORLD_AVERAGE_SOURCE = "IEA Global Energy & CO2 Status Report 2019"
+EXPLICIT_SOURCE = "given by the user"
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,13 @@ class Region:
 
     def describe_source(self) -> str:
         """One phrase naming the figure's source and year, for reports."""
-        year = f" {self.year}" if self.year else ""
-        return f"{self.source}{year}"
+        return f"{self.source}, {self.year}" if self.year else self.source
+
+    def describe(self) -> str:
+        """The region and its figure's source in one phrase, e.g. ``'Germany; Our World in Data ... 2023'``."""
+        if self.source == EXPLICIT_SOURCE:
+            return self.name
+        return f"{self.name}; {self.describe_source()}"
 
 
 WORLD_AVERAGE = Region(
@@ -142,7 +148,7 @@ def resolve_region(text: str) -> Region:
     text = text.strip()
     if _looks_like_intensity(text):
         g_per_kwh = parse_intensity(text)
-        return Region(code=text, name="intensity given", g_co2e_per_kwh=g_per_kwh, source="given by the user")
+        return Region(code=text, name=f"given as {text}", g_co2e_per_kwh=g_per_kwh, source=EXPLICIT_SOURCE)
     if ":" in text:
         region = _cloud_regions().get(text.lower())
         if region is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pycountry
 
-OWID_SOURCE = "Our World in Data energy dataset (Ember, Energy Institute), CC BY 4.0"
+OWID_SOURCE = "Our World in Data (Ember, Energy Institute)"
 MLCO2_SOURCE = "ML CO2 Impact calculator data (Lacoste et al. 2019), MIT"
 PACKAGE_DATA = Path(__file__).resolve().parent.parent / "auditor" / "data"
 

@@ -1,0 +1,37 @@
+"""What the CLI commands share: output, settings, the ledger option."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from auditor.config import Settings, load_settings
+
+LEDGER_HELP = "Ledger file path or SQLAlchemy URL (default: setting `ledger`, AUDITOR_LEDGER, .auditor/ledger.db)"
+
+
+class TableOrJson(str, Enum):
+    """Output formats of the listing commands."""
+
+    table = "table"
+    json = "json"
+
+
+def console() -> Console:
+    """A console on the current stdout (wide enough that tables do not fold when piped)."""
+    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120, highlight=False, soft_wrap=False)
+
+
+def print_json(value: Any) -> None:
+    """Print one JSON document on stdout."""
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def settings_with(**overrides: Any) -> Settings:
+    """Settings in force, with the command's flags on top."""
+    return load_settings(overrides)

@@ -1,0 +1,81 @@
+"""`audit config`: the settings in force and where each came from; `audit config set`."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import tomlkit
+import typer
+from rich.table import Table
+
+from auditor.cli.common import LEDGER_HELP, TableOrJson, console, print_json, settings_with
+from auditor.config import SETTINGS, _unknown_key, find_project_files
+from auditor.errors import ConfigError, InvalidInputError
+
+config_app = typer.Typer(help="Show or change the settings in force.", no_args_is_help=False)
+
+
+@config_app.callback(invoke_without_command=True)
+def show(
+    ctx: typer.Context,
+    ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
+    output: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table or json."),
+) -> None:
+    """Print every setting in force and where it came from."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = settings_with(ledger=ledger)
+    if output is TableOrJson.json:
+        print_json({name: {"value": settings.values[name], "source": settings.source_of(name)} for name in SETTINGS})
+        return
+    table = Table("setting", "value", "from", "meaning", box=None, pad_edge=False)
+    for name, spec in SETTINGS.items():
+        value = settings.values[name]
+        table.add_row(name, "(unset)" if value is None else str(value), settings.source_of(name), spec.help)
+    console().print(table)
+
+
+def _target_file() -> Path:
+    """The project's auditor.toml: the nearest existing one, else one in the current directory."""
+    pyproject, auditor_toml = find_project_files(Path.cwd().resolve())
+    if auditor_toml is not None:
+        return auditor_toml
+    if pyproject is not None:
+        return pyproject.parent / "auditor.toml"
+    return Path.cwd() / "auditor.toml"
+
+
+@config_app.command("set")
+def set_command(
+    key: str = typer.Argument(..., help="Setting name, e.g. region."),
+    value: str = typer.Argument(..., help="New value, e.g. DE."),
+) -> None:
+    """Write a setting into the project's auditor.toml (created if needed)."""
+    name = key.replace("-", "_")
+    if name not in SETTINGS:
+        raise _unknown_key(key, "audit config set")
+    try:
+        checked = SETTINGS[name].check(value)
+    except InvalidInputError as exc:
+        raise ConfigError(f"setting {name}: {exc}") from None
+    path = _target_file()
+    try:
+        document = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
+    except tomlkit.exceptions.TOMLKitError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix it before changing settings") from None
+    document[name] = checked
+    _write_atomically(path, tomlkit.dumps(document))
+    typer.echo(f"{name} = {checked!r} written to {path}")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".auditor-", suffix=".toml")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,110 @@
+"""`audit doctor`: which meters this machine offers, and what to do about the missing ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from auditor.carbon import DEFAULT_PUE, DEFAULT_PUE_SOURCE
+from auditor.cli.common import LEDGER_HELP, TableOrJson, console, print_json, settings_with
+from auditor.errors import AuditorError
+from auditor.ledger import Ledger
+from auditor.ledger.url import display, to_url
+from auditor.meters.cpu import DEFAULT_WATTS_PER_LOGICAL_CPU, probe_cpu
+from auditor.meters.nvml import probe_nvml
+from auditor.meters.rapl import probe_rapl
+from auditor.regions import WORLD_AVERAGE, resolve_region
+
+
+def _ledger_report(target: str) -> dict[str, Any]:
+    url = to_url(target)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        return {"location": target, "ok": True, "status": "not created yet: the first recorded trial creates it"}
+    try:
+        with Ledger.open(target, busy_timeout_s=5.0) as ledger:
+            status = (
+                f"{ledger.backend}, schema {ledger.schema_version}, {len(ledger.sweeps())} sweeps, "
+                f"{ledger.count_trials()} trials"
+            )
+    except AuditorError as exc:
+        return {"location": display(target), "ok": False, "status": str(exc)}
+    return {"location": display(target), "ok": True, "status": status}
+
+
+def doctor_command(
+    ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
+    output: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table or json."),
+) -> None:
+    """Say which energy meters this machine offers and, for each missing one, why and what to do."""
+    settings = settings_with(ledger=ledger)
+    nvml, rapl, cpu = probe_nvml(), probe_rapl(), probe_cpu()
+    region = resolve_region(settings.region) if settings.region else WORLD_AVERAGE
+    ledger_info = _ledger_report(settings.ledger)
+    if output is TableOrJson.json:
+        print_json(
+            {
+                "gpu": {
+                    "available": nvml.available, "reason": nvml.reason, "hint": nvml.hint,
+                    "driver": nvml.driver, "cuda_visible_devices": nvml.cuda_visible_devices,
+                    "devices": [g.__dict__ for g in nvml.gpus],
+                },
+                "rapl": {
+                    "available": rapl.available, "reason": rapl.reason, "hint": rapl.hint,
+                    "domains": [{"name": d.name, "path": str(d.path), "readable": d.readable} for d in rapl.domains],
+                },
+                "cpu": {
+                    "model": cpu.model, "logical_cpus_per_socket": cpu.logical_cpus_per_socket,
+                    "tdp_watts": cpu.tdp.tdp_watts if cpu.tdp else None,
+                    "watts_per_logical_cpu": cpu.watts_per_logical_cpu,
+                },
+                "region": {"code": region.code, "g_co2e_per_kwh": region.g_co2e_per_kwh, "is_fallback": region.is_fallback},
+                "ledger": ledger_info,
+            }
+        )
+    else:
+        _print_doctor(nvml, rapl, cpu, region, settings.pue, ledger_info)
+    if not ledger_info["ok"]:
+        raise typer.Exit(1)
+
+
+def _print_doctor(nvml: Any, rapl: Any, cpu: Any, region: Any, pue: float | None, ledger_info: dict[str, Any]) -> None:
+    out = console()
+
+    def line(label: str, text: str) -> None:
+        out.print(f"{label:<7}{text}", overflow="fold")
+
+    if nvml.available and nvml.gpus:
+        visible = f" (CUDA_VISIBLE_DEVICES={nvml.cuda_visible_devices})" if nvml.cuda_visible_devices is not None else ""
+        line("GPU", f"NVML {nvml.nvml_version}, driver {nvml.driver}, {len(nvml.gpus)} GPUs visible{visible}")
+        for gpu in nvml.gpus:
+            counter = "energy counter yes" if gpu.has_energy_counter else "energy counter no: power will be sampled (less exact)"
+            line("", f"{gpu.index}  {gpu.name}  {counter}")
+    else:
+        line("GPU", f"none: {nvml.reason}")
+        if nvml.hint:
+            line("", nvml.hint)
+    if cpu.tdp is not None:
+        line("CPU", f"{cpu.model}, TDP {cpu.tdp.tdp_watts:g} W (hardware table), {cpu.watts_per_logical_cpu:.2g} W per logical CPU")
+    else:
+        line("CPU", f"{cpu.model}: not in the hardware table; estimates use {DEFAULT_WATTS_PER_LOGICAL_CPU:g} W per logical CPU (default)")
+    if rapl.available:
+        names = ", ".join(d.name for d in rapl.domains if d.readable)
+        line("RAPL", f"readable: {names}")
+    else:
+        line("RAPL", f"not readable: {rapl.reason}.")
+        if rapl.hint:
+            line("", rapl.hint)
+    if region.is_fallback:
+        line("Region", f"not set: carbon will use the world average ({region.g_co2e_per_kwh:g} g/kWh) and say so.")
+        line("", "Set one: audit config set region DE   or   AUDITOR_REGION=aws:eu-central-1")
+    else:
+        line("Region", f"{region.code}: {region.name}, {region.g_co2e_per_kwh:g} gCO2e/kWh ({region.describe_source()})")
+    if pue is not None:
+        line("PUE", f"{pue:g} (set)")
+    elif region.pue is not None:
+        line("PUE", f"{region.pue:g} (published for {region.code})")
+    else:
+        line("PUE", f"{DEFAULT_PUE:g} (default: {DEFAULT_PUE_SOURCE})")
+    line("Ledger", f"{ledger_info['location']} ({ledger_info['status']})")

@@ -1,0 +1,90 @@
+"""`audit estimate`: footprint from hours, device count and power draw (or model)."""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+
+import typer
+
+from auditor.carbon import CarbonModel, Price
+from auditor.cli.common import console, print_json, settings_with
+from auditor.estimate import estimate
+from auditor.hardware import find_hardware
+from auditor.regions import WORLD_AVERAGE, resolve_region
+from auditor.units import format_number, parse_intensity
+
+
+class EstimateFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
+def estimate_command(
+    hours: float = typer.Option(..., "--hours", min=0, callback=_finite, help="Wall-clock hours the devices ran."),
+    watts: float | None = typer.Option(None, "--watts", min=0, callback=_finite, help="Power draw of one device, W."),
+    gpu: str | None = typer.Option(None, "--gpu", help="Device model: its TDP comes from the hardware table (`audit hardware`)."),
+    count: int = typer.Option(1, "--count", min=1, help="Number of devices."),
+    pue: float | None = typer.Option(None, "--pue", min=1.0, callback=_finite, help="Data-centre PUE (default: the region's, else 1.58)."),
+    intensity: str | None = typer.Option(None, "--intensity", help="Carbon intensity with unit: '545 g/kWh', '0.954 lb/kWh'."),
+    region: str | None = typer.Option(None, "--region", help="Country (DE), cloud region (aws:us-east-1) or intensity."),
+    price_per_gpu_hour: float | None = typer.Option(None, "--price-per-gpu-hour", min=0, callback=_finite, help="USD per GPU-hour."),
+    price_per_kwh: float | None = typer.Option(None, "--price-per-kwh", min=0, callback=_finite, help="USD per facility kWh."),
+    output: EstimateFormat = typer.Option(EstimateFormat.table, "--format", help="table or json."),
+) -> None:
+    """Estimate energy, CO2e and cost of devices running for some hours.
+
+    Example (Strubell et al. 2019, Table 3): audit estimate --hours 84 --watts 1515.43 --pue 1.58 --intensity "0.954 lb/kWh"
+    """
+    if (watts is None) == (gpu is None):
+        raise typer.BadParameter(
+            "give the draw of one device with --watts W, or its model with --gpu MODEL (one of them)",
+            param_hint="'--watts' / '--gpu'",
+        )
+    if intensity is not None and region is not None:
+        raise typer.BadParameter("give --intensity or --region, not both", param_hint="'--intensity' / '--region'")
+    if price_per_gpu_hour is not None and price_per_kwh is not None:
+        raise typer.BadParameter(
+            "give --price-per-gpu-hour or --price-per-kwh, not both", param_hint="'--price-per-gpu-hour' / '--price-per-kwh'"
+        )
+    if intensity is not None:
+        parse_intensity(intensity)  # an intensity flag must carry its unit
+    settings = settings_with(
+        region=intensity or region, pue=pue, price_per_gpu_hour=price_per_gpu_hour, price_per_kwh=price_per_kwh
+    )
+    model = CarbonModel(
+        region=resolve_region(settings.region) if settings.region else WORLD_AVERAGE,
+        pue=settings.pue,
+        price=Price(settings.price_per_gpu_hour, settings.price_per_kwh),
+    )
+    hardware = find_hardware(gpu) if gpu is not None else None
+    result = estimate(hours, watts=watts, hardware=hardware, devices=count, model=model)
+    if output is EstimateFormat.json:
+        print_json(result.to_dict())
+        return
+    fp, region_ = result.footprint, model.region
+    name = f"{count} x {hardware.name}" if hardware else f"{count} device{'s' if count > 1 else ''}"
+    cost = f"${fp.cost_usd:,.2f} ({model.price.describe()})" if fp.cost_usd is not None else "- (give --price-per-gpu-hour or --price-per-kwh)"
+    lines = [
+        ("Work", f"{name} x {result.watts_per_device:g} W x {hours:g} h"),
+        ("GPU-hours", format_number(fp.gpu_hours)),
+        ("IT energy", f"{format_number(fp.energy_kwh)} kWh"),
+        ("PUE", f"{model.effective_pue:g} ({model.pue_source})"),
+        ("Facility", f"{format_number(fp.facility_kwh)} kWh"),
+        ("Intensity", f"{format_number(region_.g_co2e_per_kwh)} gCO2e/kWh ({region_.describe()})"),
+        ("CO2e", f"{format_number(fp.co2e_kg)} kg ({format_number(fp.co2e_lb)} lb)"),
+        ("Cost", cost),
+    ]
+    out = console()
+    for label, value in lines:
+        out.print(f"{label:<11}{value}", overflow="fold")
+    if hardware is not None:
+        out.print(f"{'Power':<11}{result.power_source}", overflow="fold")
+    for note in result.notes:
+        out.print(f"note: {note}", overflow="fold")

@@ -1,0 +1,107 @@
+"""Back-of-the-envelope footprint of work described by hours, devices and their power draw.
+
+Reproduces published tables from their inputs. Strubell et al. (2019), Table 3, Transformer
+(big) on 8 P100: 1515.43 W in all for 84 h, PUE 1.58, 0.954 lb CO2e/kWh:
+
+Example:
+    >>> from auditor.carbon import CarbonModel
+    >>> from auditor.regions import resolve_region
+    >>> result = estimate(84, watts=1515.43, model=CarbonModel(resolve_region("0.954 lb/kWh"), pue=1.58))
+    >>> round(result.footprint.facility_kwh), round(result.footprint.co2e_lb)
+    (201, 192)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from auditor.carbon import CarbonModel, Footprint
+from auditor.errors import InvalidInputError
+from auditor.hardware import HardwareSpec
+
+
+@dataclass(frozen=True)
+class EstimateResult:
+    """An estimate, its inputs, and where each figure comes from."""
+
+    hours: float
+    watts_per_device: float
+    devices: int
+    footprint: Footprint
+    model: CarbonModel
+    power_source: str
+    notes: list[str] = field(default_factory=list)
+
+    def sources(self) -> dict[str, str]:
+        """Where the power, intensity, PUE and price come from."""
+        region = self.model.region
+        return {
+            "power": self.power_source,
+            "intensity": region.describe(),
+            "pue": self.model.pue_source,
+            "price": self.model.price.describe(),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The estimate as the JSON object ``audit estimate --format json`` prints."""
+        fp = self.footprint
+        return {
+            "hours": self.hours,
+            "watts_per_device": self.watts_per_device,
+            "devices": self.devices,
+            "gpu_hours": fp.gpu_hours,
+            "energy_kwh": fp.energy_kwh,
+            "facility_kwh": fp.facility_kwh,
+            "co2e_kg": fp.co2e_kg,
+            "co2e_lb": fp.co2e_lb,
+            "cost_usd": fp.cost_usd,
+            "intensity_g_per_kwh": self.model.region.g_co2e_per_kwh,
+            "region": self.model.region.code,
+            "pue": self.model.effective_pue,
+            "sources": self.sources(),
+            "notes": list(self.notes),
+        }
+
+
+def _positive(value: float, what: str) -> float:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InvalidInputError(f"{what} {value!r} must be a finite number >= 0")
+    return float(value)
+
+
+def estimate(
+    hours: float,
+    *,
+    watts: float | None = None,
+    hardware: HardwareSpec | None = None,
+    devices: int = 1,
+    model: CarbonModel | None = None,
+) -> EstimateResult:
+    """Footprint of ``devices`` devices drawing ``watts`` each (or their TDP) for ``hours``.
+
+    Raises:
+        InvalidInputError: negative or non-finite hours or watts, fewer than one device, or
+            neither or both of ``watts`` and ``hardware``.
+    """
+    if (watts is None) == (hardware is None):
+        raise InvalidInputError("give the power draw of one device (watts) or its model, not both")
+    if not isinstance(devices, int) or devices < 1:
+        raise InvalidInputError(f"device count {devices!r} must be a whole number >= 1")
+    hours = _positive(hours, "hours")
+    if hardware is not None:
+        draw, power_source = hardware.tdp_watts, f"TDP of {hardware.name}: {hardware.source}"
+    else:
+        draw, power_source = _positive(watts, "watts"), "given"  # type: ignore[arg-type]
+    model = model or CarbonModel()
+    footprint = model.footprint(energy_kwh=draw * devices * hours / 1000.0, gpu_hours=hours * devices)
+    notes = []
+    if model.region.is_fallback:
+        notes.append(
+            f"no region set: the world average {model.region.g_co2e_per_kwh:g} gCO2e/kWh "
+            f"({model.region.describe_source()}) is used; set one with --region or AUDITOR_REGION"
+        )
+    if hardware is not None:
+        notes.append("TDP is the rated maximum draw: real draw is often lower, so this is an upper estimate")
+    return EstimateResult(hours, draw, devices, footprint, model, power_source, notes)

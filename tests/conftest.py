@@ -1,0 +1,85 @@
+"""Shared fixtures: a clean working directory and environment, and real database servers.
+
+PostgreSQL (127.0.0.1:5432, trust auth) and MariaDB (127.0.0.1:3306, root, no password) are
+used for real. Where no server answers, their tests skip with the reason; with CI=true they
+fail instead, so CI cannot go green without them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+POSTGRES_ADMIN_URL = os.environ.get("AUDITOR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MARIADB_ADMIN_URL = os.environ.get("AUDITOR_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run every test in its own empty directory with no AUDITOR_* variables set."""
+    for key in list(os.environ):
+        if key.startswith("AUDITOR_") and not key.startswith("AUDITOR_TEST_"):
+            monkeypatch.delenv(key)
+    work = tmp_path / "project"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    message = f"{what} not reachable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message}; CI must have it running")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"auditor_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server means: not here
+        admin.dispose()
+        _unavailable("PostgreSQL at 127.0.0.1:5432", exc)
+    yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """A fresh, empty MariaDB database for this test, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"auditor_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(MARIADB_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE `{name}`"))
+    except Exception as exc:  # noqa: BLE001
+        admin.dispose()
+        _unavailable("MariaDB at 127.0.0.1:3306", exc)
+    yield make_url(MARIADB_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on a SQLite file, a PostgreSQL and a MariaDB database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "ledger.db")
+    return request.getfixturevalue("postgres_url" if request.param == "postgresql" else "mariadb_url")
