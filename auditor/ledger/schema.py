@@ -25,9 +25,13 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.mysql import LONGTEXT
 
 SCHEMA_VERSION = 1
 ENERGY_DOMAINS = ("gpu", "cpu", "memory")
+
+# MySQL's TEXT holds 64 KB; params and objective values may be longer.
+JsonText = Text().with_variant(LONGTEXT(), "mysql").with_variant(LONGTEXT(), "mariadb")
 
 metadata = MetaData()
 
@@ -46,7 +50,7 @@ sweeps = Table(
     Column("framework", String(32), nullable=False),
     Column("created_at", Double, nullable=False),
     Column("host", String(255), nullable=False),
-    Column("attrs", Text, nullable=False, default="{}"),
+    Column("attrs", JsonText, nullable=False, default="{}"),
 )
 
 trials = Table(
@@ -57,12 +61,12 @@ trials = Table(
     Column("trial_key", String(255), nullable=False),
     Column("number", Integer),
     Column("state", String(16), nullable=False),
-    Column("params", Text, nullable=False, default="{}"),
-    Column("objective", Text, nullable=False, default="[]"),
+    Column("params", JsonText, nullable=False, default="{}"),
+    Column("objective", JsonText, nullable=False, default="[]"),
     Column("start_time", Double, nullable=False),
     Column("end_time", Double),
     Column("host", String(255), nullable=False),
-    Column("devices", Text, nullable=False, default="[]"),
+    Column("devices", JsonText, nullable=False, default="[]"),
     Column("gpu_seconds", Double, nullable=False, default=0.0),
     *(
         column
@@ -72,7 +76,7 @@ trials = Table(
             Column(f"{domain}_energy_method", String(16), nullable=False, default="none"),
         )
     ),
-    Column("flags", Text, nullable=False, default="[]"),
+    Column("flags", JsonText, nullable=False, default="[]"),
     Column("is_final", Boolean, nullable=False, default=False),
     Column("stopped_by_budget", Boolean, nullable=False, default=False),
     Column("recorded_at", Double, nullable=False),
@@ -96,7 +100,7 @@ budget_events = Table(
     Column("spent", Double, nullable=False),
     Column("forecast", Double),
     Column("overshoot", Double, nullable=False, default=0.0),
-    Column("reason", Text, nullable=False),
+    Column("reason", JsonText, nullable=False),
     Column("intensity_g_per_kwh", Double),
     Column("pue", Double),
     Column("host", String(255), nullable=False),

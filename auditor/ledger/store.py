@@ -210,21 +210,23 @@ class Ledger:
         with self._read() as conn:
             version = self._stored_version(conn)
         if version is None:
-            with self._write() as conn:
-                self._lock_schema(conn)
-                version = self._stored_version(conn)
-                if version is None:
-                    schema.metadata.create_all(conn)
-                    conn.execute(
-                        insert(schema.meta),
-                        [
-                            {"key": "schema_version", "value": str(schema.SCHEMA_VERSION)},
-                            {"key": "created_by", "value": f"hpo-auditor {__version__}"},
-                        ],
-                    )
-                    version = schema.SCHEMA_VERSION
-                if self.backend in ("mysql", "mariadb"):
+            with self._guard(), self._writer.connect() as conn:
+                with conn.begin():
+                    self._lock_schema(conn)
+                    version = self._stored_version(conn)
+                    if version is None:
+                        schema.metadata.create_all(conn)
+                        conn.execute(
+                            insert(schema.meta),
+                            [
+                                {"key": "schema_version", "value": str(schema.SCHEMA_VERSION)},
+                                {"key": "created_by", "value": f"hpo-auditor {__version__}"},
+                            ],
+                        )
+                        version = schema.SCHEMA_VERSION
+                if self.backend in ("mysql", "mariadb"):  # a session lock: release it after the commit
                     conn.exec_driver_sql(f"SELECT RELEASE_LOCK('auditor_schema_{_SCHEMA_LOCK_ID}')")
+                    conn.commit()
         if version > schema.SCHEMA_VERSION:
             raise SchemaTooNewError(
                 f"ledger {self.location} has schema {version}, written by a newer auditor; this one "

@@ -41,7 +41,7 @@ def to_url(target: str | Path) -> URL:
         return URL.create("sqlite", database=str(Path(text).expanduser().resolve()))
     try:
         url = make_url(text)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise LedgerError(
             f"cannot read ledger URL {display(text)!r}: write e.g. postgresql://user@host/db or a file path"
         ) from None
@@ -72,6 +72,6 @@ def display(target: str | Path | URL) -> str:
         return text
     try:
         return make_url(text).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         scheme, _, rest = text.partition("://")
         return f"{scheme}://***" if "@" in rest else text

@@ -1,0 +1,215 @@
+"""The ledger on real SQLite, PostgreSQL and MariaDB databases."""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from auditor.errors import LedgerError, SchemaTooNewError
+from auditor.ledger import BudgetEvent, EnergyReading, Ledger, TrialRecord, TrialState
+from auditor.ledger.schema import SCHEMA_VERSION
+from auditor.ledger.url import to_url
+
+
+def make_trial(key: str, sweep: str = "lr-search", **overrides: object) -> TrialRecord:
+    fields: dict[str, object] = {
+        "sweep": sweep,
+        "trial_key": key,
+        "number": int(key) if key.isdigit() else None,
+        "state": TrialState.COMPLETE,
+        "start_time": 1_700_000_000.0,
+        "end_time": 1_700_000_060.0,
+        "params": {"lr": 0.01, "layers": 3, "opt": "adam"},
+        "objective": [0.93],
+        "devices": [{"index": 0, "uuid": "GPU-abc", "model": "NVIDIA H100 80GB HBM3"}],
+        "gpu_seconds": 60.0,
+        "energy": {"gpu": EnergyReading(36_000.0, "counter"), "cpu": EnergyReading(1_800.0, "estimate-tdp")},
+    }
+    fields.update(overrides)
+    return TrialRecord(**fields)  # type: ignore[arg-type]
+
+
+def test_round_trip_of_a_trial(ledger_url: str) -> None:
+    with Ledger.open(ledger_url) as ledger:
+        sweep = ledger.ensure_sweep("lr-search", framework="optuna", attrs={"direction": "maximize"})
+        assert sweep.framework == "optuna" and sweep.attrs == {"direction": "maximize"}
+        record = make_trial("7", flags=["below-sensor-resolution"], is_final=True)
+        ledger.record_trial(record)
+        [stored] = ledger.trials("lr-search")
+    assert stored.trial_key == "7" and stored.number == 7
+    assert stored.state is TrialState.COMPLETE
+    assert stored.params == record.params
+    assert stored.objective == [0.93]
+    assert stored.devices == record.devices
+    assert stored.energy == record.energy
+    assert stored.flags == ["below-sensor-resolution"]
+    assert stored.is_final and not stored.stopped_by_budget
+    assert stored.start_time == pytest.approx(record.start_time, abs=1e-6)
+    assert stored.energy_joules == pytest.approx(37_800.0)
+
+
+def test_recording_a_trial_again_replaces_it(ledger_url: str) -> None:
+    with Ledger.open(ledger_url) as ledger:
+        ledger.ensure_sweep("lr-search", "optuna")
+        first = ledger.record_trial(make_trial("1", state=TrialState.RUNNING, end_time=None))
+        again = ledger.record_trial(make_trial("1", state=TrialState.PRUNED))
+        assert first == again
+        [stored] = ledger.trials()
+        assert stored.state is TrialState.PRUNED
+        assert ledger.count_trials() == 1
+
+
+def test_usage_sums_energy_and_gpu_time_per_sweep_and_in_all(ledger_url: str) -> None:
+    with Ledger.open(ledger_url) as ledger:
+        ledger.ensure_sweep("a", "optuna")
+        ledger.ensure_sweep("b", "ray")
+        for key in ("1", "2", "3"):
+            ledger.record_trial(make_trial(key, sweep="a"))
+        ledger.record_trial(make_trial("x", sweep="b", gpu_seconds=7200.0, energy={"gpu": EnergyReading(3.6e6, "counter")}))
+        a = ledger.usage("a")
+        whole = ledger.usage()
+        empty = ledger.ensure_sweep("empty") and ledger.usage("empty")
+    assert a.trials == 3
+    assert a.energy_kwh == pytest.approx(3 * 37_800 / 3.6e6)
+    assert a.gpu_hours == pytest.approx(3 * 60 / 3600)
+    assert whole.trials == 4
+    assert whole.energy_kwh == pytest.approx(3 * 37_800 / 3.6e6 + 1.0)
+    assert whole.gpu_hours == pytest.approx(0.05 + 2.0)
+    assert empty.trials == 0 and empty.energy_kwh == 0
+
+
+def test_hostile_params_are_stored_and_read_back_as_they_were(ledger_url: str) -> None:
+    params = {
+        "html": "<script>alert('x')</script>",
+        "sql": "'; DROP TABLE auditor_trials; --",
+        "control": "a\x01b\tc\nd",
+        "unicode": "µs ✓ 学习率",
+        "nan": math.nan,
+        "inf": math.inf,
+        "big": "x" * 100_000,
+    }
+    with Ledger.open(ledger_url) as ledger:
+        ledger.ensure_sweep("s'; DROP TABLE x; --")
+        ledger.record_trial(make_trial("0", sweep="s'; DROP TABLE x; --", params=params, objective=[math.nan]))
+        [stored] = ledger.trials()
+    assert math.isnan(stored.params.pop("nan"))
+    assert stored.params.pop("inf") == math.inf
+    assert stored.params == {k: v for k, v in params.items() if k not in ("nan", "inf")}
+    assert math.isnan(stored.objective[0])
+
+
+def test_budget_events(ledger_url: str) -> None:
+    with Ledger.open(ledger_url) as ledger:
+        ledger.ensure_sweep("a")
+        event = BudgetEvent(
+            budget="2 kg", metric="co2e_kg", limit_value=2.0, scope="sweep", mode="stop-new",
+            action="stop-new", spent=2.1, forecast=0.2, overshoot=0.1, reason="budget reached",
+            sweep="a", intensity_g_per_kwh=380.9, pue=1.58,
+        )
+        ledger.record_budget_event(event)
+        ledger.record_budget_event(BudgetEvent("5 kWh", "energy_kwh", 5, "project", "warn", "warn", 2.5, "50 %"))
+        events = ledger.budget_events()
+        assert ledger.budget_events("a") == [events[0]]
+    assert events[0].sweep == "a" and events[0].overshoot == pytest.approx(0.1)
+    assert events[0].intensity_g_per_kwh == pytest.approx(380.9)
+    assert events[1].sweep is None
+
+
+def test_sweeps_are_created_once(ledger_url: str) -> None:
+    with Ledger.open(ledger_url) as ledger:
+        first = ledger.ensure_sweep("a", "optuna")
+        second = ledger.ensure_sweep("a", "optuna")
+        assert first.id == second.id
+        assert [s.name for s in ledger.sweeps()] == ["a"]
+
+
+def test_unknown_sweep_is_a_clear_error(ledger_url: str) -> None:
+    with Ledger.open(ledger_url) as ledger, pytest.raises(LedgerError, match="no sweep called 'nope'"):
+        ledger.trials("nope")
+
+
+def test_reopening_keeps_everything(ledger_url: str) -> None:
+    with Ledger.open(ledger_url) as ledger:
+        ledger.ensure_sweep("a")
+        ledger.record_trial(make_trial("1", sweep="a"))
+    with Ledger.open(ledger_url) as ledger:
+        assert ledger.schema_version == SCHEMA_VERSION
+        assert ledger.count_trials("a") == 1
+
+
+def test_a_ledger_from_a_newer_version_is_refused(ledger_url: str) -> None:
+    Ledger.open(ledger_url).close()
+    engine = create_engine(to_url(ledger_url))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE auditor_meta SET value = '99' WHERE `key` = 'schema_version'"
+                          if "mysql" in engine.dialect.name or "mariadb" in engine.dialect.name
+                          else "UPDATE auditor_meta SET value = '99' WHERE key = 'schema_version'"))
+    engine.dispose()
+    with pytest.raises(SchemaTooNewError, match="schema 99, written by a newer auditor.*pip install -U hpo-auditor"):
+        Ledger.open(ledger_url)
+
+
+def test_sqlite_ledger_is_private_and_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "new" / ".auditor" / "ledger.db"
+    with Ledger.open(path) as ledger:
+        ledger.ensure_sweep("a")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    engine.dispose()
+
+
+def test_a_file_that_is_not_a_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are my notes, not a database" * 100)
+    with pytest.raises(LedgerError, match="is not a readable ledger .* move it aside"):
+        Ledger.open(path)
+    assert path.read_bytes().startswith(b"these are my notes")
+
+
+def test_a_locked_ledger_times_out_with_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    Ledger.open(path).close()
+    import sqlite3
+
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with Ledger.open(path, busy_timeout_s=0.2) as ledger, pytest.raises(LedgerError, match="stayed locked by another process for more than 0.2 s"):
+            ledger.ensure_sweep("a")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_a_server_that_does_not_answer(tmp_path: Path) -> None:
+    with pytest.raises(LedgerError, match="cannot reach the ledger at postgresql\\+psycopg://nobody:\\*\\*\\*@127.0.0.1:9/x"):
+        Ledger.open("postgresql://nobody:secret@127.0.0.1:9/x", busy_timeout_s=2)
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("", "empty ledger location"),
+        ("oracle://u@h/db", "'oracle', which is not supported"),
+        ("postgresql://u@h:notaport/db", "cannot read ledger URL"),
+    ],
+)
+def test_bad_ledger_locations(target: str, message: str) -> None:
+    with pytest.raises(LedgerError, match=message):
+        Ledger.open(target)
+
+
+def test_invalid_energy_is_refused_before_writing(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        ledger.ensure_sweep("lr-search")
+        with pytest.raises(ValueError, match="not a finite amount"):
+            ledger.record_trial(make_trial("1", energy={"gpu": EnergyReading(-1.0, "counter")}))
+        assert ledger.count_trials() == 0
