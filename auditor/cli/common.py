@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from auditor.config import Settings, load_settings
 
@@ -35,3 +36,11 @@ def print_json(value: Any) -> None:
 def settings_with(**overrides: Any) -> Settings:
     """Settings in force, with the command's flags on top."""
     return load_settings(overrides)
+
+
+def make_table(*headers: str) -> Table:
+    """A borderless table whose cells fold rather than being cut short."""
+    table = Table(box=None, pad_edge=False)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table

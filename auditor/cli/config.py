@@ -8,9 +8,8 @@ from pathlib import Path
 
 import tomlkit
 import typer
-from rich.table import Table
 
-from auditor.cli.common import LEDGER_HELP, TableOrJson, console, print_json, settings_with
+from auditor.cli.common import make_table, LEDGER_HELP, TableOrJson, console, print_json, settings_with
 from auditor.config import SETTINGS, _unknown_key, find_project_files
 from auditor.errors import ConfigError, InvalidInputError
 
@@ -30,7 +29,7 @@ def show(
     if output is TableOrJson.json:
         print_json({name: {"value": settings.values[name], "source": settings.source_of(name)} for name in SETTINGS})
         return
-    table = Table("setting", "value", "from", "meaning", box=None, pad_edge=False)
+    table = make_table("setting", "value", "from", "meaning")
     for name, spec in SETTINGS.items():
         value = settings.values[name]
         table.add_row(name, "(unset)" if value is None else str(value), settings.source_of(name), spec.help)

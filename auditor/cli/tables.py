@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
-from auditor.cli.common import TableOrJson, console, print_json
+from auditor.cli.common import make_table, TableOrJson, console, print_json
 from auditor.errors import UnknownHardwareError
 from auditor.hardware import search_hardware
 from auditor.regions import resolve_region, search_regions
@@ -28,7 +27,7 @@ def regions_command(
             ]
         )
         return
-    table = Table("region", "name", "gCO2e/kWh", "year", "PUE", box=None, pad_edge=False)
+    table = make_table("region", "name", "gCO2e/kWh", "year", "PUE")
     for r in found:
         table.add_row(r.code, r.name, f"{r.g_co2e_per_kwh:g}", str(r.year or ""), f"{r.pue:g}" if r.pue else "")
     out = console()
@@ -54,7 +53,7 @@ def hardware_command(
     if output is TableOrJson.json:
         print_json([{"name": h.name, "type": h.kind, "tdp_watts": h.tdp_watts, "source": h.source} for h in found])
         return
-    table = Table("model", "type", "TDP (W)", "source", box=None, pad_edge=False)
+    table = make_table("model", "type", "TDP (W)", "source")
     for h in found:
         table.add_row(h.name, h.kind, f"{h.tdp_watts:g}", h.source)
     console().print(table)

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, inspect, insert, select, update
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -77,6 +77,15 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
     def _on_begin(connection: Connection) -> None:
         writing = connection.get_execution_options().get("auditor_write", False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+# Statements built once: building ``insert(...).values(row)`` per trial costs more than the write.
+_TRIAL_KEY = (schema.trials.c.sweep_id == bindparam("key_sweep_id")) & (
+    schema.trials.c.trial_key == bindparam("key_trial_key")
+)
+_INSERT_TRIAL = insert(schema.trials)
+_UPDATE_TRIAL = update(schema.trials).where(_TRIAL_KEY)
+_SELECT_TRIAL_ID = select(schema.trials.c.id).where(_TRIAL_KEY)
 
 
 class Ledger:
@@ -322,17 +331,17 @@ class Ledger:
             The trial's row id.
         """
         row = self._trial_row(record)
-        where = (schema.trials.c.sweep_id == row["sweep_id"]) & (schema.trials.c.trial_key == row["trial_key"])
         try:
             with self._writer.begin() as conn:
-                return int(conn.execute(insert(schema.trials).values(row)).inserted_primary_key[0])
+                return int(conn.execute(_INSERT_TRIAL, row).inserted_primary_key[0])
         except IntegrityError:
             pass  # recorded before (a resumed study, a running trial now finished): replace it
         except SQLAlchemyError as exc:
             raise self._translate(exc) from None
+        key = {"key_sweep_id": row["sweep_id"], "key_trial_key": row["trial_key"]}
         with self._write() as conn:
-            conn.execute(update(schema.trials).where(where).values(row))
-            return int(conn.execute(select(schema.trials.c.id).where(where)).scalar_one())
+            conn.execute(_UPDATE_TRIAL, {**row, **key})
+            return int(conn.execute(_SELECT_TRIAL_ID, key).scalar_one())
 
     def _trial(self, row: Any, sweep_name: str) -> TrialRecord:
         return TrialRecord(
