@@ -37,44 +37,37 @@ def _unavailable(what: str, exc: Exception) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for this test, dropped afterwards."""
+def _fresh_database(admin_url: str, server: str) -> Iterator[str]:
+    """Create an empty database on a real server for one test, and drop it afterwards."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
     name = f"auditor_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    quoted = admin.dialect.identifier_preparer.quote_identifier(name)
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f"CREATE DATABASE {quoted}"))
     except Exception as exc:  # noqa: BLE001 - any failure to reach the server means: not here
         admin.dispose()
-        _unavailable("PostgreSQL at 127.0.0.1:5432", exc)
-    yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        _unavailable(server, exc)
+    yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    force = " WITH (FORCE)" if admin.dialect.name == "postgresql" else ""
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f"DROP DATABASE IF EXISTS {quoted}{force}"))
     admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test, dropped afterwards."""
+    yield from _fresh_database(POSTGRES_ADMIN_URL, "PostgreSQL at 127.0.0.1:5432")
 
 
 @pytest.fixture
 def mariadb_url() -> Iterator[str]:
     """A fresh, empty MariaDB database for this test, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"auditor_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(MARIADB_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE DATABASE `{name}`"))
-    except Exception as exc:  # noqa: BLE001
-        admin.dispose()
-        _unavailable("MariaDB at 127.0.0.1:3306", exc)
-    yield make_url(MARIADB_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-    admin.dispose()
+    yield from _fresh_database(MARIADB_ADMIN_URL, "MariaDB at 127.0.0.1:3306")
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
