@@ -27,6 +27,7 @@ _EXPORTS = {
     "resolve_region": "auditor.regions",
     "load_settings": "auditor.config",
     "AuditorError": "auditor.errors",
+    "track": "auditor.tracking",
 }
 
 __all__ = ["__version__", *_EXPORTS]

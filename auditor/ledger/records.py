@@ -60,6 +60,7 @@ class TrialRecord:
     start_time: float
     end_time: float | None = None
     number: int | None = None
+    name: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     objective: list[float] | None = None
     host: str = field(default_factory=socket.gethostname)

@@ -60,6 +60,7 @@ trials = Table(
     Column("sweep_id", Integer, ForeignKey("auditor_sweeps.id"), nullable=False),
     Column("trial_key", String(255), nullable=False),
     Column("number", Integer),
+    Column("name", String(255)),
     Column("state", String(16), nullable=False),
     Column("params", JsonText, nullable=False, default="{}"),
     Column("objective", JsonText, nullable=False, default="[]"),

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from auditor.meters.base import Device, EnergySource
+
 POWERCAP_ROOT = Path("/sys/class/powercap")
 
 
@@ -75,3 +77,64 @@ def probe_rapl(root: Path = POWERCAP_ROOT) -> RaplStatus:
         reason=f"{first.path} cannot be read ({first.error})",
         hint="CPU energy will be estimated from CPU time x TDP",
     )
+
+
+class RaplSource(EnergySource):
+    """CPU package and DRAM energy from RAPL counters, with wrap-around handled.
+
+    ``energy_uj`` counts microjoules and wraps at ``max_energy_range_uj``; a reading lower than
+    the previous one means it wrapped once (the sampler reads far more often than the ~minutes a
+    wrap takes even at full load).
+    """
+
+    poll_interval_s = 0.1
+
+    def __init__(self, root: Path = POWERCAP_ROOT) -> None:
+        self._zones: dict[str, tuple[Path, float]] = {}
+        self._devices: list[Device] = []
+        for domain in probe_rapl(root).domains:
+            if not domain.readable or not (domain.name.startswith("package") or domain.name == "dram"):
+                continue
+            zone = domain.path.parent
+            try:
+                max_range = float((zone / "max_energy_range_uj").read_text().strip())
+            except (OSError, ValueError):
+                max_range = 2.0**32
+            socket_id = zone.name.split(":")[1]
+            if domain.name == "dram":
+                key, kind = f"memory:dram-{socket_id}", "memory"
+            else:
+                key, kind = f"cpu:package-{socket_id}", "cpu"
+            self._zones[key] = (domain.path, max_range)
+            self._devices.append(Device(key=key, domain=kind, name=domain.name, method="rapl"))
+        self._last_raw: dict[str, float] = {}
+        self._total: dict[str, float] = {}
+        self._lost: dict[str, str] = {}
+
+    def devices(self) -> list[Device]:
+        return list(self._devices)
+
+    def lost(self) -> dict[str, str]:
+        return dict(self._lost)
+
+    def read(self) -> dict[str, float]:
+        values: dict[str, float] = {}
+        for key, (path, max_range) in self._zones.items():
+            if key in self._lost:
+                continue
+            try:
+                raw = float(path.read_text().strip())
+            except (OSError, ValueError) as exc:
+                self._lost[key] = f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"
+                continue
+            previous = self._last_raw.get(key)
+            if previous is None:
+                delta = 0.0
+            elif raw >= previous:
+                delta = raw - previous
+            else:
+                delta = raw + max_range - previous  # wrapped
+            self._last_raw[key] = raw
+            self._total[key] = self._total.get(key, 0.0) + delta / 1e6
+            values[key] = self._total[key]
+        return values

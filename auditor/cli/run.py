@@ -1,0 +1,114 @@
+"""`audit run -- COMMAND ARGS...`: meter a whole command and its children into the ledger.
+
+The command's exit code is passed through (128 + N when a signal N killed it). Ctrl-C and
+SIGTERM reach the command: a Ctrl-C typed at the terminal reaches it directly (it shares the
+terminal's process group), one sent to `audit` alone is forwarded, and so is SIGTERM. A command
+that fails is recorded as failed, one killed by a signal as stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import typer
+
+from auditor.cli.common import LEDGER_HELP, settings_with
+from auditor.errors import AuditorError
+from auditor.ledger import Ledger, TrialState
+from auditor.meters import default_sources
+from auditor.meters.cpu import ProcessTree
+from auditor.meters.sampler import Meter
+from auditor.tracking import command_name, record_for
+from auditor.units import format_number
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _wait_forwarding_signals(process: subprocess.Popen[bytes]) -> tuple[int, float]:
+    """Wait for ``process``, forwarding the signals that `audit` receives to it.
+
+    Returns its exit code (negative for a signal) and the CPU seconds of it and every
+    descendant it waited for.
+    """
+    while True:
+        info = signal.sigtimedwait(FORWARDED, 0.1)
+        if info is not None:
+            from_terminal = info.si_signo == signal.SIGINT and info.si_pid == 0
+            if not from_terminal:  # the terminal already sent it to the whole process group
+                try:
+                    process.send_signal(info.si_signo)
+                except ProcessLookupError:
+                    pass
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid == process.pid:
+            process.returncode = os.waitstatus_to_exitcode(status)
+            return process.returncode, usage.ru_utime + usage.ru_stime
+
+
+def _state_of(code: int) -> tuple[TrialState, list[str]]:
+    if code == 0:
+        return TrialState.COMPLETE, []
+    if code < 0:
+        return TrialState.STOPPED, [f"signal: {signal.Signals(-code).name}"]
+    return TrialState.FAILED, [f"exit code {code}"]
+
+
+def run_command(
+    command: list[str] = typer.Argument(..., help="The command to meter, after `--`.", metavar="-- COMMAND ARGS..."),
+    sweep: str = typer.Option("runs", "--sweep", help="Sweep to record it in."),
+    name: str | None = typer.Option(None, "--name", help="Name of the run (default: the command)."),
+    final: bool = typer.Option(False, "--final", help="Mark it as the final training run."),
+    ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
+) -> None:
+    """Run a command, meter it and its child processes, and record it as a trial."""
+    settings = settings_with(ledger=ledger)
+    with Ledger.open(settings.ledger) as store:  # a bad ledger stops us before the command runs
+        store.ensure_sweep(sweep, framework="run")
+    wall_start = time.time()
+    try:
+        process = subprocess.Popen(command)
+    except FileNotFoundError:
+        raise AuditorError(f"command not found: {command[0]}") from None
+    except PermissionError:
+        raise AuditorError(f"command not executable: {command[0]}") from None
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+    try:
+        tree = ProcessTree(process.pid)
+        sources, notes = default_sources(tree)
+        meter = Meter(sources, root_pid=process.pid).start()  # the sampler inherits the blocked mask
+        interval = meter.begin(gpus="auto")
+        code, cpu_seconds = _wait_forwarding_signals(process)
+        tree.finish(cpu_seconds)
+        meter.flush()  # take the command's last readings before its interval ends
+        meter.end(interval)
+        try:
+            measurement = meter.measure(interval)
+        finally:
+            meter.stop()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+    state, flags = _state_of(code)
+    label = name or command_name(command)
+    record = record_for(
+        measurement, sweep=sweep, trial_key=f"{label}@{wall_start:.6f}:{process.pid}", name=label, state=state,
+        wall_start=wall_start, wall_end=time.time(), params={"command": command}, flags=flags, is_final=final,
+    )
+    try:
+        with Ledger.open(settings.ledger) as store:
+            store.record_trial(record)
+        where = f"recorded in sweep {sweep!r} of {store.location}"
+    except AuditorError as exc:
+        where = f"NOT recorded: {exc}"
+    kwh = measurement.joules / 3.6e6
+    print(
+        f"audit: {label!r} {state.value} after {measurement.duration_s:.1f} s: {format_number(kwh)} kWh, "
+        f"{format_number(measurement.gpu_seconds / 3600)} GPU-h; {where}",
+        file=sys.stderr,
+    )
+    for note in notes:
+        print(f"audit: {note}", file=sys.stderr)
+    raise typer.Exit(code if code >= 0 else 128 - code)

@@ -1,0 +1,193 @@
+"""Attribution: the energy of each interval, with nothing counted twice.
+
+Every new sample of a device closes a span ``[previous sample, this sample]`` whose energy is
+the counter's delta. Within the span power is taken as constant (linear interpolation of the
+cumulative counter), and the span is cut at every interval start and end that falls inside it.
+Each piece goes to the intervals open on the device during it, shared by their weights (equal
+by default: two Optuna threads on one GPU get half each), or to ``idle`` when none is open.
+
+So an interval shorter than the counter's update period still gets its proportional share
+(never 0 J while the device draws power), and for every device::
+
+    sum of the intervals' energy + idle == the counter's delta since the first sample
+
+An interval's energy is final once every one of its devices has a sample at or after its end.
+
+Example:
+    >>> accountant = Accountant()
+    >>> accountant.feed("gpu:0", 0.0, 0.0, "counter")
+    []
+    >>> a = accountant.open(Interval(start=0.0, devices={"gpu:0": 0.0}))
+    >>> b = accountant.open(Interval(start=0.5, devices={"gpu:0": 0.5}))
+    >>> accountant.close(a, 1.0) + accountant.close(b, 1.0)
+    []
+    >>> [iv is a for iv in accountant.feed("gpu:0", 1.0, 100.0, "counter")]
+    [True, False]
+    >>> a.energy["gpu:0"], b.energy["gpu:0"]   # 50 J alone, then 50 J shared
+    (75.0, 25.0)
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+from dataclasses import dataclass, field
+
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Interval:
+    """A span of time on a set of devices whose energy is wanted (a trial, a tracked block).
+
+    Attributes:
+        start: monotonic start time.
+        devices: device key -> the time from which the interval holds it (its start, or later
+            for a GPU found in use part-way).
+        weight: its share of a device against other intervals open at the same time.
+        auto_gpus: whether GPUs found in use later are added.
+        end: monotonic end time, once ended.
+        energy: joules per device so far.
+        methods: per device, the methods of the samples that contributed.
+    """
+
+    start: float
+    devices: dict[str, float]
+    weight: float = 1.0
+    auto_gpus: bool = False
+    end: float | None = None
+    energy: dict[str, float] = field(default_factory=dict)
+    methods: dict[str, set[str]] = field(default_factory=dict)
+    flags: set[str] = field(default_factory=set)
+    pending: set[str] = field(default_factory=set)
+    id: int = field(default_factory=lambda: next(_ids))
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def holds_from(self, key: str) -> float:
+        """When the interval began holding device ``key``."""
+        return self.devices[key]
+
+
+@dataclass
+class _DeviceState:
+    frontier: float | None = None  # time of the last sample
+    last: float = 0.0  # the reading at the frontier
+    total: float = 0.0  # joules the readings rose since the first sample
+    idle: float = 0.0
+    open: list[Interval] = field(default_factory=list)
+
+
+class Accountant:
+    """Splits each device's energy between the intervals open on it, and idle.
+
+    Not thread-safe by itself: the meter calls it under its lock.
+    """
+
+    def __init__(self) -> None:
+        self._devices: dict[str, _DeviceState] = {}
+
+    def _state(self, key: str) -> _DeviceState:
+        if key not in self._devices:
+            self._devices[key] = _DeviceState()
+        return self._devices[key]
+
+    def open(self, interval: Interval) -> Interval:
+        """Start attributing energy to ``interval`` on its devices."""
+        for key in interval.devices:
+            self._state(key).open.append(interval)
+        return interval
+
+    def add_device(self, interval: Interval, key: str, since: float) -> None:
+        """Let ``interval`` hold device ``key`` from ``since`` on (a GPU found in use)."""
+        if key in interval.devices:
+            return
+        interval.devices[key] = since
+        state = self._state(key)
+        state.open.append(interval)
+        if interval.end is not None:
+            interval.pending.add(key)
+
+    def close(self, interval: Interval, end: float) -> list[Interval]:
+        """End ``interval`` at ``end``; returns it if already final (every device sampled past it)."""
+        interval.end = end
+        interval.pending = {key for key in interval.devices if not self._past(key, end)}
+        for key in set(interval.devices) - interval.pending:
+            self._drop(key, interval)
+        if not interval.pending:
+            interval.done.set()
+            return [interval]
+        return []
+
+    def _past(self, key: str, t: float) -> bool:
+        frontier = self._state(key).frontier
+        return frontier is not None and frontier >= t
+
+    def _drop(self, key: str, interval: Interval) -> None:
+        state = self._state(key)
+        if interval in state.open:
+            state.open.remove(interval)
+
+    def feed(self, key: str, t: float, joules: float, method: str) -> list[Interval]:
+        """Take a sample of device ``key``; returns the intervals that became final."""
+        state = self._state(key)
+        if state.frontier is None:
+            state.frontier, state.last = t, joules
+            return self._finish(key, state)
+        if t <= state.frontier:
+            return []
+        a, b = state.frontier, t
+        delta = max(0.0, joules - state.last)  # a counter reset gives no negative energy
+        if delta > 0:
+            self._split(key, state, a, b, delta, method)
+        state.frontier, state.last, state.total = b, joules, state.total + delta
+        return self._finish(key, state)
+
+    def _split(self, key: str, state: _DeviceState, a: float, b: float, delta: float, method: str) -> None:
+        live = [
+            iv for iv in state.open
+            if iv.holds_from(key) < b and (iv.end is None or iv.end > a)
+        ]
+        if not live:
+            state.idle += delta
+            return
+        cuts = {a, b}
+        for iv in live:
+            for edge in (iv.holds_from(key), iv.end):
+                if edge is not None and a < edge < b:
+                    cuts.add(edge)
+        edges = sorted(cuts)
+        power = delta / (b - a)
+        for x, y in itertools.pairwise(edges):
+            piece = power * (y - x)
+            active = [iv for iv in live if iv.holds_from(key) <= x and (iv.end is None or iv.end >= y)]
+            if not active:
+                state.idle += piece
+                continue
+            total_weight = math.fsum(iv.weight for iv in active)
+            for iv in active:
+                iv.energy[key] = iv.energy.get(key, 0.0) + piece * iv.weight / total_weight
+                iv.methods.setdefault(key, set()).add(method)
+
+    def _finish(self, key: str, state: _DeviceState) -> list[Interval]:
+        finished = []
+        for iv in list(state.open):
+            if iv.end is not None and state.frontier is not None and state.frontier >= iv.end:
+                state.open.remove(iv)
+                iv.pending.discard(key)
+                if not iv.pending:
+                    iv.done.set()
+                    finished.append(iv)
+        return finished
+
+    def idle(self, key: str) -> float:
+        """Joules of device ``key`` that no interval held."""
+        return self._state(key).idle
+
+    def counter_delta(self, key: str) -> float:
+        """Joules the device's readings rose since its first sample."""
+        return self._state(key).total
+
+    def open_intervals(self) -> set[Interval]:
+        """Intervals still waiting for samples on some device."""
+        return {iv for state in self._devices.values() for iv in state.open}

@@ -1,0 +1,357 @@
+"""The meter: one background sampler per process, and the intervals measured against it.
+
+The sampler thread reads every source on its own cadence into the timeline and feeds each
+sample to the attribution. Opening and closing an interval (a trial) only takes a lock and
+reads the clock: nothing slow happens on the trial's critical path. The interval's energy is
+final once each of its devices has a sample past its end (about one update period later);
+:meth:`Meter.measure` waits for that, or reads the sources at once if it takes too long.
+
+If a device stops answering (a GPU lost mid-run), its energy from then on is estimated from its
+rated power, the figure says so, and a warning says why: the search goes on.
+
+Example:
+    >>> from auditor.meters.simulated import PowerProfile, SimulatedGpuSource
+    >>> with Meter([SimulatedGpuSource([PowerProfile.constant(300.0)])]) as meter:
+    ...     interval = meter.begin(gpus="all")
+    ...     _ = meter.end(interval)
+    ...     measurement = meter.measure(interval)
+    >>> measurement.energy["gpu"].method, measurement.gpu_seconds > 0
+    ('counter', True)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from auditor.ledger.records import EnergyReading
+from auditor.meters.attribution import Accountant, Interval
+from auditor.meters.base import Device, EnergySource, worst_method
+from auditor.meters.timeline import DEFAULT_CAPACITY, Timeline
+
+logger = logging.getLogger("auditor")
+
+HOLDER_REFRESH_S = 1.0
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The energy and device time of one closed interval.
+
+    Attributes:
+        duration_s: wall seconds from start to end.
+        energy: per domain (gpu, cpu, memory), joules and the least exact method that
+            contributed.
+        per_device: joules per device key.
+        gpus: the GPUs the interval held.
+        gpu_seconds: sum over its GPUs of the seconds it held each.
+        flags: notes on the figures (``below-sensor-resolution``, ``device-lost``...).
+    """
+
+    duration_s: float
+    energy: dict[str, EnergyReading]
+    per_device: dict[str, float]
+    gpus: list[Device]
+    gpu_seconds: float
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def joules(self) -> float:
+        """Total joules over every domain."""
+        return sum(reading.joules for reading in self.energy.values())
+
+
+def synchronize_cuda() -> None:
+    """Wait for queued GPU work where torch with CUDA is in use, so it lands in this interval."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    try:
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+    except Exception as exc:  # noqa: BLE001 - metering must never break the user's code
+        logger.debug("torch.cuda.synchronize failed: %s", exc)
+
+
+class Meter:
+    """Samples energy sources in a background thread and measures intervals against them.
+
+    Args:
+        sources: the energy sources to read.
+        clock: monotonic time source (shared with the sources in tests).
+        timeline_capacity: samples kept per device.
+        root_pid: the process whose tree holds the GPUs of ``gpus="auto"`` intervals
+            (default: this process).
+        warn: how to tell the user about a lost device (default: ``warnings.warn``).
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[EnergySource],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        timeline_capacity: int = DEFAULT_CAPACITY,
+        root_pid: int | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.sources = list(sources)
+        self.clock = clock
+        self.timeline = Timeline(timeline_capacity)
+        self.devices: dict[str, Device] = {d.key: d for s in self.sources for d in s.devices()}
+        self._source_of = {d.key: s for s in self.sources for d in s.devices()}
+        self._accountant = Accountant()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._raw: dict[str, tuple[float, float]] = {}  # discrete devices: last value, read time
+        self._last_sample: dict[str, tuple[float, float]] = {}  # device: time, joules
+        self._lost: dict[str, float] = {}  # device: time lost
+        self._held: set[str] = set()
+        self._root_pid = root_pid if root_pid is not None else os.getpid()
+        self._tree: Any = None
+        self._warn = warn or (lambda message: warnings.warn(message, RuntimeWarning, stacklevel=2))
+        self._next_due = {id(s): 0.0 for s in self.sources}
+        self._next_holder_refresh = 0.0
+        self.samples_taken = 0
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def start(self) -> Meter:
+        """Take a first reading and start the sampler thread."""
+        if self._thread is None:
+            self._refresh_holders(self.clock())
+            self._sample(self.sources)
+            self._thread = threading.Thread(target=self._run, name="auditor-sampler", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Take a last reading of every source and stop the sampler."""
+        if self._thread is not None:
+            self._stop.set()
+            self._wake.set()
+            self._thread.join()
+            self._thread = None
+        self._sample(self.sources)
+        for source in self.sources:
+            source.close()
+
+    def __enter__(self) -> Meter:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        """True while the sampler thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- intervals (the critical path: a lock and the clock, nothing else) -------------------
+
+    def resolve_gpus(self, gpus: str | Iterable[int | str] | None) -> tuple[list[str], bool]:
+        """Device keys for ``gpus``: ``"auto"``/None (those this process holds), ``"all"``,
+        or indices, UUIDs or keys. Returns the keys and whether more may be added later."""
+        all_gpus = [d for d in self.devices.values() if d.is_gpu]
+        if gpus is None or gpus == "auto":
+            return sorted(self._held), True
+        if gpus == "all":
+            return [d.key for d in all_gpus], False
+        if isinstance(gpus, (str, int)):
+            gpus = [gpus]
+        keys = []
+        for wanted in gpus:
+            match = [
+                d.key for d in all_gpus
+                if wanted in (d.index, d.key, d.key.removeprefix("gpu:")) or str(wanted) == str(d.index)
+            ]
+            if not match:
+                known = ", ".join(f"{d.index} ({d.key})" for d in all_gpus) or "none"
+                raise ValueError(f"no GPU {wanted!r} among those metered here: {known}")
+            keys.extend(match)
+        return keys, False
+
+    def begin(self, gpus: str | Iterable[int | str] | None = "auto", weight: float = 1.0) -> Interval:
+        """Open an interval now on the given GPUs and on every CPU and memory device."""
+        keys, auto = self.resolve_gpus(gpus)
+        others = [k for k, d in self.devices.items() if not d.is_gpu]
+        with self._lock:
+            now = self.clock()
+            interval = Interval(start=now, devices=dict.fromkeys([*keys, *others], now), weight=weight, auto_gpus=auto)
+            self._accountant.open(interval)
+        return interval
+
+    def end(self, interval: Interval) -> Interval:
+        """Close ``interval`` now (after flushing queued GPU work)."""
+        synchronize_cuda()
+        with self._lock:
+            self._accountant.close(interval, self.clock())
+        return interval
+
+    def measure(self, interval: Interval, timeout: float = 5.0) -> Measurement:
+        """The interval's measurement, once final. Reads the sources at once if the sampler has
+        not made it final within one poll period (or is not running)."""
+        if interval.end is None:
+            raise ValueError("end the interval before measuring it")
+        patience = max((s.poll_interval_s for s in self.sources), default=0.0) * 2 + 0.05
+        if not interval.done.wait(patience if self.running else 0):
+            self.flush()
+            if not interval.done.wait(timeout):
+                raise TimeoutError("the meter did not finalise the interval in time")
+        return self._measurement(interval)
+
+    def flush(self) -> None:
+        """Read every source now (the sampler otherwise reads each on its cadence)."""
+        self._sample(self.sources)
+        time.sleep(0)  # a discrete counter may need one more read to show its next step
+        deadline = self.clock() + 1.0
+        while self._accountant_has_pending() and self.clock() < deadline:
+            time.sleep(min(s.poll_interval_s for s in self.sources) if self.sources else 0.01)
+            self._sample(self.sources)
+
+    def _accountant_has_pending(self) -> bool:
+        with self._lock:
+            return any(iv.end is not None for iv in self._accountant.open_intervals())
+
+    def idle_joules(self) -> dict[str, float]:
+        """Per device, joules drawn while no interval held it."""
+        with self._lock:
+            return {key: self._accountant.idle(key) for key in self.devices}
+
+    def counter_deltas(self) -> dict[str, float]:
+        """Per device, joules its readings rose since the meter started."""
+        with self._lock:
+            return {key: self._accountant.counter_delta(key) for key in self.devices}
+
+    def _measurement(self, interval: Interval) -> Measurement:
+        assert interval.end is not None
+        by_domain: dict[str, float] = {}
+        methods: dict[str, set[str]] = {}
+        flags = set(interval.flags)
+        gpus, gpu_seconds = [], 0.0
+        for key, since in interval.devices.items():
+            device = self.devices[key]
+            by_domain[device.domain] = by_domain.get(device.domain, 0.0) + interval.energy.get(key, 0.0)
+            methods.setdefault(device.domain, set()).update(interval.methods.get(key) or {device.method})
+            if device.is_gpu:
+                gpus.append(device)
+                held = interval.end - since
+                gpu_seconds += held
+                if device.update_period_s and held < device.update_period_s:
+                    flags.add("below-sensor-resolution")
+            if key in self._lost and self._lost[key] < interval.end:
+                flags.add("device-lost")
+        energy = {domain: EnergyReading(joules, worst_method(methods[domain])) for domain, joules in by_domain.items()}
+        return Measurement(
+            duration_s=interval.end - interval.start,
+            energy=energy,
+            per_device=dict(interval.energy),
+            gpus=gpus,
+            gpu_seconds=gpu_seconds,
+            flags=sorted(flags),
+        )
+
+    # -- the sampler ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = self.clock()
+            due = [s for s in self.sources if self._next_due[id(s)] <= now]
+            for source in due:
+                self._next_due[id(source)] = now + source.poll_interval_s
+            try:
+                if due:
+                    self._sample(due)
+                if now >= self._next_holder_refresh:
+                    self._next_holder_refresh = now + HOLDER_REFRESH_S
+                    self._refresh_holders(now)
+            except Exception as exc:  # noqa: BLE001 - the sampler must outlive any source bug
+                logger.warning("auditor sampler: %s: %s", type(exc).__name__, exc)
+            wait = min(self._next_due.values(), default=now + 0.1) - self.clock()
+            self._wake.wait(max(wait, 0.001))
+
+    def _sample(self, sources: Iterable[EnergySource]) -> None:
+        samples: list[tuple[str, float, float, str]] = []
+        for source in sources:
+            before = self.clock()
+            try:
+                values = source.read()
+            except Exception as exc:  # noqa: BLE001 - a failing source must not stop the others
+                values = {}
+                for device in source.devices():
+                    self._mark_lost(device.key, before, f"{type(exc).__name__}: {exc}")
+            read_at = (before + self.clock()) / 2
+            for key, reason in source.lost().items():
+                self._mark_lost(key, read_at, reason)
+            for key, joules in values.items():
+                sample_at = read_at
+                if source.discrete:
+                    previous = self._raw.get(key)
+                    self._raw[key] = (joules, read_at)
+                    if previous is not None:
+                        if joules == previous[0]:
+                            period = self.devices[key].update_period_s or source.poll_interval_s
+                            last_time = self._last_sample.get(key, (read_at, 0.0))[0]
+                            if read_at - last_time < 3 * period:
+                                continue  # unchanged: wait for the next step
+                        else:
+                            sample_at = (previous[1] + read_at) / 2  # the step fell between the two reads
+                samples.append((key, sample_at, joules, self.devices[key].method))
+        now = self.clock()
+        for key, lost_at in self._lost.items():
+            last_time, last_joules = self._last_sample.get(key, (lost_at, 0.0))
+            watts = self.devices[key].fallback_watts or 0.0
+            samples.append((key, now, last_joules + watts * (now - last_time), "estimate-tdp"))
+        self._feed(samples)
+
+    def _feed(self, samples: list[tuple[str, float, float, str]]) -> None:
+        finished: list[Interval] = []
+        with self._lock:
+            for key, t, joules, method in samples:
+                last = self._last_sample.get(key)
+                if last is not None and t <= last[0]:
+                    continue
+                self.timeline.append(key, t, joules)
+                self._last_sample[key] = (t, joules)
+                finished.extend(self._accountant.feed(key, t, joules, method))
+                self.samples_taken += 1
+
+    def _mark_lost(self, key: str, at: float, reason: str) -> None:
+        if key in self._lost:
+            return
+        self._lost[key] = at
+        device = self.devices[key]
+        watts = f"{device.fallback_watts:g} W" if device.fallback_watts else "0 W (no rating known)"
+        self._warn(
+            f"auditor: {device.name} ({key}) stopped answering ({reason}); the search goes on and "
+            f"its energy from now on is estimated at {watts}"
+        )
+
+    def _refresh_holders(self, now: float) -> None:
+        """Find the GPUs this process tree holds a CUDA context on; add new ones to auto intervals."""
+        holder_sources = [s for s in self.sources if hasattr(s, "holders")]
+        if not holder_sources:
+            return
+        if self._tree is None:
+            from auditor.meters.cpu import ProcessTree
+
+            self._tree = ProcessTree(self._root_pid)
+        pids = self._tree.pids()
+        held = {key for s in holder_sources for key, holders in s.holders().items() if holders & pids}
+        new = held - self._held
+        if not new:
+            return
+        with self._lock:
+            self._held |= new
+            for interval in self._accountant.open_intervals():
+                if interval.auto_gpus and interval.end is None:
+                    for key in new:
+                        self._accountant.add_device(interval, key, self.clock())

@@ -1,0 +1,157 @@
+"""``auditor.track``: record any block of code as a trial of a sweep in the ledger.
+
+Use it for what runs outside a search: the final training run, a debug run, an evaluation.
+
+Example:
+    >>> import auditor, tempfile, os
+    >>> ledger = os.path.join(tempfile.mkdtemp(), "ledger.db")
+    >>> with auditor.track("final-train", sweep="final", final=True, ledger=ledger) as run:
+    ...     total = sum(range(100_000))
+    >>> run.record.state.value, run.record.is_final
+    ('complete', True)
+
+As a decorator, each call is one trial::
+
+    @auditor.track("evaluate", sweep="eval")
+    def evaluate(model): ...
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+import warnings
+from contextlib import ContextDecorator
+from typing import Any
+
+from auditor.config import load_settings
+from auditor.errors import AuditorError
+from auditor.ledger import Ledger, TrialRecord, TrialState
+from auditor.meters import process_meter
+from auditor.meters.sampler import Measurement, Meter
+
+
+def devices_of(measurement: Measurement | None) -> list[dict[str, Any]]:
+    """The GPUs of a measurement as the ledger stores them."""
+    if measurement is None:
+        return []
+    return [{"key": d.key, "index": d.index, "model": d.name} for d in measurement.gpus]
+
+
+def record_for(
+    measurement: Measurement | None,
+    *,
+    sweep: str,
+    trial_key: str,
+    name: str | None,
+    state: TrialState,
+    wall_start: float,
+    wall_end: float,
+    params: dict[str, Any] | None = None,
+    flags: list[str] | None = None,
+    is_final: bool = False,
+) -> TrialRecord:
+    """A ledger record from a measurement (or from none, flagged ``energy-missing``)."""
+    return TrialRecord(
+        sweep=sweep,
+        trial_key=trial_key,
+        name=name,
+        state=state,
+        start_time=wall_start,
+        end_time=wall_end,
+        params=params or {},
+        devices=devices_of(measurement),
+        gpu_seconds=measurement.gpu_seconds if measurement else 0.0,
+        energy=dict(measurement.energy) if measurement else {},
+        flags=[*(flags or []), *(measurement.flags if measurement else ["energy-missing"])],
+        is_final=is_final,
+    )
+
+
+def write_record(record: TrialRecord, ledger: str | None, framework: str) -> bool:
+    """Write a record, warning (never raising) when the ledger cannot take it."""
+    target = ledger or load_settings().ledger
+    try:
+        with Ledger.open(target) as store:
+            store.ensure_sweep(record.sweep, framework=framework)
+            store.record_trial(record)
+        return True
+    except AuditorError as exc:
+        warnings.warn(f"auditor: trial {record.trial_key!r} not recorded: {exc}", RuntimeWarning, stacklevel=3)
+        return False
+
+
+class track(ContextDecorator):  # noqa: N801 - used like a function: `with auditor.track(...)`
+    """Meter a block of code and record it as one trial of ``sweep``.
+
+    Args:
+        name: what the block is (``"final-train"``); each run is its own trial.
+        sweep: the sweep it belongs to (default ``runs``).
+        devices: GPUs it uses: ``"auto"`` (those this process holds a CUDA context on),
+            ``"all"``, or indices/UUIDs.
+        ledger: ledger path or URL (default: the ``ledger`` setting).
+        final: mark it as the final run that the report compares the search with.
+        params: anything worth keeping with it (hyperparameters, the command).
+        meter: the meter to use (default: this process's).
+
+    After the block, ``.measurement`` and ``.record`` hold what was measured and written.
+    An exception in the block is recorded as a failed trial and raised on; Ctrl-C as stopped.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        sweep: str = "runs",
+        devices: Any = "auto",
+        ledger: str | None = None,
+        final: bool = False,
+        params: dict[str, Any] | None = None,
+        meter: Meter | None = None,
+    ) -> None:
+        self.name, self.sweep, self.devices, self.ledger = name, sweep, devices, ledger
+        self.final, self.params, self._meter = final, params, meter
+        self.measurement: Measurement | None = None
+        self.record: TrialRecord | None = None
+
+    def __enter__(self) -> track:
+        self._active_meter = self._meter or process_meter()
+        self._interval = self._active_meter.begin(gpus=self.devices)
+        self._wall_start = time.time()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: Any) -> bool:
+        self._active_meter.end(self._interval)
+        wall_end = time.time()
+        if exc_type is None:
+            state = TrialState.COMPLETE
+        elif issubclass(exc_type, KeyboardInterrupt):
+            state = TrialState.STOPPED
+        else:
+            state = TrialState.FAILED
+        try:
+            self.measurement = self._active_meter.measure(self._interval)
+        except Exception as error:  # noqa: BLE001 - metering must never break the user's code
+            warnings.warn(f"auditor: energy of {self.name!r} not measured: {error}", RuntimeWarning, stacklevel=2)
+        self.record = record_for(
+            self.measurement,
+            sweep=self.sweep,
+            trial_key=f"{self.name}@{self._wall_start:.6f}:{os.getpid()}",
+            name=self.name,
+            state=state,
+            wall_start=self._wall_start,
+            wall_end=wall_end,
+            params=self.params,
+            flags=[f"error: {exc_type.__name__}"] if state is TrialState.FAILED and exc_type else [],
+            is_final=self.final,
+        )
+        write_record(self.record, self.ledger, framework="run")
+        return False
+
+
+def command_name(argv: list[str]) -> str:
+    """A short name for a command: ``train.py --lr 0.1`` for ``python train.py --lr 0.1``."""
+    script = len(argv) > 1 and os.path.basename(argv[0]).startswith("python") and not argv[1].startswith("-")
+    words = argv[1:] if script else argv
+    return shlex.join(words)[:255]
