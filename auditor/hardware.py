@@ -5,6 +5,8 @@ Example:
     300.0
     >>> identify_hardware("Intel(R) Xeon(R) Gold 6148 CPU @ 2.40GHz", kind="cpu").name
     'Intel Xeon Gold 6148'
+    >>> identify_hardware("NVIDIA H100 80GB HBM3").tdp_watts
+    700.0
 """
 
 from __future__ import annotations
@@ -15,6 +17,18 @@ from functools import lru_cache
 
 from auditor.data import read_table
 from auditor.errors import InvalidInputError, UnknownHardwareError
+
+# Names NVML reports that share no complete row name with the table (substring -> row).
+_REPORTED_ALIASES = {
+    "h100 80gb hbm3": "H100 SXM",
+    "h100 pcie": "H100 PCIe",
+    "h100 nvl": "H100 NVL",
+    "h200": "H200 SXM",
+    "a100-sxm4": "A100 SXM4 80 GB",  # the 40 GB and 80 GB SXM4 cards are both 400 W
+    "a100-pcie-40gb": "A100 PCIe 40GB",
+    "a100 80gb pcie": "A100 PCIe 80GB",
+    "a100-pcie-80gb": "A100 PCIe 80GB",
+}
 
 # Words that vendors put in device names but that never tell two models apart.
 _NOISE = {"nvidia", "tesla", "geforce", "intel", "amd", "r", "tm", "cpu", "processor", "with"}
@@ -95,6 +109,10 @@ def identify_hardware(device_name: str, kind: str | None = None) -> HardwareSpec
     A row matches when every word of its name appears in the reported name; the most specific
     row (most words) wins.
     """
+    lowered = device_name.lower()
+    for alias, row_name in _REPORTED_ALIASES.items():
+        if alias in lowered:
+            return next(h for h in hardware_table() if h.name == row_name)
     reported = _tokens(device_name)
     candidates = [
         h for h in hardware_table() if (kind is None or h.kind == kind) and _tokens(h.name) <= reported

@@ -38,6 +38,10 @@ def test_identify_names_reported_by_hardware() -> None:
     assert identify_hardware("Intel(R) Xeon(R) Gold 6148 CPU @ 2.40GHz", kind="cpu").name == "Intel Xeon Gold 6148"
     assert identify_hardware("AMD EPYC 7763 64-Core Processor", kind="cpu").tdp_watts == 280
     assert identify_hardware("Some Unknown CPU", kind="cpu") is None
+    assert identify_hardware("NVIDIA H100 80GB HBM3").name == "H100 SXM"
+    assert identify_hardware("NVIDIA A100-SXM4-40GB").tdp_watts == 400
+    assert identify_hardware("NVIDIA A100 80GB PCIe").tdp_watts == 300
+    assert identify_hardware("NVIDIA A10G").tdp_watts == 150
 
 
 def test_search_by_kind() -> None:

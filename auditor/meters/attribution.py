@@ -157,9 +157,12 @@ class Accountant:
                 if edge is not None and a < edge < b:
                     cuts.add(edge)
         edges = sorted(cuts)
-        power = delta / (b - a)
+        given = 0.0
         for x, y in itertools.pairwise(edges):
-            piece = power * (y - x)
+            # the span's delta over its pieces, pro rata of time; the last piece takes the
+            # remainder, so the pieces add up to the delta exactly
+            piece = delta - given if y == b else delta * ((y - x) / (b - a))
+            given += piece
             active = [iv for iv in live if iv.holds_from(key) <= x and (iv.end is None or iv.end >= y)]
             if not active:
                 state.idle += piece

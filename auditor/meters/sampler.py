@@ -208,14 +208,15 @@ class Meter:
                 raise TimeoutError("the meter did not finalise the interval in time")
         return self._measurement(interval)
 
-    def flush(self) -> None:
-        """Read every source now (the sampler otherwise reads each on its cadence)."""
-        self._sample(self.sources)
-        time.sleep(0)  # a discrete counter may need one more read to show its next step
-        deadline = self.clock() + 1.0
-        while self._accountant_has_pending() and self.clock() < deadline:
-            time.sleep(min(s.poll_interval_s for s in self.sources) if self.sources else 0.01)
+    def flush(self, max_reads: int = 50) -> None:
+        """Read every source now, and again (on the fastest cadence, ``max_reads`` times at most)
+        until every ended interval is final: a stepped counter may need its next step."""
+        pause = min((s.poll_interval_s for s in self.sources), default=0.01)
+        for _ in range(max_reads):
             self._sample(self.sources)
+            if not self._accountant_has_pending():
+                return
+            time.sleep(pause)
 
     def _accountant_has_pending(self) -> bool:
         with self._lock:
@@ -247,7 +248,7 @@ class Meter:
                 gpu_seconds += held
                 if device.update_period_s and held < device.update_period_s:
                     flags.add("below-sensor-resolution")
-            if key in self._lost and self._lost[key] < interval.end:
+            if key in self._lost and self._lost[key] <= interval.end:
                 flags.add("device-lost")
         energy = {domain: EnergyReading(joules, worst_method(methods[domain])) for domain, joules in by_domain.items()}
         return Measurement(

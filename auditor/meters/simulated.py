@@ -87,6 +87,7 @@ class SimulatedGpuSource(EnergySource):
         self._held_by = held_by
         self._lost: dict[str, str] = {}
         self.poll_interval_s = update_period_s / 4 if update_period_s > 0 else 0.02
+        self.discrete = update_period_s > 0
         self._devices = [
             Device(f"gpu:SIM-{i}", "gpu", model, "counter", update_period_s, tdp_watts, index=i)
             for i in range(len(self._profiles))

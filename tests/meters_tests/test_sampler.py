@@ -1,0 +1,162 @@
+"""The meter with its sampler thread, on simulated GPUs and this machine's CPU."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from auditor.meters.cpu import CpuTimeSource, MemoryEstimateSource
+from auditor.meters.nvml import NvmlCounterSource
+from auditor.meters.sampler import Meter
+from auditor.meters.simulated import PowerProfile, SimulatedGpuSource
+from tests.meters_tests.fake_nvml import FakeGpu, FakeNvml, ManualClock
+
+
+def gpu(watts: float = 300.0, **kwargs: object) -> SimulatedGpuSource:
+    return SimulatedGpuSource([PowerProfile.constant(watts)], **kwargs)  # type: ignore[arg-type]
+
+
+def test_interval_energy_matches_the_profile() -> None:
+    with Meter([gpu(300.0)]) as meter:
+        interval = meter.begin(gpus="all")
+        time.sleep(0.6)
+        meter.end(interval)
+        measurement = meter.measure(interval)
+    assert measurement.energy["gpu"].method == "counter"
+    assert measurement.energy["gpu"].joules == pytest.approx(300.0 * measurement.duration_s, rel=0.1)
+    assert measurement.gpu_seconds == pytest.approx(measurement.duration_s)
+    assert measurement.flags == []
+
+
+def test_burst_shorter_than_the_counter_step_is_never_zero() -> None:
+    with Meter([gpu(700.0)]) as meter:
+        time.sleep(0.15)
+        interval = meter.begin(gpus="all")
+        time.sleep(0.03)
+        meter.end(interval)
+        measurement = meter.measure(interval)
+    assert measurement.energy["gpu"].joules > 0
+    assert measurement.energy["gpu"].joules == pytest.approx(700.0 * measurement.duration_s, rel=0.5)
+    assert "below-sensor-resolution" in measurement.flags
+
+
+def test_threads_overlapping_on_one_gpu_count_nothing_twice() -> None:
+    meter = Meter([gpu(250.0)]).start()
+    measurements = []
+
+    def trial(seconds: float) -> None:
+        interval = meter.begin(gpus="all")
+        time.sleep(seconds)
+        meter.end(interval)
+        measurements.append(meter.measure(interval))
+
+    threads = [threading.Thread(target=trial, args=(s,)) for s in (0.3, 0.5, 0.2, 0.4)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)
+    for thread in threads:
+        thread.join()
+    meter.stop()
+    key = "gpu:SIM-0"
+    attributed = sum(m.per_device[key] for m in measurements)
+    assert attributed + meter.idle_joules()[key] == pytest.approx(meter.counter_deltas()[key], abs=1e-3)
+    assert all(m.per_device[key] > 0 for m in measurements)
+
+
+def test_gpu_seconds_count_every_device_held() -> None:
+    with Meter([SimulatedGpuSource([PowerProfile.constant(100.0)] * 2)]) as meter:
+        interval = meter.begin(gpus="all")
+        time.sleep(0.2)
+        meter.end(interval)
+        measurement = meter.measure(interval)
+    assert len(measurement.gpus) == 2
+    assert measurement.gpu_seconds == pytest.approx(2 * measurement.duration_s)
+
+
+def test_gpus_by_index_and_uuid_and_unknown() -> None:
+    meter = Meter([SimulatedGpuSource([PowerProfile.constant(100.0)] * 2)])
+    assert meter.resolve_gpus([1]) == (["gpu:SIM-1"], False)
+    assert meter.resolve_gpus("SIM-0") == (["gpu:SIM-0"], False)
+    with pytest.raises(ValueError, match="no GPU 5 among those metered here"):
+        meter.resolve_gpus([5])
+
+
+def test_auto_gpus_are_those_this_process_holds() -> None:
+    with Meter([gpu(100.0, held_by=os.getpid())]) as meter:
+        held = meter.begin(gpus="auto")
+        time.sleep(0.1)
+        meter.end(held)
+        assert [d.key for d in meter.measure(held).gpus] == ["gpu:SIM-0"]
+    with Meter([gpu(100.0, held_by=None)]) as meter:
+        untouched = meter.begin()
+        meter.end(untouched)
+        measurement = meter.measure(untouched)
+        assert measurement.gpus == [] and measurement.gpu_seconds == 0
+
+
+def test_gpu_lost_mid_run_goes_on_estimated_with_a_warning() -> None:
+    warnings: list[str] = []
+    with Meter([gpu(300.0, fail_after_s=0.3, tdp_watts=700.0)], warn=warnings.append) as meter:
+        interval = meter.begin(gpus="all")
+        time.sleep(0.7)
+        meter.end(interval)
+        measurement = meter.measure(interval)
+    assert len(warnings) == 1 and "stopped answering" in warnings[0] and "700 W" in warnings[0]
+    assert measurement.energy["gpu"].method == "estimate-tdp"
+    assert "device-lost" in measurement.flags
+    assert measurement.energy["gpu"].joules > 300.0 * 0.3  # the estimate carries on after the loss
+
+
+def test_nvml_error_mid_run_through_the_fake_library() -> None:
+    clock = ManualClock()
+    nvml = FakeNvml([FakeGpu("GPU-x", "NVIDIA H100 80GB HBM3", PowerProfile.constant(400.0), lost_after_s=1.0)], clock)
+    warnings: list[str] = []
+    meter = Meter([NvmlCounterSource(nvml)], clock=clock, warn=warnings.append)
+    meter.flush()
+    interval = meter.begin(gpus="all")
+    for _ in range(8):
+        clock.advance(0.025)
+        meter.flush(max_reads=1)
+    clock.advance(2.0)
+    meter.flush(max_reads=1)  # the GPU is lost now
+    meter.end(interval)
+    clock.advance(0.1)
+    measurement = meter.measure(interval)
+    assert "GPU is lost" in warnings[0]
+    assert "device-lost" in measurement.flags
+    assert measurement.energy["gpu"].method == "estimate-tdp"
+
+
+def test_cpu_only_machine_measures_on_the_estimates() -> None:
+    with Meter([CpuTimeSource(), MemoryEstimateSource()]) as meter:
+        interval = meter.begin()
+        deadline = time.process_time() + 0.2
+        while time.process_time() < deadline:
+            pass
+        meter.end(interval)
+        measurement = meter.measure(interval)
+    assert measurement.energy["cpu"].method == "estimate-tdp" and measurement.energy["cpu"].joules > 0
+    assert measurement.energy["memory"].method == "estimate"
+    assert measurement.gpus == []
+
+
+def test_timeline_memory_is_bounded() -> None:
+    clock = ManualClock()
+    source = SimulatedGpuSource([PowerProfile.constant(100.0)], update_period_s=0.0, clock=clock)
+    meter = Meter([source], clock=clock, timeline_capacity=100)
+    for _ in range(1000):
+        clock.advance(0.05)
+        meter.flush(max_reads=1)
+    line = meter.timeline.devices["gpu:SIM-0"]
+    assert len(line) == 100
+    assert line.nbytes == 1600
+    assert line.energy_between(clock.now - 1.0, clock.now) == pytest.approx(100.0)
+
+
+def test_measuring_an_open_interval_is_an_error() -> None:
+    meter = Meter([gpu()])
+    with pytest.raises(ValueError, match="end the interval"):
+        meter.measure(meter.begin(gpus="all"))
