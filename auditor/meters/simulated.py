@@ -86,7 +86,7 @@ class SimulatedGpuSource(EnergySource):
         self._fail_after = fail_after_s or {}
         self._held_by = held_by
         self._lost: dict[str, str] = {}
-        self.poll_interval_s = update_period_s / 4 if update_period_s > 0 else 0.02
+        self.poll_interval_s = update_period_s / 2 if update_period_s > 0 else 0.05
         self.discrete = update_period_s > 0
         self._devices = [
             Device(f"gpu:SIM-{i}", "gpu", model, "counter", update_period_s, tdp_watts, index=i)

@@ -34,7 +34,7 @@ def test_counter_source_reads_joules_in_100ms_steps() -> None:
     assert source.devices()[1].fallback_watts == 300  # V100 SXM2 from the hardware table
     clock.advance(1.55)
     assert source.read() == {"gpu:GPU-aaaa": pytest.approx(450.0), "gpu:GPU-bbbb": pytest.approx(100 + 200 * 0.5)}
-    assert source.discrete and source.poll_interval_s == pytest.approx(0.025)
+    assert source.discrete and source.poll_interval_s == pytest.approx(0.05)
 
 
 @pytest.mark.parametrize(("visible", "expected"), [("1", ["gpu:GPU-bbbb"]), ("GPU-b,GPU-a", ["gpu:GPU-bbbb", "gpu:GPU-aaaa"]), ("", [])])
