@@ -67,7 +67,7 @@ def test_unwritable_ledger_warns_and_never_breaks_the_block(meter: Meter) -> Non
 
 def test_default_meter_and_ledger_on_this_machine(clean_environment: Path) -> None:
     with auditor.track("quick") as run:
-        sum(range(100_000))
+        sum(range(1_000_000))
     assert run.measurement is not None and run.measurement.energy["cpu"].joules > 0
     with Ledger.open(clean_environment / ".auditor" / "ledger.db") as store:
         assert store.count_trials("runs") == 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,8 +78,6 @@ class ProcessTree:
     """
 
     def __init__(self, pid: int | None = None, refresh_s: float = 2.0) -> None:
-        import time
-
         import psutil
 
         self._psutil = psutil
@@ -112,8 +111,16 @@ class ProcessTree:
             return False
 
     def cpu_seconds(self) -> float:
-        """User + system CPU seconds of every process the tree has held."""
+        """User + system CPU seconds of every process the tree has held.
+
+        This process's own time comes from ``time.process_time`` (nanosecond resolution) rather
+        than from /proc (10 ms ticks), so short trials in this process get their share.
+        """
+        own = os.getpid()
         for process in self._members():
+            if process.pid == own:
+                self._cpu_seen[(own, 0.0)] = time.process_time()
+                continue
             try:
                 times = process.cpu_times()
                 key = (process.pid, process.create_time())
@@ -168,8 +175,6 @@ class MemoryEstimateSource(EnergySource):
     poll_interval_s = 0.5
 
     def __init__(self, tree: ProcessTree | None = None, clock: Any = None) -> None:
-        import time
-
         self._tree = tree or ProcessTree()
         self._clock = clock or time.monotonic
         self._last: tuple[float, float] | None = None

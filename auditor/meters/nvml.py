@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -225,8 +226,6 @@ class NvmlPowerSource(_NvmlSource):
 
     def __init__(self, nvml: Any, indices: list[int] | None = None, clock: Any = None) -> None:
         super().__init__(nvml, indices)
-        import time
-
         self._clock = clock or time.monotonic
         self._last: dict[str, tuple[float, float]] = {}  # key -> (time, watts)
         self._joules: dict[str, float] = {}
