@@ -29,7 +29,7 @@ def test_readme_snippet(code: str) -> None:
 def expected_outputs(code: str) -> list[str]:
     """What a snippet says it prints: the comment on a print line, or on the line after it."""
     expected, previous = [], ""
-    for line in code.splitlines():
+    for line in (raw.strip() for raw in code.splitlines()):
         if line.startswith("print(") and "  # " in line:
             expected.append(line.split("  # ", 1)[1].strip())
         elif line.startswith("# ") and previous.startswith("print("):
