@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from auditor.budget import Budget, Mode, Scope
-from auditor.carbon import check_pue
+from auditor.carbon import CarbonModel, Price, check_pue
 from auditor.errors import ConfigError, InvalidInputError
-from auditor.regions import resolve_region
+from auditor.regions import WORLD_AVERAGE, resolve_region
 
 ENV_PREFIX = "AUDITOR_"
 DEFAULT_LEDGER = ".auditor/ledger.db"
@@ -217,3 +217,19 @@ def load_settings(
                 _apply(values, sources, {name: raw}, key)
     _apply(values, sources, {k: v for k, v in (overrides or {}).items() if v is not None}, "argument")
     return Settings(values, sources)
+
+
+def carbon_model(settings: Settings) -> CarbonModel:
+    """The carbon and cost model the settings describe (world average when no region is set)."""
+    return CarbonModel(
+        region=resolve_region(settings.region) if settings.region else WORLD_AVERAGE,
+        pue=settings.pue,
+        price=Price(settings.price_per_gpu_hour, settings.price_per_kwh),
+    )
+
+
+def budget_from(settings: Settings) -> Budget | None:
+    """The budget the settings describe, or None."""
+    if settings.budget is None:
+        return None
+    return Budget.parse(settings.budget, scope=settings.budget_scope, mode=settings.budget_mode)

@@ -51,11 +51,17 @@ def record_for(
     params: dict[str, Any] | None = None,
     flags: list[str] | None = None,
     is_final: bool = False,
+    objective: list[float] | None = None,
+    number: int | None = None,
+    stopped_by_budget: bool = False,
 ) -> TrialRecord:
     """A ledger record from a measurement (or from none, flagged ``energy-missing``)."""
     return TrialRecord(
         sweep=sweep,
         trial_key=trial_key,
+        number=number,
+        objective=objective,
+        stopped_by_budget=stopped_by_budget,
         name=name,
         state=state,
         start_time=wall_start,

@@ -7,11 +7,10 @@ from enum import Enum
 
 import typer
 
-from auditor.carbon import CarbonModel, Price
 from auditor.cli.common import console, print_json, settings_with
+from auditor.config import carbon_model
 from auditor.estimate import estimate
 from auditor.hardware import find_hardware
-from auditor.regions import WORLD_AVERAGE, resolve_region
 from auditor.units import format_number, parse_intensity
 
 
@@ -58,11 +57,7 @@ def estimate_command(
     settings = settings_with(
         region=intensity or region, pue=pue, price_per_gpu_hour=price_per_gpu_hour, price_per_kwh=price_per_kwh
     )
-    model = CarbonModel(
-        region=resolve_region(settings.region) if settings.region else WORLD_AVERAGE,
-        pue=settings.pue,
-        price=Price(settings.price_per_gpu_hour, settings.price_per_kwh),
-    )
+    model = carbon_model(settings)
     hardware = find_hardware(gpu) if gpu is not None else None
     result = estimate(hours, watts=watts, hardware=hardware, devices=count, model=model)
     if output is EstimateFormat.json:

@@ -344,6 +344,23 @@ class Ledger:
             conn.execute(_UPDATE_TRIAL, {**row, **key})
             return int(conn.execute(_SELECT_TRIAL_ID, key).scalar_one())
 
+    def record_trials(self, records: list[TrialRecord]) -> None:
+        """Write several trials in one transaction (a plugin's batch); any already recorded are
+        replaced one by one, as :meth:`record_trial` does."""
+        if not records:
+            return
+        rows = [self._trial_row(record) for record in records]
+        try:
+            with self._writer.begin() as conn:
+                conn.execute(_INSERT_TRIAL, rows)
+            return
+        except IntegrityError:
+            pass  # some were recorded before: fall back to one upsert each
+        except SQLAlchemyError as exc:
+            raise self._translate(exc) from None
+        for record in records:
+            self.record_trial(record)
+
     def _trial(self, row: Any, sweep_name: str) -> TrialRecord:
         return TrialRecord(
             sweep=sweep_name,

@@ -29,10 +29,13 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import threading
 from dataclasses import dataclass, field
+
+IDLE_HISTORY = 65_536  # idle pieces kept per device for intervals registered after the fact
 
 _ids = itertools.count(1)
 
@@ -76,6 +79,13 @@ class _DeviceState:
     total: float = 0.0  # joules the readings rose since the first sample
     idle: float = 0.0
     open: list[Interval] = field(default_factory=list)
+    idle_pieces: list[tuple[float, float, float]] = field(default_factory=list)  # (from, to, joules)
+
+    def add_idle(self, x: float, y: float, joules: float) -> None:
+        self.idle += joules
+        self.idle_pieces.append((x, y, joules))
+        if len(self.idle_pieces) > IDLE_HISTORY * 1.25:
+            del self.idle_pieces[: len(self.idle_pieces) - IDLE_HISTORY]
 
 
 class Accountant:
@@ -149,7 +159,7 @@ class Accountant:
             if iv.holds_from(key) < b and (iv.end is None or iv.end > a)
         ]
         if not live:
-            state.idle += delta
+            state.add_idle(a, b, delta)
             return
         cuts = {a, b}
         for iv in live:
@@ -165,7 +175,7 @@ class Accountant:
             given += piece
             active = [iv for iv in live if iv.holds_from(key) <= x and (iv.end is None or iv.end >= y)]
             if not active:
-                state.idle += piece
+                state.add_idle(x, y, piece)
                 continue
             total_weight = math.fsum(iv.weight for iv in active)
             for iv in active:
@@ -182,6 +192,39 @@ class Accountant:
                     iv.done.set()
                     finished.append(iv)
         return finished
+
+    def claim_idle(self, key: str, start: float, end: float) -> tuple[float, float]:
+        """Move the idle energy of ``[start, end]`` to an interval known only after the fact
+        (a trial that ran before the plugin saw its start). Energy already given to other
+        intervals stays theirs, so nothing is counted twice.
+
+        Returns the joules claimed and the earliest time the idle history still covers.
+        """
+        state = self._state(key)
+        pieces = state.idle_pieces
+        first = bisect.bisect_left(pieces, (start,)) - 1
+        first = max(first, 0)
+        claimed, kept = 0.0, []
+        last = first
+        for last in range(first, len(pieces)):
+            x, y, joules = pieces[last]
+            if x >= end:
+                break
+            lo, hi = max(x, start), min(y, end)
+            if hi <= lo or y <= x:
+                kept.append(pieces[last])
+                continue
+            claimed += joules * (hi - lo) / (y - x)
+            if lo > x:
+                kept.append((x, lo, joules * (lo - x) / (y - x)))
+            if y > hi:
+                kept.append((hi, y, joules * (y - hi) / (y - x)))
+        else:
+            last = len(pieces)
+        pieces[first:last] = kept
+        state.idle -= claimed
+        covered_from = pieces[0][0] if pieces else (state.frontier or start)
+        return claimed, covered_from
 
     def idle(self, key: str) -> float:
         """Joules of device ``key`` that no interval held."""

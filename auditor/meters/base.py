@@ -68,11 +68,14 @@ class EnergySource(ABC):
     Subclasses set :attr:`poll_interval_s` (how often the sampler reads them, aligned with the
     hardware's update period) and :attr:`discrete` (True when the reading changes in steps, as
     the NVML counter does every 100 ms: the sampler then timestamps each change at the midpoint
-    between the last read that saw the old value and the first that saw the new one).
+    between the last read that saw the old value and the first that saw the new one), and
+    :attr:`read_at_end` (True for sources cheap enough to read when an interval ends, which
+    makes its energy in their domain final at once: what the budget tally needs).
     """
 
     poll_interval_s: float = 0.1
     discrete: bool = False
+    read_at_end: bool = False  # cheap enough (well under 0.1 ms) to read when an interval ends
 
     @abstractmethod
     def devices(self) -> list[Device]:

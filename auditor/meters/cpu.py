@@ -153,6 +153,7 @@ class CpuTimeSource(EnergySource):
     """
 
     poll_interval_s = 0.5
+    read_at_end = True
 
     def __init__(self, tree: ProcessTree | None = None, cpu: CpuInfo | None = None) -> None:
         self._tree = tree or ProcessTree()
@@ -173,6 +174,7 @@ class MemoryEstimateSource(EnergySource):
     """
 
     poll_interval_s = 0.5
+    read_at_end = True
 
     def __init__(self, tree: ProcessTree | None = None, clock: Any = None) -> None:
         self._tree = tree or ProcessTree()

@@ -88,6 +88,7 @@ class RaplSource(EnergySource):
     """
 
     poll_interval_s = 0.1
+    read_at_end = True
 
     def __init__(self, root: Path = POWERCAP_ROOT) -> None:
         self._zones: dict[str, tuple[Path, float]] = {}

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import threading
@@ -107,6 +108,8 @@ class Meter:
         self.devices: dict[str, Device] = {d.key: d for s in self.sources for d in s.devices()}
         self._source_of = {d.key: s for s in self.sources for d in s.devices()}
         self._accountant = Accountant()
+        self._edge_sources = [s for s in self.sources if s.read_at_end]
+        self._source_locks = {id(s): threading.Lock() for s in self.sources}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -190,10 +193,13 @@ class Meter:
         return interval
 
     def end(self, interval: Interval) -> Interval:
-        """Close ``interval`` now (after flushing queued GPU work)."""
+        """Close ``interval`` now (after flushing queued GPU work), and read the sources cheap
+        enough to read at once, so its energy in their domains is final already."""
         synchronize_cuda()
         with self._lock:
             self._accountant.close(interval, self.clock())
+        if self._edge_sources:
+            self._sample(self._edge_sources)
         return interval
 
     def measure(self, interval: Interval, timeout: float = 5.0) -> Measurement:
@@ -206,6 +212,31 @@ class Meter:
             self.flush()
             if not interval.done.wait(timeout):
                 raise TimeoutError("the meter did not finalise the interval in time")
+        return self._measurement(interval)
+
+    def measure_past(self, start: float, end: float, gpus: str | Iterable[int | str] | None = "auto") -> Measurement:
+        """The measurement of a span that was not opened as an interval when it began (a trial
+        seen only once it finished): the idle energy of its devices over the span, which no
+        other interval held. Flagged ``after-the-fact``; also ``partial`` when the span began
+        before the meter's history.
+        """
+        keys, _ = self.resolve_gpus(gpus)
+        devices = [*keys, *(k for k, d in self.devices.items() if not d.is_gpu)]
+        pause = min((s.poll_interval_s for s in self.sources), default=0.01)
+        for _ in range(50):  # until every device has a reading past the end
+            if all(self._last_sample.get(key, (-math.inf, 0.0))[0] >= end for key in devices):
+                break
+            self._sample(self.sources)
+            time.sleep(pause)
+        interval = Interval(start=start, devices=dict.fromkeys(devices, start), end=end)
+        interval.flags.add("after-the-fact")
+        with self._lock:
+            for key in devices:
+                joules, covered_from = self._accountant.claim_idle(key, start, end)
+                interval.energy[key] = joules
+                interval.methods[key] = {self.devices[key].method if key not in self._lost else "estimate-tdp"}
+                if covered_from > start + 1e-3:
+                    interval.flags.add("partial")
         return self._measurement(interval)
 
     def flush(self, max_reads: int = 50) -> None:
@@ -284,7 +315,8 @@ class Meter:
         for source in sources:
             before = self.clock()
             try:
-                values = source.read()
+                with self._source_locks[id(source)]:  # read by the sampler and at interval ends
+                    values = source.read()
             except Exception as exc:  # noqa: BLE001 - a failing source must not stop the others
                 values = {}
                 for device in source.devices():

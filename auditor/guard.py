@@ -1,0 +1,115 @@
+"""Holding a search to its budget: the tally, the forecast, the announcements and the events.
+
+A :class:`BudgetGuard` is what a plugin asks after each trial. It sums what is spent (the
+trials in the shared ledger, for this sweep or the whole project, plus this process's trials
+not yet written), forecasts the next trial from the recent ones, asks the :class:`Budget`, and
+announces each warning level and the stop once: on the ``auditor`` logger and as a budget event
+in the ledger (which budget, spent amount, when, overshoot, and the intensity and PUE used).
+With several workers sharing the ledger, each one's guard sees every worker's trials, so the
+limit holds for the whole search.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+
+from auditor.budget import Action, Budget, Decision, Scope
+from auditor.carbon import CarbonModel, Footprint
+from auditor.ledger import BudgetEvent, Ledger, Usage
+from auditor.units import format_amount
+
+logger = logging.getLogger("auditor")
+
+
+class BudgetGuard:
+    """Checks a budget against a ledger shared by every worker of a search.
+
+    Args:
+        budget: the budget.
+        model: turns energy and GPU time into CO2e and money.
+        ledger: the shared ledger.
+        sweep: this search's sweep.
+        recent: how many recent trials the forecast averages.
+    """
+
+    def __init__(self, budget: Budget, model: CarbonModel, ledger: Ledger, sweep: str, recent: int = 10) -> None:
+        self.budget, self.model, self.ledger, self.sweep = budget, model, ledger, sweep
+        self._recent: deque[Usage] = deque(maxlen=recent)
+        self._announced: set[object] = set()
+        self._lock = threading.Lock()
+        self.last: Decision | None = None
+
+    def observe(self, trial: Usage) -> None:
+        """Remember a finished trial's usage for the forecast."""
+        with self._lock:
+            self._recent.append(trial)
+
+    def forecast(self) -> Footprint | None:
+        """The mean footprint of the recent trials, or None before any."""
+        with self._lock:
+            recent = list(self._recent)
+        if not recent:
+            return None
+        energy = sum(u.energy_kwh for u in recent) / len(recent)
+        gpu_hours = sum(u.gpu_hours for u in recent) / len(recent)
+        return self.model.footprint(energy, gpu_hours)
+
+    def spent(self, pending: Usage | None = None) -> Footprint:
+        """What is spent: the ledger's trials in the budget's scope plus ``pending`` ones."""
+        usage = self.ledger.usage(self.sweep if self.budget.scope is Scope.SWEEP else None)
+        pending = pending or Usage()
+        return self.model.footprint(usage.energy_kwh + pending.energy_kwh, usage.gpu_hours + pending.gpu_hours)
+
+    def check(self, pending: Usage | None = None, after: str = "") -> Decision:
+        """Decide, announcing each new warning level and the first stop.
+
+        Args:
+            pending: this process's trials not yet in the ledger.
+            after: what just happened, for messages (``"trial 21"``).
+        """
+        decision = self.budget.check(self.spent(pending), self.forecast())
+        self.last = decision
+        key: object = decision.action if decision.action.stops else decision.threshold
+        if decision.action is Action.GO or key is None:
+            return decision
+        with self._lock:
+            if key in self._announced:
+                return decision
+            self._announced.add(key)
+        self._announce(decision, after)
+        return decision
+
+    def _announce(self, decision: Decision, after: str) -> None:
+        metric = self.budget.limit.metric
+        where = f" after {after}" if after else ""
+        if decision.action.stops:
+            what = "running trials stopped at their next report" if decision.action is Action.STOP_ALL else "no new trial starts"
+            logger.warning("auditor: %s; %s%s", decision.reason, what, where)
+        else:
+            logger.warning(
+                "auditor: budget %d %% spent%s (%s of %s)",
+                round(100 * (decision.threshold or 0)), where,
+                format_amount(metric, decision.spent), format_amount(metric, decision.limit),
+            )
+        try:
+            self.ledger.record_budget_event(
+                BudgetEvent(
+                    budget=self.budget.text or self.budget.limit.describe(),
+                    metric=metric.value,
+                    limit_value=decision.limit,
+                    scope=self.budget.scope.value,
+                    mode=self.budget.mode.value,
+                    action=decision.action.value,
+                    spent=decision.spent,
+                    forecast=decision.forecast,
+                    overshoot=decision.overshoot,
+                    reason=decision.reason,
+                    sweep=self.sweep,
+                    intensity_g_per_kwh=self.model.region.g_co2e_per_kwh,
+                    pue=self.model.effective_pue,
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - the event is worth less than the search
+            logger.warning("auditor: budget event not recorded: %s", exc)

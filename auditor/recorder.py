@@ -1,0 +1,173 @@
+"""Writing finished trials to the ledger off the trial's critical path.
+
+A plugin hands each finished trial's interval to the :class:`Recorder`; its thread waits until
+the meter has made the interval's energy final (one counter step, about 0.1 s), then writes the
+records it has in one transaction. If the ledger does not answer, the records are kept and
+written with the next batch, and a warning says why: the search goes on. ``flush`` (also run at
+exit) waits until everything handed over is written.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from auditor.errors import AuditorError
+from auditor.ledger import Ledger, TrialRecord, Usage
+from auditor.meters.attribution import Interval
+from auditor.meters.sampler import Measurement, Meter
+from auditor.tracking import record_for
+
+logger = logging.getLogger("auditor")
+
+
+@dataclass
+class _Job:
+    interval: Interval
+    fields: dict[str, Any]
+
+
+class Recorder:
+    """Writes trials to one ledger from a background thread.
+
+    Args:
+        ledger: the ledger's path or URL.
+        meter: the meter the intervals belong to.
+        sweep: the sweep the trials belong to (created if needed).
+        framework: ``optuna``, ``ray``...
+        sweep_attrs: stored with the sweep when it is created.
+        on_record: called with each record once its energy is final (before it is written).
+    """
+
+    def __init__(
+        self,
+        ledger: str,
+        meter: Meter,
+        sweep: str,
+        framework: str,
+        sweep_attrs: dict[str, Any] | None = None,
+        on_record: Callable[[TrialRecord], None] | None = None,
+    ) -> None:
+        self.meter = meter
+        self.on_record = on_record
+        self.sweep = sweep
+        self.ledger = Ledger.open(ledger)
+        self.ledger.ensure_sweep(sweep, framework=framework, attrs=sweep_attrs)
+        self._jobs: queue.Queue[_Job | threading.Event] = queue.Queue()
+        self._pending: dict[int, Interval] = {}
+        self._unwritten: list[TrialRecord] = []
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()  # one batch at a time, from the thread or record_now
+        self._warned = False
+        self._thread = threading.Thread(target=self._run, name="auditor-recorder", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+        self.written = 0
+
+    def submit(self, interval: Interval, **fields: Any) -> None:
+        """Record the trial of a closed ``interval`` once its energy is final.
+
+        ``fields`` are :func:`auditor.tracking.record_for`'s keyword arguments but the
+        measurement and the sweep.
+        """
+        with self._lock:
+            self._pending[interval.id] = interval
+        self._jobs.put(_Job(interval, fields))
+
+    def record_now(self, measurement: Measurement | None, **fields: Any) -> None:
+        """Record a trial whose measurement is already known (one seen after the fact)."""
+        self._write([record_for(measurement, sweep=self.sweep, **fields)])
+
+    def pending_usage(self) -> Usage:
+        """Energy and GPU time of trials handed over but not yet written (as measured so far)."""
+        with self._lock:
+            intervals = list(self._pending.values())
+            unwritten = list(self._unwritten)
+        joules = sum(sum(iv.energy.values()) for iv in intervals) + sum(r.energy_joules for r in unwritten)
+        gpu_seconds = sum(
+            (iv.end - since) for iv in intervals if iv.end is not None
+            for key, since in iv.devices.items() if key.startswith("gpu:")
+        ) + sum(r.gpu_seconds for r in unwritten)
+        return Usage(joules / 3.6e6, gpu_seconds / 3600.0, len(intervals) + len(unwritten))
+
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Wait until every trial handed over has been written (or held back by a fault).
+
+        Returns False if that took longer than ``timeout``.
+        """
+        if not self._thread.is_alive():
+            return True
+        done = threading.Event()
+        self._jobs.put(done)
+        return done.wait(timeout)
+
+    def close(self) -> None:
+        """Write what is left and stop."""
+        self.flush()
+        if self._unwritten:
+            self._write([])  # one last try
+        if self._unwritten:
+            logger.warning("auditor: %d trials could not be written to the ledger %s", len(self._unwritten), self.ledger.location)
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._jobs.get()]
+            while True:
+                try:
+                    batch.append(self._jobs.get_nowait())
+                except queue.Empty:
+                    break
+            jobs = [item for item in batch if isinstance(item, _Job)]
+            records = []
+            for job in jobs:
+                try:
+                    measurement: Measurement | None = self.meter.measure(job.interval)
+                except Exception as exc:  # noqa: BLE001 - a record without energy beats no record
+                    logger.warning("auditor: energy of a trial not measured: %s", exc)
+                    measurement = None
+                records.append(record_for(measurement, sweep=self.sweep, **job.fields))
+            self._write(records, [job.interval.id for job in jobs])
+            for item in batch:
+                if isinstance(item, threading.Event):
+                    item.set()
+
+    def _write(self, records: list[TrialRecord], interval_ids: list[int] | None = None) -> None:
+        if self.on_record is not None:
+            for record in records:
+                try:
+                    self.on_record(record)
+                except Exception as exc:  # noqa: BLE001
+                    logger.warning("auditor: %s", exc)
+        with self._write_lock:
+            self._write_locked(records, interval_ids)
+
+    def _write_locked(self, records: list[TrialRecord], interval_ids: list[int] | None) -> None:
+        with self._lock:  # the trials move from "running" to "to write" at once: the tally sees them throughout
+            self._unwritten.extend(records)
+            for interval_id in interval_ids or []:
+                self._pending.pop(interval_id, None)
+            todo = list(self._unwritten)
+        if not todo:
+            return
+        try:
+            self.ledger.record_trials(todo)
+        except (AuditorError, ValueError) as exc:
+            if not self._warned:
+                warnings.warn(
+                    f"auditor: {len(todo)} trials held back, ledger not written: {exc}; retrying with the next trial",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                self._warned = True
+            return
+        with self._lock:
+            written = {id(record) for record in todo}
+            self._unwritten = [r for r in self._unwritten if id(r) not in written]
+        self.written += len(todo)
+        self._warned = False

@@ -1,0 +1,42 @@
+"""One worker process of a search shared through a JournalFileStorage and one ledger.
+
+Usage: python optuna_worker.py STORAGE_FILE LEDGER STUDY BUDGET TRIAL_CPU_SECONDS
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+
+from auditor.integrations.optuna import AuditCallback
+
+
+def burn(seconds: float) -> None:
+    deadline = time.process_time() + seconds
+    while time.process_time() < deadline:
+        pass
+
+
+def main() -> None:
+    storage_file, ledger, study_name, budget, cpu_seconds = sys.argv[1:6]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = JournalStorage(JournalFileBackend(storage_file))
+    study = optuna.create_study(study_name=study_name, storage=storage, load_if_exists=True)
+    audit = AuditCallback(ledger=ledger, budget=budget, region="DE").attach(study)
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -1, 1)
+        burn(float(cpu_seconds))
+        return x * x
+
+    study.optimize(objective, n_trials=200, callbacks=[audit])
+    audit.flush()
+    print(f"stopped_by_budget={audit.stopped_by_budget}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

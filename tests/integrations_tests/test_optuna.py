@@ -1,0 +1,276 @@
+"""The Optuna plugin with real Optuna, real storages and the real ledger.
+
+Energy comes from the CPU estimate of this process or from a simulated GPU (the hardware
+boundary); budgets are small enough to be reached in seconds.
+"""
+
+from __future__ import annotations
+
+import doctest
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+import auditor.integrations.optuna as plugin
+from auditor.integrations.optuna import AuditCallback
+from auditor.ledger import Ledger, TrialState
+from auditor.meters.cpu import CpuTimeSource
+from auditor.meters.sampler import Meter
+from auditor.meters.simulated import PowerProfile, SimulatedGpuSource
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+HERE = Path(__file__).resolve().parent
+
+
+def burn(seconds: float) -> None:
+    deadline = time.process_time() + seconds
+    while time.process_time() < deadline:
+        pass
+
+
+@pytest.fixture
+def gpu_meter():
+    with Meter([SimulatedGpuSource([PowerProfile.constant(300.0)]), CpuTimeSource()]) as meter:
+        yield meter
+
+
+@pytest.fixture
+def ledger_path(tmp_path: Path) -> str:
+    return str(tmp_path / "ledger.db")
+
+
+def trials_of(ledger: str, sweep: str):
+    with Ledger.open(ledger) as store:
+        return {t.number: t for t in store.trials(sweep)}
+
+
+def test_docstring_example() -> None:
+    assert doctest.testmod(plugin).failed == 0
+
+
+def test_every_state_is_recorded(ledger_path: str, gpu_meter: Meter) -> None:
+    audit = AuditCallback(ledger=ledger_path, devices="all", meter=gpu_meter)
+    study = optuna.create_study(study_name="states")
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_int("x", 0, 10)
+        time.sleep(0.05)
+        if trial.number == 1:
+            raise optuna.TrialPruned()
+        if trial.number == 2:
+            raise ValueError("caught by catch=")
+        if trial.number == 3:
+            raise RuntimeError("uncaught")
+        return float(x)
+
+    with pytest.raises(RuntimeError, match="uncaught"):
+        study.optimize(objective, n_trials=10, callbacks=[audit], catch=(ValueError,))
+    audit.flush()
+    trials = trials_of(ledger_path, "states")
+    assert {n: t.state for n, t in trials.items()} == {
+        0: TrialState.COMPLETE, 1: TrialState.PRUNED, 2: TrialState.FAILED, 3: TrialState.FAILED,
+    }
+    for trial in trials.values():
+        assert trial.energy["gpu"].joules > 0 and trial.energy["gpu"].method == "counter"
+        assert trial.gpu_seconds == pytest.approx(trial.end_time - trial.start_time, abs=0.05)
+        assert trial.params.keys() == {"x"}
+    assert trials[0].objective == [float(trials[0].params["x"])]
+    assert "after-the-fact" in trials[0].flags  # seen before the callback was attached
+    assert "after-the-fact" not in trials[3].flags  # the uncaught failure, seen through the sampler
+
+
+def test_attach_before_optimize_sees_a_first_trial_that_fails_uncaught(ledger_path: str, gpu_meter: Meter) -> None:
+    study = optuna.create_study(study_name="first-fails")
+    audit = AuditCallback(ledger=ledger_path, devices="all", meter=gpu_meter).attach(study)
+
+    def objective(trial: optuna.Trial) -> float:
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        study.optimize(objective, n_trials=3, callbacks=[audit])
+    audit.flush()
+    [trial] = trials_of(ledger_path, "first-fails").values()
+    assert trial.state is TrialState.FAILED and "after-the-fact" not in trial.flags
+
+
+def test_per_trial_figures_are_user_attributes(ledger_path: str, gpu_meter: Meter) -> None:
+    study = optuna.create_study(study_name="attrs")
+    audit = AuditCallback(ledger=ledger_path, devices="all", meter=gpu_meter, region="FR").attach(study)
+    study.optimize(lambda t: time.sleep(0.3) or t.suggest_float("x", 0, 1), n_trials=2, callbacks=[audit])
+    attrs = study.trials[1].user_attrs["auditor"]
+    assert attrs["gpu_hours"] == pytest.approx(0.3 / 3600, rel=0.3)
+    assert attrs["energy_kwh"] > 0 and attrs["co2e_kg"] > 0 and attrs["region"] == "FR"
+
+
+def test_n_jobs_2_counts_nothing_twice(ledger_path: str, gpu_meter: Meter) -> None:
+    study = optuna.create_study(study_name="threads")
+    audit = AuditCallback(ledger=ledger_path, devices="all", meter=gpu_meter).attach(study)
+
+    def objective(trial: optuna.Trial) -> float:
+        time.sleep(trial.suggest_float("t", 0.05, 0.2))
+        return 0.0
+
+    before = gpu_meter.counter_deltas()["gpu:SIM-0"] - 0.0
+    idle_before = gpu_meter.idle_joules()["gpu:SIM-0"]
+    study.optimize(objective, n_trials=12, n_jobs=2, callbacks=[audit])
+    audit.flush()
+    gpu_meter.flush()
+    trials = trials_of(ledger_path, "threads")
+    assert sorted(trials) == list(range(12))
+    attributed = sum(t.energy["gpu"].joules for t in trials.values())
+    delta = gpu_meter.counter_deltas()["gpu:SIM-0"] - before
+    idle = gpu_meter.idle_joules()["gpu:SIM-0"] - idle_before
+    assert attributed + idle == pytest.approx(delta, rel=0.02)  # up to the tail still open at the last reading
+    wall = sum(t.end_time - t.start_time for t in trials.values())
+    assert attributed < 300.0 * wall  # overlapping threads share the GPU: less than each at full power
+
+
+def test_ask_and_tell(ledger_path: str, gpu_meter: Meter) -> None:
+    study = optuna.create_study(study_name="ask-tell")
+    audit = AuditCallback(ledger=ledger_path, devices="all", meter=gpu_meter).attach(study)
+    for _ in range(3):
+        trial = study.ask()
+        time.sleep(0.05)
+        audit(study, study.tell(trial, trial.suggest_float("x", 0, 1)))
+    audit.flush()
+    assert sorted(trials_of(ledger_path, "ask-tell")) == [0, 1, 2]
+
+
+def test_multi_objective(ledger_path: str, gpu_meter: Meter) -> None:
+    study = optuna.create_study(study_name="multi", directions=["minimize", "maximize"])
+    audit = AuditCallback(ledger=ledger_path, meter=gpu_meter)
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1), 2.0), n_trials=3, callbacks=[audit])
+    audit.flush()
+    trials = trials_of(ledger_path, "multi")
+    assert trials[2].objective == [study.trials[2].values[0], 2.0]
+    with Ledger.open(ledger_path) as store:
+        assert store.get_sweep("multi").attrs["directions"] == ["minimize", "maximize"]
+
+
+def test_resumed_study_continues_the_sweep_without_duplicates(tmp_path: Path, ledger_path: str, gpu_meter: Meter) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    for _ in range(2):
+        study = optuna.create_study(study_name="resumed", storage=storage, load_if_exists=True)
+        audit = AuditCallback(ledger=ledger_path, meter=gpu_meter)
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3, callbacks=[audit])
+        audit.flush()
+    trials = trials_of(ledger_path, "resumed")
+    assert sorted(trials) == list(range(6))
+    with Ledger.open(ledger_path) as store:
+        assert [s.name for s in store.sweeps()] == ["resumed"]
+
+
+def test_sweep_name_and_project_ledger(ledger_path: str, gpu_meter: Meter) -> None:
+    audit = AuditCallback(ledger=ledger_path, sweep="lr-search", meter=gpu_meter)
+    study = optuna.create_study()
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2, callbacks=[audit])
+    audit.flush()
+    assert len(trials_of(ledger_path, "lr-search")) == 2
+
+
+def cpu_objective(seconds: float = 0.05):
+    def objective(trial: optuna.Trial) -> float:
+        burn(seconds)
+        return trial.suggest_float("x", -1, 1) ** 2
+
+    return objective
+
+
+def test_stop_new_budget_stops_the_study_and_records_the_event(ledger_path: str) -> None:
+    budget_kwh = 2.5 / 3.6e6  # 2.5 J: about a dozen trials of 0.05 CPU-second
+    audit = AuditCallback(ledger=ledger_path, budget=f"{budget_kwh * 3.6e6} J".replace(" J", " J"), region="DE")
+    study = optuna.create_study(study_name="budget")
+    study.optimize(cpu_objective(), n_trials=500, callbacks=[audit])
+    audit.flush()
+    assert audit.stopped_by_budget
+    assert 3 <= len(study.trials) < 500
+    with Ledger.open(ledger_path) as store:
+        events = store.budget_events("budget")
+        spent = store.usage("budget")
+    stops = [e for e in events if e.action == "stop-new"]
+    assert len(stops) == 1
+    assert stops[0].metric == "energy_kwh" and stops[0].limit_value == pytest.approx(budget_kwh)
+    assert stops[0].pue == pytest.approx(1.58) and stops[0].intensity_g_per_kwh == pytest.approx(380.9)
+    assert any(e.action == "warn" for e in events)
+    per_trial = spent.energy_kwh / spent.trials
+    assert spent.energy_kwh <= budget_kwh + 2 * per_trial  # overshoot at most about one trial
+
+
+def test_hard_budget_prunes_running_trials_and_marks_them(ledger_path: str, gpu_meter: Meter) -> None:
+    audit = AuditCallback(ledger=ledger_path, budget="0.0001 GPUh", mode="hard", devices="all", meter=gpu_meter)
+    study = optuna.create_study(study_name="hard")
+
+    def objective(trial: optuna.Trial) -> float:
+        for step in range(25 if trial.number == 0 else 200):  # trial 0 spends the budget first
+            time.sleep(0.02)
+            trial.report(float(step), step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return 1.0
+
+    study.optimize(objective, n_trials=50, n_jobs=2, callbacks=[audit])
+    audit.flush()
+    trials = trials_of(ledger_path, "hard")
+    stopped = [t for t in trials.values() if t.stopped_by_budget]
+    assert stopped and all(t.state is TrialState.PRUNED for t in stopped)
+    assert len(study.trials) < 50
+    with Ledger.open(ledger_path) as store:
+        assert any(e.action == "stop-all" for e in store.budget_events("hard"))
+
+
+def test_warn_budget_never_stops(ledger_path: str) -> None:
+    audit = AuditCallback(ledger=ledger_path, budget="0.5 J".replace("0.5 J", "0.0000001 kWh"), mode="warn")
+    study = optuna.create_study(study_name="warn")
+    study.optimize(cpu_objective(0.02), n_trials=15, callbacks=[audit])
+    audit.flush()
+    assert len(study.trials) == 15 and not audit.stopped_by_budget
+    with Ledger.open(ledger_path) as store:
+        actions = [e.action for e in store.budget_events("warn")]
+    assert actions and set(actions) == {"warn"}
+
+
+def test_usd_budget_without_price_is_refused(ledger_path: str) -> None:
+    with pytest.raises(ValueError, match="needs a price"):
+        AuditCallback(ledger=ledger_path, budget="$5")
+
+
+def test_bad_arguments_are_clear(ledger_path: str) -> None:
+    with pytest.raises(Exception, match="unknown region 'Atlantis'"):
+        AuditCallback(ledger=ledger_path, region="Atlantis")
+    with pytest.raises(Exception, match="'panic' is not one of warn, stop-new, hard"):
+        AuditCallback(ledger=ledger_path, budget="1 kg", mode="panic")
+
+
+@pytest.mark.slow
+def test_three_worker_processes_share_one_budget(tmp_path: Path) -> None:
+    ledger = str(tmp_path / "ledger.db")
+    storage = str(tmp_path / "journal.log")
+    budget_j = 6.0
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(HERE / "optuna_worker.py"), storage, ledger, "shared", f"{budget_j / 3.6e6} kWh", "0.05"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [w.communicate(timeout=240) for w in workers]
+    assert all(w.returncode == 0 for w in workers), [err for _, err in outputs]
+    assert all("stopped_by_budget=True" in out for out, _ in outputs)
+    storage_trials = optuna.load_study(
+        study_name="shared",
+        storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage)),
+    ).trials
+    finished = [t for t in storage_trials if t.state.is_finished()]
+    trials = trials_of(ledger, "shared")
+    assert sorted(trials) == sorted(t.number for t in finished)  # none lost, none doubled
+    with Ledger.open(ledger) as store:
+        assert store.count_trials("shared") == len(finished)
+    energies = [t.energy_joules for t in trials.values()]
+    overshoot = sum(energies) - budget_j
+    assert overshoot <= 3 * max(energies), f"overshoot {overshoot:.3f} J with trials of {max(energies):.3f} J"
+    assert not math.isnan(overshoot)
