@@ -15,11 +15,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	@echo "== audit doctor: what this machine can measure"
-	@$(BIN)/audit doctor
-	@echo
-	@echo "== audit estimate: Strubell et al. (2019), Table 3, Transformer (big): 8 P100, 1515.43 W, 84 h"
-	@$(BIN)/audit estimate --hours 84 --watts 1515.43 --pue 1.58 --intensity "0.954 lb/kWh"
+	@$(BIN)/audit demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -176,8 +176,8 @@ def format_number(value: float) -> str:
     """A number with as many digits as a reader needs: ``201.1``, ``0.0172``, ``78,468``.
 
     Example:
-        >>> format_number(78468.2), format_number(201.13), format_number(0.017234)
-        ('78,468', '201.1', '0.01723')
+        >>> format_number(78468.2), format_number(201.13), format_number(0.017234), format_number(1.2654e-5)
+        ('78,468', '201.1', '0.01723', '0.00001265')
     """
     if value is None or not math.isfinite(value):
         return str(value)
@@ -188,6 +188,8 @@ def format_number(value: float) -> str:
         return f"{value:.1f}"
     if magnitude == 0:
         return "0"
+    if 1e-6 <= magnitude < 1e-3:
+        return f"{value:.{3 - math.floor(math.log10(magnitude))}f}"
     return f"{value:.4g}"
 
 

@@ -1,0 +1,30 @@
+"""`audit demo`: a real budgeted Optuna search on the CPU, then its report."""
+
+from __future__ import annotations
+
+import typer
+
+from auditor.cli.common import LEDGER_HELP, settings_with
+from auditor.cli.report import build, print_report
+from auditor.errors import AuditorError
+from auditor.ledger import Ledger
+
+
+def demo_command(
+    ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
+    region: str | None = typer.Option(None, "--region", help="Grid of the electricity, e.g. DE."),
+) -> None:
+    """Run a small budgeted Optuna search of torch models on the CPU and report what it cost."""
+    try:
+        from auditor.integrations.demo import run_demo
+        import optuna  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise AuditorError(f"the demo needs {exc.name}: pip install 'hpo-auditor[optuna,torch]'") from None
+    settings = settings_with(ledger=ledger, region=region)
+    result = run_demo(settings.ledger, region=settings.region)
+    outcome = "stopped by its budget" if result.stopped_by_budget else "finished within its budget"
+    print(f"\nThe search ran {result.trials} trials and {outcome}.\n")
+    with Ledger.open(result.ledger) as store:
+        print_report(build(store, settings, [result.sweep]))
+    print(f"\nEvery trial is in {result.ledger}: `audit report` shows every sweep of this project.")

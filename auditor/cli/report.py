@@ -1,0 +1,87 @@
+"""`audit report`: the whole development footprint of the ledger's sweeps."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+import typer
+
+from auditor.cli.common import LEDGER_HELP, console, make_table, print_json, settings_with
+from auditor.config import carbon_model
+from auditor.errors import LedgerError
+from auditor.ledger import Ledger
+from auditor.units import format_number
+
+
+class ReportFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def report_command(
+    sweep: list[str] | None = typer.Option(None, "--sweep", help="Only this sweep (repeatable)."),
+    region: str | None = typer.Option(None, "--region", help="Recompute carbon for this grid."),
+    pue: float | None = typer.Option(None, "--pue", min=1.0, help="Recompute with this PUE."),
+    ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
+    output: ReportFormat = typer.Option(ReportFormat.table, "--format", help="table or json."),
+) -> None:
+    """Report energy, CO2e, cost and GPU-hours of every sweep, and of the whole project."""
+    settings = settings_with(ledger=ledger, region=region, pue=pue)
+    with Ledger.open(settings.ledger) as store:
+        known = {s.name for s in store.sweeps()}
+        for name in sweep or []:
+            if name not in known:
+                raise LedgerError(f"no sweep called {name!r} in {store.location}: it holds {', '.join(sorted(known)) or 'none yet'}")
+        report = build(store, settings, sweep)
+    if output is ReportFormat.json:
+        print_json(report)
+    else:
+        print_report(report)
+
+
+def build(store: Ledger, settings: Any, sweeps: list[str] | None) -> dict[str, Any]:
+    from auditor.report import build_report
+
+    return build_report(store, carbon_model(settings), sweeps or None)
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """The report as a table, a few sentences and what to do next."""
+    out = console()
+    region, pue, totals = report["region"], report["pue"], report["totals"]
+    grid = f"grid {region['code']} {region['g_co2e_per_kwh']:g} g/kWh ({region['source']})"
+    if region["is_fallback"]:
+        grid = f"grid: world average {region['g_co2e_per_kwh']:g} g/kWh, no region set"
+    out.print(
+        f"Ledger {report['ledger']} · {len(report['sweeps'])} sweeps · {totals['trials']} trials · {grid} · PUE {pue['value']:g}",
+        overflow="fold",
+    )
+    table = make_table("sweep", "framework", "trials (done/pruned/failed)", "GPU-h", "facility kWh", "kgCO2e", "measured")
+    for row in [*report["sweeps"], {"name": "whole project", "framework": "", **totals}]:
+        states = row["trials_by_state"]
+        counts = f"{row['trials']} ({states.get('complete', 0)}/{states.get('pruned', 0)}/{states.get('failed', 0)})"
+        measured = "-" if row["measured_fraction"] is None else f"{row['measured_fraction']:.0%}"
+        table.add_row(row["name"], row["framework"], counts, format_number(row["gpu_hours"]),
+                      format_number(row["facility_kwh"]), format_number(row["co2e_kg"]), measured)
+    out.print(table)
+    for sweep in report["sweeps"]:
+        for event in sweep["budget_events"]:
+            if event["action"] in ("stop-new", "stop-all"):
+                out.print(f"{sweep['name']}: stopped by its budget {event['budget']}: {event['reason']}", overflow="fold")
+    if report["final_run"] and report["search_to_final_ratio"] is not None:
+        final = report["final_run"]
+        out.print(
+            f"The final run ({final['name']}) cost {format_number(final['co2e_kg'])} kgCO2e; the development that "
+            f"found it cost {format_number(totals['co2e_kg'])} kgCO2e: {report['search_to_final_ratio']:.0f}x the final run.",
+            overflow="fold",
+        )
+    if totals["waste_fraction"] is not None:
+        out.print(f"Pruned and failed trials used {totals['waste_fraction']:.0%} of the energy.")
+    if totals["measured_fraction"] is not None and totals["measured_fraction"] < 1:
+        out.print(
+            f"Estimated, not measured: {1 - totals['measured_fraction']:.0%} (see `audit doctor` for what this machine can measure).",
+            overflow="fold",
+        )
+    if region["is_fallback"]:
+        out.print("Set the grid for exact carbon: audit report --region DE (or `audit config set region ...`).")

@@ -1,0 +1,67 @@
+"""`audit demo` (a real budgeted Optuna search of torch models) and `audit report`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from auditor.ledger import EnergyReading, Ledger, TrialRecord
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_demo_runs_a_budgeted_search_and_reports_it(audit, clean_environment: Path, monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)  # the demo reads configs/demo.toml from the project
+    ledger = str(clean_environment / "ledger.db")
+    result = audit("demo", "--ledger", ledger, "--region", "DE")
+    assert result.code == 0, result.err
+    assert "stopped by its budget" in result.out
+    assert "whole project" in result.out
+    with Ledger.open(ledger) as store:
+        [sweep] = store.sweeps()
+        trials = store.trials(sweep.name)
+        events = store.budget_events(sweep.name)
+    assert sweep.framework == "optuna" and 3 <= len(trials) < 40
+    assert {t.state.value for t in trials} <= {"complete", "pruned"}
+    assert any(e.action == "stop-new" for e in events)
+
+
+def seed_ledger(path: Path) -> None:
+    with Ledger.open(path) as store:
+        store.ensure_sweep("search", "optuna")
+        store.ensure_sweep("final", "run")
+        for i, state in enumerate(["complete", "pruned", "failed", "complete"]):
+            store.record_trial(TrialRecord(sweep="search", trial_key=str(i), number=i, state=state, start_time=0, end_time=3600,
+                                           gpu_seconds=3600, energy={"gpu": EnergyReading(3.6e6, "counter"), "cpu": EnergyReading(3.6e5, "estimate-tdp")}))
+        store.record_trial(TrialRecord(sweep="final", trial_key="f", name="final-train", state="complete", start_time=0,
+                                       end_time=3600, gpu_seconds=3600, is_final=True, energy={"gpu": EnergyReading(3.6e6, "counter")}))
+
+
+def test_report_json_and_table(audit, clean_environment: Path) -> None:
+    ledger = clean_environment / "l.db"
+    seed_ledger(ledger)
+    data = json.loads(audit("report", "--ledger", str(ledger), "--region", "500 g/kWh", "--pue", "1.5", "--format", "json").out)
+    totals = data["totals"]
+    assert totals["trials"] == 5
+    assert totals["energy_kwh"] == pytest.approx(4 * 1.1 + 1.0)
+    assert totals["facility_kwh"] == pytest.approx(1.5 * 5.4)
+    assert totals["co2e_kg"] == pytest.approx(1.5 * 5.4 * 0.5)
+    assert totals["gpu_hours"] == pytest.approx(5)
+    assert totals["measured_fraction"] == pytest.approx(5.0 / 5.4)
+    search = next(s for s in data["sweeps"] if s["name"] == "search")
+    assert search["trials_by_state"] == {"complete": 2, "pruned": 1, "failed": 1}
+    assert data["final_run"]["name"] == "final-train"
+    assert data["search_to_final_ratio"] == pytest.approx(4.4)
+    table = audit("report", "--ledger", str(ledger), "--region", "DE").out
+    assert "whole project" in table and "4x the final run" in table
+
+
+def test_report_unknown_sweep(audit, clean_environment: Path) -> None:
+    ledger = clean_environment / "l.db"
+    seed_ledger(ledger)
+    result = audit("report", "--ledger", str(ledger), "--sweep", "nope")
+    assert result.code == 1
+    assert result.err == f"error: no sweep called 'nope' in {ledger}: it holds final, search\n"
