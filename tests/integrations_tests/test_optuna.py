@@ -274,3 +274,12 @@ def test_three_worker_processes_share_one_budget(tmp_path: Path) -> None:
     overshoot = sum(energies) - budget_j
     assert overshoot <= 3 * max(energies), f"overshoot {overshoot:.3f} J with trials of {max(energies):.3f} J"
     assert not math.isnan(overshoot)
+
+
+def test_demo_defaults_match_configs_demo_toml() -> None:
+    import tomllib
+
+    from auditor.integrations.demo import DEFAULTS
+
+    shipped = tomllib.loads((HERE.parents[1] / "configs" / "demo.toml").read_text())
+    assert shipped == DEFAULTS
