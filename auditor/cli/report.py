@@ -11,6 +11,7 @@ from auditor.cli.common import LEDGER_HELP, console, make_table, print_json, set
 from auditor.config import carbon_model
 from auditor.errors import LedgerError
 from auditor.ledger import Ledger
+from auditor.report import build_report
 from auditor.units import format_number
 
 
@@ -41,8 +42,7 @@ def report_command(
 
 
 def build(store: Ledger, settings: Any, sweeps: list[str] | None) -> dict[str, Any]:
-    from auditor.report import build_report
-
+    """The report of ``sweeps`` (all when None) with the carbon model of ``settings``."""
     return build_report(store, carbon_model(settings), sweeps or None)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,12 +41,22 @@ def test_rapl_unreadable_counter_says_why(tmp_path: Path) -> None:
     assert "estimated" in status.hint
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file: permissions cannot be simulated as root")
 def test_rapl_root_only_counter_suggests_chmod(tmp_path: Path) -> None:
+    """A counter only root may read. Root itself reads any file, so as root the probe runs in a
+    child without the capabilities that bypass file permissions (util-linux `setpriv`)."""
     root = fake_powercap(tmp_path, {"intel-rapl:0": ("package-0", "1")})
     (root / "intel-rapl:0" / "energy_uj").chmod(0o000)
-    status = probe_rapl(root)
-    assert "root-only" in status.reason and "chmod a+r" in status.hint
+    probe = (
+        "import sys; from pathlib import Path; from auditor.meters.rapl import probe_rapl\n"
+        "s = probe_rapl(Path(sys.argv[1])); print(s.reason); print(s.hint)"
+    )
+    command = [sys.executable, "-c", probe, str(root)]
+    if os.geteuid() == 0:
+        command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *command]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    reason, hint = out.stdout.splitlines()
+    assert reason.endswith("energy_uj is root-only")
+    assert "sudo chmod a+r" in hint
 
 
 def test_rapl_absent(tmp_path: Path) -> None:
