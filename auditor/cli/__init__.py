@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import typer
 
 from auditor import __version__
+from auditor.cli.common import GLOBAL_OPTIONS, LEDGER_HELP
 from auditor.cli.config import config_app
 from auditor.cli.demo import demo_command
 from auditor.cli.doctor import doctor_command
@@ -41,8 +42,12 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
 ) -> None:
     """Audit the energy, carbon, GPU-hours and cost of hyperparameter searches."""
+    GLOBAL_OPTIONS.clear()
+    if ledger is not None:
+        GLOBAL_OPTIONS["ledger"] = ledger
 
 
 app.command("estimate")(estimate_command)

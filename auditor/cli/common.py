@@ -33,9 +33,14 @@ def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
+# Options given before the command (`audit --ledger URL report`), for every command.
+GLOBAL_OPTIONS: dict[str, Any] = {}
+
+
 def settings_with(**overrides: Any) -> Settings:
-    """Settings in force, with the command's flags on top."""
-    return load_settings(overrides)
+    """Settings in force, with the global options and then the command's flags on top."""
+    merged = {**GLOBAL_OPTIONS, **{k: v for k, v in overrides.items() if v is not None}}
+    return load_settings(merged)
 
 
 def make_table(*headers: str) -> Table:

@@ -71,3 +71,14 @@ def test_config_set_keeps_comments(audit, clean_environment: Path) -> None:
     audit("config", "set", "pue", "1.1")
     text = (clean_environment / "auditor.toml").read_text()
     assert "# our lab" in text and "# Paris" in text and "pue = 1.1" in text
+
+
+def test_global_ledger_option_reaches_every_command(audit, clean_environment: Path) -> None:
+    target = clean_environment / "elsewhere.db"
+    with Ledger.open(target) as ledger:
+        ledger.ensure_sweep("x")
+    shown = json.loads(audit("--ledger", str(target), "config", "--format", "json").out)
+    assert shown["ledger"] == {"value": str(target), "source": "argument"}
+    report = json.loads(audit("--ledger", str(target), "report", "--format", "json").out)
+    assert [s["name"] for s in report["sweeps"]] == ["x"]
+    assert audit("--ledger", str(target), "estimate", "--hours", "1", "--watts", "1").code == 0
