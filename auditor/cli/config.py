@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import tomlkit
 import typer
 
-from auditor.cli.common import make_table, LEDGER_HELP, TableOrJson, console, print_json, settings_with
+from auditor.cli.common import LEDGER_HELP, TableOrJson, console, make_table, print_json, settings_with, write_atomically
 from auditor.config import SETTINGS, _unknown_key, find_project_files
 from auditor.errors import ConfigError, InvalidInputError
 
@@ -65,16 +63,5 @@ def set_command(
     except tomlkit.exceptions.TOMLKitError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix it before changing settings") from None
     document[name] = checked
-    _write_atomically(path, tomlkit.dumps(document))
+    write_atomically(path, tomlkit.dumps(document))
     typer.echo(f"{name} = {checked!r} written to {path}")
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".auditor-", suffix=".toml")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

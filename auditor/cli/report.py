@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import typer
 
-from auditor.cli.common import LEDGER_HELP, console, make_table, print_json, settings_with
+from auditor.cli.common import LEDGER_HELP, console, make_table, settings_with, write_atomically
 from auditor.config import carbon_model
-from auditor.errors import LedgerError
+from auditor.errors import AuditorError, InvalidInputError, LedgerError
+from auditor.report_formats import render_csv, render_markdown, render_statement
 from auditor.ledger import Ledger
 from auditor.report import build_report
 from auditor.units import format_number
@@ -17,33 +21,64 @@ from auditor.units import format_number
 
 class ReportFormat(str, Enum):
     table = "table"
+    markdown = "markdown"
     json = "json"
+    csv = "csv"
+    statement = "statement"
+
+
+def _since(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInputError(f"cannot read date {text!r}: write it as 2026-11-24 or 2026-11-24T13:00") from None
+    return moment.timestamp()
 
 
 def report_command(
     sweep: list[str] | None = typer.Option(None, "--sweep", help="Only this sweep (repeatable)."),
+    since: str | None = typer.Option(None, "--since", help="Only trials started on or after this date (2026-11-24)."),
     region: str | None = typer.Option(None, "--region", help="Recompute carbon for this grid."),
     pue: float | None = typer.Option(None, "--pue", min=1.0, help="Recompute with this PUE."),
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
-    output: ReportFormat = typer.Option(ReportFormat.table, "--format", help="table or json."),
+    output: ReportFormat = typer.Option(ReportFormat.table, "--format", help="table, markdown, json, csv or statement."),
+    out: Path | None = typer.Option(None, "--out", help="Write the report to this file instead of the screen."),
 ) -> None:
     """Report energy, CO2e, cost and GPU-hours of every sweep, and of the whole project."""
     settings = settings_with(ledger=ledger, region=region, pue=pue)
+    since_ts = _since(since)
     with Ledger.open(settings.ledger) as store:
         known = {s.name for s in store.sweeps()}
         for name in sweep or []:
             if name not in known:
                 raise LedgerError(f"no sweep called {name!r} in {store.location}: it holds {', '.join(sorted(known)) or 'none yet'}")
-        report = build(store, settings, sweep)
-    if output is ReportFormat.json:
-        print_json(report)
-    else:
+        report = build(store, settings, sweep, since_ts)
+    if output is ReportFormat.table and out is None:
         print_report(report)
+        return
+    renderers = {
+        ReportFormat.json: lambda r: json.dumps(r, indent=2, ensure_ascii=False) + "\n",
+        ReportFormat.markdown: render_markdown,
+        ReportFormat.csv: render_csv,
+        ReportFormat.statement: render_statement,
+        ReportFormat.table: render_markdown,
+    }
+    text = renderers[output](report)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        write_atomically(out, text)
+    except OSError as exc:
+        raise AuditorError(f"cannot write {out}: {exc.strerror}") from None
+    typer.echo(f"report written to {out}", err=True)
 
 
-def build(store: Ledger, settings: Any, sweeps: list[str] | None) -> dict[str, Any]:
+def build(store: Ledger, settings: Any, sweeps: list[str] | None, since: float | None = None) -> dict[str, Any]:
     """The report of ``sweeps`` (all when None) with the carbon model of ``settings``."""
-    return build_report(store, carbon_model(settings), sweeps or None)
+    return build_report(store, carbon_model(settings), sweeps or None, since)
 
 
 def print_report(report: dict[str, Any]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from auditor.cli.common import make_table, TableOrJson, console, print_json
+from auditor.cli.common import TableOrJson, console, make_table, print_json
 from auditor.errors import UnknownHardwareError
 from auditor.hardware import search_hardware
 from auditor.regions import resolve_region, search_regions

@@ -134,3 +134,17 @@ class Usage:
     energy_kwh: float = 0.0
     gpu_hours: float = 0.0
     trials: int = 0
+
+
+@dataclass(frozen=True)
+class StateAggregate:
+    """Sums over the trials of one sweep in one state (what reports are built from)."""
+
+    sweep: str
+    framework: str
+    state: str
+    trials: int
+    gpu_seconds: float
+    joules: float
+    measured_joules: float
+    stopped_by_budget: int

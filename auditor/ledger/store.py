@@ -25,17 +25,20 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, inspect, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, create_engine, event, func, insert, inspect, literal, select, update
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from auditor import __version__
 from auditor.errors import LedgerError, SchemaTooNewError
 from auditor.ledger import schema
-from auditor.ledger.records import BudgetEvent, EnergyReading, SweepRecord, TrialRecord, Usage
+from auditor.ledger.records import MEASURED_METHODS, BudgetEvent, EnergyReading, StateAggregate, SweepRecord, TrialRecord, Usage
 from auditor.ledger.url import display, to_url
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 _SCHEMA_LOCK_ID = 0x61756474  # "audt": serialises schema creation on PostgreSQL and MySQL
@@ -396,6 +399,43 @@ class Ledger:
             rows = conn.execute(query).all()
         return [self._trial(row, row.sweep_name) for row in rows]
 
+    def trials_frame(self, sweep: str | None = None) -> pd.DataFrame:
+        """The trials as a pandas DataFrame: one row per trial, energy per domain in joules
+        with its method, params and objective values as columns ``param_*`` and ``value_*``.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> with Ledger.open(pathlib.Path(tempfile.mkdtemp()) / "l.db") as ledger:
+            ...     _ = ledger.ensure_sweep("s")
+            ...     _ = ledger.record_trial(TrialRecord(sweep="s", trial_key="0", state="complete",
+            ...                                         start_time=0, params={"lr": 0.1}, objective=[0.9]))
+            ...     frame = ledger.trials_frame("s")
+            >>> frame[["sweep", "state", "param_lr", "value_0"]].values.tolist()
+            [['s', 'complete', 0.1, 0.9]]
+        """
+        import pandas as pd
+
+        rows = []
+        for trial in self.trials(sweep):
+            row: dict[str, Any] = {
+                "sweep": trial.sweep, "trial_key": trial.trial_key, "number": trial.number, "name": trial.name,
+                "state": trial.state.value, "start_time": trial.start_time, "end_time": trial.end_time,
+                "host": trial.host, "gpus": len(trial.devices), "gpu_seconds": trial.gpu_seconds,
+                "energy_j": trial.energy_joules, "is_final": trial.is_final, "stopped_by_budget": trial.stopped_by_budget,
+                "flags": ",".join(trial.flags),
+            }
+            for domain in schema.ENERGY_DOMAINS:
+                reading = trial.energy.get(domain, EnergyReading())
+                row[f"{domain}_energy_j"], row[f"{domain}_energy_method"] = reading.joules, reading.method
+            row.update({f"param_{k}": v for k, v in trial.params.items()})
+            row.update({f"value_{i}": v for i, v in enumerate(trial.objective or [])})
+            rows.append(row)
+        frame = pd.DataFrame(rows)
+        for column in ("start_time", "end_time"):
+            if column in frame:
+                frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
+        return frame
+
     def count_trials(self, sweep: str | None = None) -> int:
         """How many trials the ledger holds (for one sweep, or in all)."""
         query = select(func.count()).select_from(schema.trials)
@@ -414,6 +454,55 @@ class Ledger:
         with self._read() as conn:
             joules, gpu_seconds, count = conn.execute(query).one()
         return Usage(energy_kwh=float(joules) / 3.6e6, gpu_hours=float(gpu_seconds) / 3600.0, trials=int(count))
+
+    # -- aggregates (reports) -------------------------------------------------------------
+
+    def aggregate(self, since: float | None = None) -> list[StateAggregate]:
+        """Per sweep and state: trial count, GPU-seconds, joules and measured joules, summed by
+        the database (a report over a million trials reads no row into Python)."""
+        t, s = schema.trials, schema.sweeps
+        energy = sum((t.c[f"{d}_energy_j"] for d in schema.ENERGY_DOMAINS[1:]), t.c.gpu_energy_j)
+        measured = sum(
+            (
+                case((t.c[f"{d}_energy_method"].in_(sorted(MEASURED_METHODS)), t.c[f"{d}_energy_j"]), else_=0.0)
+                for d in schema.ENERGY_DOMAINS
+            ),
+            literal(0.0),
+        )
+        query = (
+            select(
+                s.c.name, s.c.framework, t.c.state, func.count(), func.sum(t.c.gpu_seconds),
+                func.sum(energy), func.sum(measured),
+                func.sum(case((t.c.stopped_by_budget, 1), else_=0)),
+            )
+            .join(s, s.c.id == t.c.sweep_id)
+            .group_by(s.c.name, s.c.framework, t.c.state)
+        )
+        if since is not None:
+            query = query.where(t.c.start_time >= since)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [StateAggregate(r[0], r[1], r[2], int(r[3]), float(r[4] or 0), float(r[5] or 0), float(r[6] or 0), int(r[7] or 0)) for r in rows]
+
+    def devices_and_span(self, since: float | None = None) -> tuple[dict[str, int], float | None, float | None]:
+        """The device lists trials held, with how many trials held each list, and the first
+        start and last end."""
+        t = schema.trials
+        devices = select(t.c.devices, func.count()).group_by(t.c.devices)
+        span = select(func.min(t.c.start_time), func.max(t.c.end_time))
+        if since is not None:
+            devices, span = devices.where(t.c.start_time >= since), span.where(t.c.start_time >= since)
+        with self._read() as conn:
+            counts = {row[0]: int(row[1]) for row in conn.execute(devices).all()}
+            first, last = conn.execute(span).one()
+        return counts, first, last
+
+    def final_trials(self) -> list[TrialRecord]:
+        """Trials marked as a final run, oldest first."""
+        t, s = schema.trials, schema.sweeps
+        query = select(t, s.c.name.label("sweep_name")).join(s, s.c.id == t.c.sweep_id).where(t.c.is_final).order_by(t.c.id)
+        with self._read() as conn:
+            return [self._trial(row, row.sweep_name) for row in conn.execute(query).all()]
 
     # -- budget events ----------------------------------------------------------------------
 

@@ -1,0 +1,101 @@
+"""`audit sweeps` and `audit trials SWEEP`: list what the ledger holds, sorted and filtered."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+
+import typer
+
+from auditor.cli.common import LEDGER_HELP, TableOrJson, console, make_table, print_json, settings_with
+from auditor.config import carbon_model
+from auditor.errors import LedgerError
+from auditor.ledger import Ledger
+from auditor.report import build_report
+from auditor.units import format_number
+
+
+class SweepOrder(str, Enum):
+    name = "name"
+    trials = "trials"
+    co2e = "co2e"
+    energy = "energy"
+    gpu_hours = "gpu-hours"
+
+
+def sweeps_command(
+    sort: SweepOrder = typer.Option(SweepOrder.name, "--sort", help="name, trials, co2e, energy or gpu-hours (largest first)."),
+    framework: str | None = typer.Option(None, "--framework", help="Only sweeps of this framework (optuna, ray, run)."),
+    region: str | None = typer.Option(None, "--region", help="Grid for the CO2e column."),
+    ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
+    output: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table or json."),
+) -> None:
+    """List the ledger's sweeps with their trials, GPU-hours, energy and CO2e."""
+    settings = settings_with(ledger=ledger, region=region)
+    with Ledger.open(settings.ledger) as store:
+        rows = build_report(store, carbon_model(settings))["sweeps"]
+    if framework:
+        rows = [r for r in rows if r["framework"] == framework]
+    keys = {"name": ("name", False), "trials": ("trials", True), "co2e": ("co2e_kg", True),
+            "energy": ("energy_kwh", True), "gpu-hours": ("gpu_hours", True)}
+    key, descending = keys[sort.value]
+    rows.sort(key=lambda r: r[key], reverse=descending)
+    if output is TableOrJson.json:
+        print_json([{k: v for k, v in r.items() if k != "budget_events"} for r in rows])
+        return
+    table = make_table("sweep", "framework", "trials", "GPU-h", "energy kWh", "kgCO2e", "budget")
+    for r in rows:
+        table.add_row(r["name"], r["framework"], str(r["trials"]), format_number(r["gpu_hours"]),
+                      format_number(r["energy_kwh"]), format_number(r["co2e_kg"]), "stopped" if r["stopped_by_budget"] else "")
+    console().print(table)
+
+
+class TrialOrder(str, Enum):
+    number = "number"
+    energy = "energy"
+    duration = "duration"
+    start = "start"
+
+
+def trials_command(
+    sweep: str = typer.Argument(..., help="The sweep's name (see `audit sweeps`)."),
+    state: list[str] | None = typer.Option(None, "--state", help="Only trials in this state (repeatable)."),
+    sort: TrialOrder = typer.Option(TrialOrder.number, "--sort", help="number, energy, duration or start."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Show at most this many."),
+    ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
+    output: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table or json."),
+) -> None:
+    """List the trials of a sweep with their state, duration, GPU-hours and energy."""
+    settings = settings_with(ledger=ledger)
+    with Ledger.open(settings.ledger) as store:
+        if store.get_sweep(sweep) is None:
+            known = ", ".join(s.name for s in store.sweeps()) or "none yet"
+            raise LedgerError(f"no sweep called {sweep!r} in {store.location}: it holds {known}")
+        trials = store.trials(sweep)
+    if state:
+        trials = [t for t in trials if t.state.value in state]
+    order = {
+        "number": lambda t: (t.number if t.number is not None else -1, t.start_time),
+        "energy": lambda t: -t.energy_joules,
+        "duration": lambda t: -((t.end_time or t.start_time) - t.start_time),
+        "start": lambda t: t.start_time,
+    }
+    trials.sort(key=order[sort.value])
+    trials = trials[:limit] if limit else trials
+    if output is TableOrJson.json:
+        print_json([
+            {"key": t.trial_key, "number": t.number, "name": t.name, "state": t.state.value, "start_time": t.start_time,
+             "end_time": t.end_time, "gpu_seconds": t.gpu_seconds,
+             "energy": {d: {"joules": r.joules, "method": r.method} for d, r in t.energy.items()},
+             "params": t.params, "objective": t.objective, "flags": t.flags, "stopped_by_budget": t.stopped_by_budget}
+            for t in trials
+        ])
+        return
+    table = make_table("#", "state", "seconds", "GPU-h", "energy J", "method", "params")
+    for t in trials:
+        methods = "/".join(sorted({r.method for r in t.energy.values()})) or "-"
+        label = str(t.number) if t.number is not None else (t.name or t.trial_key)
+        table.add_row(label, t.state.value + (" (budget)" if t.stopped_by_budget else ""),
+                      format_number((t.end_time or t.start_time) - t.start_time), format_number(t.gpu_seconds / 3600),
+                      format_number(t.energy_joules), methods, json.dumps(t.params, default=str)[:80])
+    console().print(table)

@@ -1,0 +1,142 @@
+"""The report as Markdown, CSV and a statement ready to paste into a paper.
+
+Every string that comes from users (sweep names, final run names) is escaped for the format it
+lands in.
+
+Example:
+    >>> latex_escape("lr_search 50% & $5")
+    'lr\\\\_search 50\\\\% \\\\& \\\\$5'
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from auditor.units import format_number
+
+CSV_COLUMNS = [
+    "sweep", "framework", "trials", "complete", "pruned", "failed", "gpu_hours", "energy_kwh",
+    "facility_kwh", "co2e_kg", "cost_usd", "measured_fraction", "waste_fraction", "stopped_by_budget",
+]
+_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+          "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    """``text`` safe to put in LaTeX."""
+    return "".join(_LATEX.get(ch, ch) for ch in text)
+
+
+def markdown_escape(text: str) -> str:
+    """``text`` safe in a Markdown table cell (no HTML, no cell breaks, no emphasis)."""
+    escaped = text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    for ch in "*_`[]#":
+        escaped = escaped.replace(ch, "\\" + ch)
+    return " ".join(escaped.split())
+
+
+def _rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*report["sweeps"], {"name": "whole project", "framework": "", **report["totals"], "stopped_by_budget": None}]
+
+
+def render_csv(report: dict[str, Any]) -> str:
+    """One row per sweep and one for the whole project (``sweep`` = ``whole project``)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in _rows(report):
+        states = row["trials_by_state"]
+        writer.writerow({
+            "sweep": row["name"], "framework": row["framework"], "trials": row["trials"],
+            "complete": states.get("complete", 0), "pruned": states.get("pruned", 0), "failed": states.get("failed", 0),
+            **{key: row[key] for key in ("gpu_hours", "energy_kwh", "facility_kwh", "co2e_kg", "cost_usd",
+                                         "measured_fraction", "waste_fraction", "stopped_by_budget")},
+        })
+    return out.getvalue()
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """Headline, one table row per sweep, and the findings in sentences."""
+    region, totals = report["region"], report["totals"]
+    lines = [
+        "# Development footprint",
+        "",
+        f"Grid: {markdown_escape(region['name'])}, {region['g_co2e_per_kwh']:g} gCO2e/kWh ({markdown_escape(region['source'])}). "
+        f"PUE {report['pue']['value']:g} ({markdown_escape(report['pue']['source'])}).",
+        "",
+        "| sweep | framework | trials (done/pruned/failed) | GPU-h | facility kWh | kgCO2e | measured |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in _rows(report):
+        states = row["trials_by_state"]
+        counts = f"{row['trials']} ({states.get('complete', 0)}/{states.get('pruned', 0)}/{states.get('failed', 0)})"
+        lines.append(
+            f"| {markdown_escape(row['name'])} | {markdown_escape(row['framework'])} | {counts} | {format_number(row['gpu_hours'])} "
+            f"| {format_number(row['facility_kwh'])} | {format_number(row['co2e_kg'])} | {_pct(row['measured_fraction'])} |"
+        )
+    lines.append("")
+    lines.extend(f"- {sentence}" for sentence in findings(report, escape=markdown_escape))
+    return "\n".join(lines) + "\n"
+
+
+def findings(report: dict[str, Any], escape: Any = str) -> list[str]:
+    """The report's conclusions as sentences."""
+    totals, sentences = report["totals"], []
+    final, ratio = report["final_run"], report["search_to_final_ratio"]
+    if final is not None and ratio is not None:
+        sentences.append(
+            f"The final run ({escape(final['name'])}) cost {format_number(final['co2e_kg'])} kgCO2e; the whole "
+            f"development cost {format_number(totals['co2e_kg'])} kgCO2e: the search cost {ratio:.0f} times the final run."
+        )
+    if totals["waste_fraction"] is not None:
+        sentences.append(f"Pruned, failed and stopped trials used {_pct(totals['waste_fraction'])} of the energy.")
+    for sweep in report["sweeps"]:
+        stops = [e for e in sweep["budget_events"] if e["action"] in ("stop-new", "stop-all")]
+        if stops:
+            sentences.append(f"{escape(sweep['name'])} was stopped by its budget {escape(stops[0]['budget'])}: {escape(stops[0]['reason'])}.")
+    flights = report["equivalents"]["flights_ny_sf"]
+    sentences.append(f"That is about {flights:.2g} passenger flights New York - San Francisco ({report['equivalents']['flights_source']}).")
+    if totals["measured_fraction"] is not None:
+        sentences.append(f"Measured with hardware counters: {_pct(totals['measured_fraction'])}; the rest is estimated.")
+    return sentences
+
+
+def render_statement(report: dict[str, Any]) -> str:
+    """A paragraph for a paper, in Markdown and in LaTeX."""
+    return "Markdown:\n\n" + statement(report, str) + "\n\nLaTeX:\n\n" + statement(report, latex_escape, latex=True) + "\n"
+
+
+def statement(report: dict[str, Any], escape: Any, latex: bool = False) -> str:
+    """The compute statement: hardware, hours, energy, PUE, intensity and source, CO2e, ratio."""
+    totals, region, pue = report["totals"], report["region"], report["pue"]
+    co2 = "CO$_2$e" if latex else "CO2e"
+    pct = "\\%" if latex else "%"
+    hardware = ", ".join(f"{escape(model)}" for model in report["hardware"]) or "CPUs only (no GPU was recorded)"
+    span = report["span"]
+    seconds = (span["last_end"] or 0) - (span["first_start"] or 0) if span["first_start"] else 0
+    duration = f"{seconds / 86400:.1f} days" if seconds >= 2 * 86400 else f"{seconds / 3600:.1f} hours"
+    searches = len(report["sweeps"])
+    text = (
+        f"Developing this work took {totals['trials']} training runs across {searches} "
+        f"search{'es' if searches != 1 else ''} over {duration}, using {format_number(totals['gpu_hours'])} GPU-hours on {hardware}. "
+        f"They drew {format_number(totals['energy_kwh'])} kWh at the devices and {format_number(totals['facility_kwh'])} kWh "
+        f"at the facility (PUE {pue['value']:g}, {escape(pue['source'])}). At {region['g_co2e_per_kwh']:g} g{co2}/kWh "
+        f"({escape(region['name'])}; {escape(region['source'])}), this is {format_number(totals['co2e_kg'])} kg {co2}"
+    )
+    if totals["cost_usd"] is not None:
+        cost = f"${totals['cost_usd']:,.2f}"
+        text += f" and cost {escape(cost)}"
+    text += "."
+    if report["final_run"] and report["search_to_final_ratio"] is not None:
+        text += (f" The final training run alone accounted for {format_number(report['final_run']['co2e_kg'])} kg {co2}: "
+                 f"the search cost {report['search_to_final_ratio']:.0f} times the final run.")
+    if totals["measured_fraction"] is not None:
+        text += f" {totals['measured_fraction'] * 100:.0f}{pct} of the energy was measured with hardware counters; the rest was estimated."
+    text += f" Figures recorded with {escape(report['generator'])}."
+    return text
