@@ -13,7 +13,9 @@ import typer
 from auditor.cli.common import LEDGER_HELP, console, make_table, settings_with, write_atomically
 from auditor.config import carbon_model
 from auditor.errors import AuditorError, InvalidInputError, LedgerError
+from auditor.plots import close_figures, save_figures
 from auditor.report_formats import render_csv, render_markdown, render_statement
+from auditor.report_html import figures_for, render_html
 from auditor.ledger import Ledger
 from auditor.report import build_report
 from auditor.units import format_number
@@ -25,6 +27,7 @@ class ReportFormat(str, Enum):
     json = "json"
     csv = "csv"
     statement = "statement"
+    html = "html"
 
 
 def _since(text: str | None) -> float | None:
@@ -45,6 +48,7 @@ def report_command(
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
     output: ReportFormat = typer.Option(ReportFormat.table, "--format", help="table, markdown, json, csv or statement."),
     out: Path | None = typer.Option(None, "--out", help="Write the report to this file instead of the screen."),
+    plots: Path | None = typer.Option(None, "--plots", help="Also write the plots as PNG and SVG into this directory."),
 ) -> None:
     """Report energy, CO2e, cost and GPU-hours of every sweep, and of the whole project."""
     settings = settings_with(ledger=ledger, region=region, pue=pue)
@@ -55,7 +59,15 @@ def report_command(
             if name not in known:
                 raise LedgerError(f"no sweep called {name!r} in {store.location}: it holds {', '.join(sorted(known)) or 'none yet'}")
         report = build(store, settings, sweep, since_ts)
+        figures = figures_for(store, report, sweep, since_ts) if output is ReportFormat.html or plots else {}
+    if plots is not None:
+        try:
+            written = save_figures(dict(figures), plots)
+        except OSError as exc:
+            raise AuditorError(f"cannot write plots into {plots}: {exc.strerror}") from None
+        typer.echo(f"{len(written)} plot files written to {plots}", err=True)
     if output is ReportFormat.table and out is None:
+        close_figures(figures)
         print_report(report)
         return
     renderers = {
@@ -64,8 +76,10 @@ def report_command(
         ReportFormat.csv: render_csv,
         ReportFormat.statement: render_statement,
         ReportFormat.table: render_markdown,
+        ReportFormat.html: lambda r: render_html(r, figures),
     }
     text = renderers[output](report)
+    close_figures(figures)
     if out is None:
         typer.echo(text, nl=False)
         return

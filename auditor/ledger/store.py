@@ -497,6 +497,20 @@ class Ledger:
             first, last = conn.execute(span).one()
         return counts, first, last
 
+    def trial_points(self, sweeps: list[str] | None = None, since: float | None = None) -> list[tuple[str, str, float, float, float, str]]:
+        """Per trial, in order of end: sweep, state, end time, joules, GPU-seconds and the
+        objective JSON (what the report's plots draw)."""
+        t, s = schema.trials, schema.sweeps
+        energy = sum((t.c[f"{d}_energy_j"] for d in schema.ENERGY_DOMAINS[1:]), t.c.gpu_energy_j)
+        end = func.coalesce(t.c.end_time, t.c.start_time)
+        query = select(s.c.name, t.c.state, end, energy, t.c.gpu_seconds, t.c.objective).join(s, s.c.id == t.c.sweep_id).order_by(end)
+        if sweeps:
+            query = query.where(s.c.name.in_(sweeps))
+        if since is not None:
+            query = query.where(t.c.start_time >= since)
+        with self._read() as conn:
+            return [tuple(row) for row in conn.execute(query).all()]  # type: ignore[misc]
+
     def final_trials(self) -> list[TrialRecord]:
         """Trials marked as a final run, oldest first."""
         t, s = schema.trials, schema.sweeps

@@ -1,0 +1,86 @@
+"""The report as one self-contained HTML file: tables, findings and plots, no network, no CDN.
+
+Every string is escaped with ``html.escape``; the plots are inline SVG whose text is drawn as
+paths, so no user string reaches the markup unescaped.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from auditor.ledger import Ledger
+from auditor.plots import report_figures, to_svg
+from auditor.report_formats import findings
+from auditor.units import format_number
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:60rem;color:#1a202c;padding:0 1rem}
+h1{font-size:1.5rem;margin-bottom:.2rem} .sub{color:#4a5568;margin-top:0}
+table{border-collapse:collapse;width:100%;margin:1rem 0;font-size:.9rem}
+th,td{border-bottom:1px solid #e2e8f0;padding:.35rem .5rem;text-align:right} th:first-child,td:first-child,th:nth-child(2),td:nth-child(2){text-align:left}
+tr.total td{font-weight:600;border-top:2px solid #a0aec0}
+.headline{font-size:1.1rem;background:#f7fafc;border-left:4px solid #2b6cb0;padding:.6rem 1rem}
+figure{margin:1.2rem 0} figure svg{width:100%;height:auto}
+footer{color:#718096;font-size:.8rem;margin-top:2rem}
+"""
+
+
+def figures_for(ledger: Ledger, report: dict[str, Any], sweeps: list[str] | None, since: float | None) -> dict[str, Any]:
+    """The report's plots, drawn from the ledger's trials."""
+    region, pue = report["region"], report["pue"]["value"]
+    kg_per_joule = pue * region["g_co2e_per_kwh"] / 1000 / 3.6e6
+    budget_kg = None
+    for sweep in report["sweeps"]:
+        for event in sweep["budget_events"]:
+            if event["metric"] == "co2e_kg":
+                budget_kg = event["limit"]
+            elif event["metric"] == "energy_kwh":
+                budget_kg = event["limit"] * 3.6e6 * kg_per_joule
+    directions = [s.attrs.get("directions", ["minimize"]) for s in ledger.sweeps() if not sweeps or s.name in sweeps]
+    minimize = not directions or (directions[0] or ["minimize"])[0] != "maximize"
+    return report_figures(ledger.trial_points(sweeps, since), kg_per_joule, budget_kg, minimize)
+
+
+def render_html(report: dict[str, Any], figures: dict[str, Any]) -> str:
+    """The whole page."""
+    e = html.escape
+    region, totals = report["region"], report["totals"]
+    rows = []
+    for row in [*report["sweeps"], {"name": "whole project", "framework": "", **totals}]:
+        states = row["trials_by_state"]
+        measured = "-" if row["measured_fraction"] is None else f"{row['measured_fraction']:.0%}"
+        css = ' class="total"' if row["name"] == "whole project" and row["framework"] == "" else ""
+        rows.append(
+            f"<tr{css}><td>{e(row['name'])}</td><td>{e(row['framework'])}</td><td>{row['trials']}</td>"
+            f"<td>{states.get('complete', 0)}/{states.get('pruned', 0)}/{states.get('failed', 0)}</td>"
+            f"<td>{e(format_number(row['gpu_hours']))}</td><td>{e(format_number(row['energy_kwh']))}</td>"
+            f"<td>{e(format_number(row['facility_kwh']))}</td><td>{e(format_number(row['co2e_kg']))}</td><td>{measured}</td></tr>"
+        )
+    plots = "\n".join(f'<figure id="{e(stem)}">{to_svg(fig)}</figure>' for stem, fig in figures.items())
+    sentences = "".join(f"<li>{e(s)}</li>" for s in findings(report))
+    headline = ""
+    if report["final_run"] and report["search_to_final_ratio"] is not None:
+        headline = (
+            f'<p class="headline">The search cost <strong>{report["search_to_final_ratio"]:.0f} times</strong> the final '
+            f"training run ({e(report['final_run']['name'])}).</p>"
+        )
+    grid = f"{e(region['name'])}, {region['g_co2e_per_kwh']:g} gCO2e/kWh ({e(region['source'])})"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<title>Development footprint</title><style>{STYLE}</style></head>
+<body>
+<h1>Development footprint</h1>
+<p class="sub">{totals['trials']} trials in {len(report['sweeps'])} sweeps · {e(format_number(totals['co2e_kg']))} kgCO2e ·
+{e(format_number(totals['gpu_hours']))} GPU-hours · grid {grid} · PUE {report['pue']['value']:g}</p>
+{headline}
+<table><thead><tr><th>sweep</th><th>framework</th><th>trials</th><th>done/pruned/failed</th><th>GPU-h</th>
+<th>IT kWh</th><th>facility kWh</th><th>kgCO2e</th><th>measured</th></tr></thead>
+<tbody>{''.join(rows)}</tbody></table>
+<ul>{sentences}</ul>
+{plots}
+<footer>Ledger {e(report['ledger'])} · {e(report['generator'])} · report format {report['version']} ·
+PUE: {e(report['pue']['source'])}</footer>
+</body></html>
+"""
