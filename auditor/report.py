@@ -79,7 +79,8 @@ def build_report(
     per_sweep: dict[str, Totals] = defaultdict(Totals)
     frameworks: dict[str, str] = {s.name: s.framework for s in ledger.sweeps()}
     whole = Totals()
-    for row in ledger.aggregate(since):
+    aggregates = ledger.aggregate(since)
+    for row in aggregates:
         if wanted is None or row.sweep in wanted:
             per_sweep[row.sweep].add(row)
             whole.add(row)
@@ -98,7 +99,11 @@ def build_report(
     ratio = None
     if final_fp is not None and final_fp.co2e_kg > 0:
         ratio = (development["co2e_kg"] - final_fp.co2e_kg) / final_fp.co2e_kg
-    device_lists, first, last = ledger.devices_and_span(since)
+    rows = [row for row in aggregates if wanted is None or row.sweep in wanted]
+    starts = [row.first_start for row in rows if row.first_start is not None]
+    ends = [row.last_end for row in rows if row.last_end is not None]
+    first, last = (min(starts), max(ends)) if starts and ends else (None, None)
+    device_lists = ledger.device_lists(since)
     region = model.region
     return {
         "version": REPORT_VERSION,

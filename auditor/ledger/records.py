@@ -148,3 +148,5 @@ class StateAggregate:
     joules: float
     measured_joules: float
     stopped_by_budget: int
+    first_start: float | None = None
+    last_end: float | None = None

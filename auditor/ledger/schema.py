@@ -84,6 +84,8 @@ trials = Table(
     UniqueConstraint("sweep_id", "trial_key", name="uq_auditor_trials_sweep_key"),
     Index("ix_auditor_trials_sweep_state", "sweep_id", "state"),
     Index("ix_auditor_trials_start", "start_time"),
+    Index("ix_auditor_trials_final", "is_final"),
+    Index("ix_auditor_trials_devices", "devices", mysql_length=255, mariadb_length=255),
 )
 
 budget_events = Table(
