@@ -97,6 +97,20 @@ def _read_json_lines(path: Path) -> list[dict[str, Any]]:
     return results
 
 
+def _ray_statuses(experiment: Path) -> dict[str, str]:
+    """Trial directory -> Ray's final status (TERMINATED, ERROR...), from the newest
+    ``experiment_state-*.json`` (read as JSON only: its pickled parts are never loaded)."""
+    states = sorted(experiment.glob("experiment_state-*.json"))
+    if not states:
+        return {}
+    try:
+        data = json.loads(states[-1].read_text())
+        trials = [json.loads(item[0]) for item in data.get("trial_data", [])]
+        return {str(t.get("relative_logdir")): str(t.get("status")) for t in trials}
+    except (OSError, ValueError, TypeError, IndexError, AttributeError):
+        return {}
+
+
 def import_ray(ledger: Ledger, experiment: Path, gpu: HardwareSpec | None = None, count: int = 1,
                sweep: str | None = None, progress: Progress | None = None) -> int:
     """Import a Ray Tune experiment directory; returns how many trials were new."""
@@ -105,6 +119,7 @@ def import_ray(ledger: Ledger, experiment: Path, gpu: HardwareSpec | None = None
     trial_dirs = sorted(p.parent for p in experiment.glob("*/params.json"))
     if not trial_dirs:
         raise InvalidInputError(f"{experiment} holds no Ray Tune trial (no */params.json)")
+    statuses = _ray_statuses(experiment)
     records = []
     for number, directory in enumerate(trial_dirs):
         params = json.loads((directory / "params.json").read_text() or "{}")
@@ -113,7 +128,13 @@ def import_ray(ledger: Ledger, experiment: Path, gpu: HardwareSpec | None = None
         seconds = float(last.get("time_total_s", 0.0))
         end = float(last.get("timestamp", directory.stat().st_mtime))
         failed = (directory / "error.txt").exists() or (directory / "error.pkl").exists()
-        state = "failed" if failed else ("complete" if last.get("done") else "stopped")
+        status = statuses.get(directory.name)
+        if failed or status == "ERROR":
+            state = "failed"
+        elif status == "TERMINATED" or last.get("done"):
+            state = "complete"
+        else:
+            state = "stopped"
         joules = {d: float(last[f"auditor/{d}_energy_j"]) for d in ("gpu", "cpu", "memory") if f"auditor/{d}_energy_j" in last}
         if joules:
             energy = {d: EnergyReading(j, str(last.get(f"auditor/{d}_energy_method", "estimate"))) for d, j in joules.items()}

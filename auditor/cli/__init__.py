@@ -19,6 +19,7 @@ from auditor.cli.config import config_app
 from auditor.cli.demo import demo_command
 from auditor.cli.doctor import doctor_command
 from auditor.cli.estimate import estimate_command
+from auditor.cli.imports import export_app, import_app
 from auditor.cli.listing import sweeps_command, trials_command
 from auditor.cli.report import report_command
 from auditor.cli.run import run_command
@@ -61,6 +62,8 @@ app.command("sweeps")(sweeps_command)
 app.command("trials")(trials_command)
 app.command("demo")(demo_command)
 app.add_typer(config_app, name="config")
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
 
 
 def _error(message: str) -> None:

@@ -77,6 +77,9 @@ trials = Table(
             Column(f"{domain}_energy_method", String(16), nullable=False, default="none"),
         )
     ),
+    # Totals over the domains, kept with the row so that reports sum plain columns.
+    Column("energy_j", Double, nullable=False, default=0.0),
+    Column("measured_energy_j", Double, nullable=False, default=0.0),
     Column("flags", JsonText, nullable=False, default="[]"),
     Column("is_final", Boolean, nullable=False, default=False),
     Column("stopped_by_budget", Boolean, nullable=False, default=False),

@@ -27,14 +27,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, bindparam, case, create_engine, event, func, insert, inspect, literal, select, true, update
+from sqlalchemy import Connection, Engine, bindparam, case, create_engine, event, func, insert, inspect, select, true, update
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from auditor import __version__
 from auditor.errors import LedgerError, SchemaTooNewError
 from auditor.ledger import schema
-from auditor.ledger.records import MEASURED_METHODS, BudgetEvent, EnergyReading, StateAggregate, SweepRecord, TrialRecord, Usage
+from auditor.ledger.records import BudgetEvent, EnergyReading, StateAggregate, SweepRecord, TrialRecord, Usage
 from auditor.ledger.url import display, to_url
 
 if TYPE_CHECKING:
@@ -320,12 +320,15 @@ class Ledger:
             "stopped_by_budget": record.stopped_by_budget,
             "recorded_at": record.recorded_at,
         }
+        row["energy_j"] = row["measured_energy_j"] = 0.0
         for domain in schema.ENERGY_DOMAINS:
             reading = record.energy.get(domain, EnergyReading())
             if not math.isfinite(reading.joules) or reading.joules < 0:
                 raise ValueError(f"{domain} energy {reading.joules!r} J is not a finite amount >= 0")
             row[f"{domain}_energy_j"] = reading.joules
             row[f"{domain}_energy_method"] = reading.method
+            row["energy_j"] += reading.joules
+            row["measured_energy_j"] += reading.joules if reading.is_measured else 0.0
         return row
 
     def record_trial(self, record: TrialRecord) -> int:
@@ -447,8 +450,7 @@ class Ledger:
     def usage(self, sweep: str | None = None) -> Usage:
         """Summed IT energy and GPU time of one sweep's trials (or of the whole ledger)."""
         t = schema.trials
-        energy = sum((getattr(t.c, f"{d}_energy_j") for d in schema.ENERGY_DOMAINS[1:]), t.c.gpu_energy_j)
-        query = select(func.coalesce(func.sum(energy), 0.0), func.coalesce(func.sum(t.c.gpu_seconds), 0.0), func.count())
+        query = select(func.coalesce(func.sum(t.c.energy_j), 0.0), func.coalesce(func.sum(t.c.gpu_seconds), 0.0), func.count())
         if sweep is not None:
             query = query.where(t.c.sweep_id == self._sweep_id(sweep))
         with self._read() as conn:
@@ -461,19 +463,11 @@ class Ledger:
         """Per sweep and state: trial count, GPU-seconds, joules, measured joules and time span,
         summed by the database (a report over a million trials reads no row into Python)."""
         t = schema.trials
-        energy = sum((t.c[f"{d}_energy_j"] for d in schema.ENERGY_DOMAINS[1:]), t.c.gpu_energy_j)
-        measured = sum(
-            (
-                case((t.c[f"{d}_energy_method"].in_(sorted(MEASURED_METHODS)), t.c[f"{d}_energy_j"]), else_=0.0)
-                for d in schema.ENERGY_DOMAINS
-            ),
-            literal(0.0),
-        )
         # Grouping by an expression keeps SQLite from walking the (sweep, state) index and
         # fetching each row at random: a full scan and one sort are several times faster.
         sweep_key = t.c.sweep_id + 0
         query = select(
-            sweep_key, t.c.state, func.count(), func.sum(t.c.gpu_seconds), func.sum(energy), func.sum(measured),
+            sweep_key, t.c.state, func.count(), func.sum(t.c.gpu_seconds), func.sum(t.c.energy_j), func.sum(t.c.measured_energy_j),
             func.sum(case((t.c.stopped_by_budget, 1), else_=0)), func.min(t.c.start_time),
             func.max(func.coalesce(t.c.end_time, t.c.start_time)),
         ).group_by(sweep_key, t.c.state)
@@ -511,9 +505,8 @@ class Ledger:
         """Per trial, in order of end: sweep, state, end time, joules, GPU-seconds and the
         objective JSON (what the report's plots draw)."""
         t, s = schema.trials, schema.sweeps
-        energy = sum((t.c[f"{d}_energy_j"] for d in schema.ENERGY_DOMAINS[1:]), t.c.gpu_energy_j)
         end = func.coalesce(t.c.end_time, t.c.start_time)
-        query = select(s.c.name, t.c.state, end, energy, t.c.gpu_seconds, t.c.objective).join(s, s.c.id == t.c.sweep_id).order_by(end)
+        query = select(s.c.name, t.c.state, end, t.c.energy_j, t.c.gpu_seconds, t.c.objective).join(s, s.c.id == t.c.sweep_id).order_by(end)
         if sweeps:
             query = query.where(s.c.name.in_(sweeps))
         if since is not None:

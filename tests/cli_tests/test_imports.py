@@ -1,0 +1,171 @@
+"""Importing searches that ran before the auditor (real Optuna storages, a real Ray Tune
+experiment directory, CodeCarbon's CSV) and exporting to CodeCarbon."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from auditor.importers import CODECARBON_COLUMNS
+from auditor.ledger import EnergyReading, Ledger, TrialRecord
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def make_study(path: Path) -> str:
+    storage = f"sqlite:///{path}"
+    study = optuna.create_study(study_name="old-search", storage=storage)
+
+    def objective(trial: optuna.Trial) -> float:
+        time.sleep(0.05)
+        if trial.number == 1:
+            raise optuna.TrialPruned()
+        return trial.suggest_float("x", 0, 1)
+
+    study.optimize(objective, n_trials=4)
+    return storage
+
+
+def test_import_optuna_estimates_from_durations(audit, tmp_path: Path) -> None:
+    storage = make_study(tmp_path / "optuna.db")
+    ledger = tmp_path / "ledger.db"
+    result = audit("import", "optuna", "--storage", storage, "--study", "old-search", "--gpu", "A100 SXM4",
+                   "--count", "2", "--ledger", str(ledger))
+    assert result.code == 0, result.err
+    assert "4 new trials imported into sweep 'old-search'" in result.out
+    with Ledger.open(ledger) as store:
+        trials = {t.number: t for t in store.trials("old-search")}
+    assert trials[1].state.value == "pruned"
+    duration = trials[0].end_time - trials[0].start_time
+    assert trials[0].gpu_seconds == pytest.approx(2 * duration)
+    assert trials[0].energy["gpu"].joules == pytest.approx(400 * 2 * duration)
+    assert trials[0].energy["gpu"].method == "estimate-tdp" and "imported" in trials[0].flags
+    again = audit("import", "optuna", "--storage", storage, "--study", "old-search", "--gpu", "A100 SXM4", "--ledger", str(ledger))
+    assert "0 new trials" in again.out  # nothing doubled
+
+
+def test_import_never_replaces_measured_records(audit, tmp_path: Path) -> None:
+    storage = make_study(tmp_path / "optuna.db")
+    ledger = tmp_path / "ledger.db"
+    with Ledger.open(ledger) as store:
+        store.ensure_sweep("old-search", "optuna")
+        store.record_trial(TrialRecord(sweep="old-search", trial_key="old-search/0", number=0, state="complete",
+                                       start_time=0, end_time=1, energy={"gpu": EnergyReading(123.0, "counter")}))
+    audit("import", "optuna", "--storage", storage, "--study", "old-search", "--gpu", "T4", "--ledger", str(ledger))
+    with Ledger.open(ledger) as store:
+        trials = {t.number: t for t in store.trials("old-search")}
+    assert trials[0].energy["gpu"] == EnergyReading(123.0, "counter") and len(trials) == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--storage", "postgresql://nobody@127.0.0.1:9/x", "--study", "s", "--gpu", "T4"], "cannot read Optuna storage"),
+        (["--storage", "STORAGE", "--study", "nope", "--gpu", "T4"], "no study called 'nope'"),
+        (["--storage", "STORAGE", "--study", "old-search", "--gpu", "Voodoo"], "no device in the hardware table"),
+    ],
+)
+def test_import_optuna_bad_input(audit, tmp_path: Path, args: list[str], message: str) -> None:
+    storage = make_study(tmp_path / "optuna.db")
+    args = [storage if a == "STORAGE" else a for a in args]
+    result = audit("import", "optuna", *args, "--ledger", str(tmp_path / "l.db"))
+    assert result.code != 0 and message in result.err and result.err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_import_ray_experiment_directory(audit, tmp_path: Path) -> None:
+    import ray
+    from ray import tune
+
+    def train(config: dict) -> None:
+        for step in range(3):
+            time.sleep(0.05)
+            tune.report({"loss": config["lr"] * step})
+        if config["lr"] > 0.5:
+            raise ValueError("diverged")
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        tuner = tune.Tuner(
+            train, param_space={"lr": tune.grid_search([0.1, 0.2, 0.9])},
+            run_config=tune.RunConfig(name="exp", storage_path=str(tmp_path / "ray_results"), verbose=0),
+        )
+        tuner.fit()
+    finally:
+        ray.shutdown()
+    experiment = tmp_path / "ray_results" / "exp"
+    result = audit("import", "ray", str(experiment), "--gpu", "T4", "--ledger", str(tmp_path / "l.db"))
+    assert result.code == 0, result.err
+    with Ledger.open(tmp_path / "l.db") as store:
+        trials = store.trials("exp")
+    assert len(trials) == 3
+    states = sorted(t.state.value for t in trials)
+    assert states == ["complete", "complete", "failed"]
+    assert all(t.energy["gpu"].method == "estimate-tdp" for t in trials)
+    assert {t.params["lr"] for t in trials} == {0.1, 0.2, 0.9}
+
+
+def test_import_ray_bad_directory(audit, tmp_path: Path) -> None:
+    result = audit("import", "ray", str(tmp_path), "--ledger", str(tmp_path / "l.db"))
+    assert result.code == 2 and "holds no Ray Tune trial" in result.err
+
+
+def write_emissions(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CODECARBON_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({column: row.get(column, "") for column in CODECARBON_COLUMNS})
+
+
+def test_codecarbon_import_and_export_round_trip(audit, tmp_path: Path) -> None:
+    emissions = tmp_path / "emissions.csv"
+    write_emissions(emissions, [
+        {"timestamp": "2026-11-20T10:00:00", "project_name": "bert", "run_id": "r1", "duration": "3600",
+         "cpu_energy": "0.1", "gpu_energy": "0.5", "ram_energy": "0.02", "gpu_count": "1", "gpu_model": "T4"},
+        {"timestamp": "2026-11-20T12:00:00", "project_name": "bert", "run_id": "r2", "duration": "1800",
+         "cpu_energy": "0.05", "gpu_energy": "0.25", "ram_energy": "0.01", "gpu_count": "1", "gpu_model": "T4"},
+    ])
+    ledger = str(tmp_path / "l.db")
+    result = audit("import", "codecarbon", str(emissions), "--ledger", ledger)
+    assert result.code == 0 and "2 new runs" in result.out
+    with Ledger.open(ledger) as store:
+        usage = store.usage("bert")
+    assert usage.energy_kwh == pytest.approx(0.93) and usage.gpu_hours == pytest.approx(1.5)
+    out = tmp_path / "export.csv"
+    result = audit("export", "codecarbon", "--out", str(out), "--ledger", ledger, "--region", "DE", "--pue", "1.0")
+    assert result.code == 0 and "2 trials written" in result.out
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == CODECARBON_COLUMNS
+    assert sum(float(r["energy_consumed"]) for r in rows) == pytest.approx(0.93)
+    assert float(rows[0]["emissions"]) == pytest.approx(0.62 * 0.3809)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("a,b\n1,2\n", "is not a CodeCarbon emissions.csv: no column"),
+        (",".join(CODECARBON_COLUMNS) + "\n" + "yesterday" + "," * (len(CODECARBON_COLUMNS) - 1) + "\n", "line 2: timestamp 'yesterday' is not a date"),
+    ],
+)
+def test_corrupt_codecarbon_csv(audit, tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "emissions.csv"
+    path.write_text(content)
+    result = audit("import", "codecarbon", str(path), "--ledger", str(tmp_path / "l.db"))
+    assert result.code == 2 and message in result.err
+
+
+def test_corrupt_codecarbon_number(audit, tmp_path: Path) -> None:
+    path = tmp_path / "emissions.csv"
+    write_emissions(path, [{"timestamp": "2026-11-20T10:00:00", "duration": "10", "cpu_energy": "lots", "gpu_energy": "0", "ram_energy": "0"}])
+    result = audit("import", "codecarbon", str(path), "--ledger", str(tmp_path / "l.db"))
+    assert result.code == 2 and "line 2: cpu_energy 'lots' is not a number" in result.err
+
+
+def test_missing_codecarbon_file(audit, tmp_path: Path) -> None:
+    result = audit("import", "codecarbon", str(tmp_path / "nope.csv"), "--ledger", str(tmp_path / "l.db"))
+    assert result.code == 2 and "no file" in result.err
