@@ -42,7 +42,7 @@ CODECARBON_COLUMNS = [
 def _store_new(ledger: Ledger, sweep: str, framework: str, records: list[TrialRecord], progress: Progress | None) -> int:
     """Write the records not already in the ledger; returns how many were written."""
     ledger.ensure_sweep(sweep, framework=framework, attrs={"imported": True})
-    known = {t.trial_key for t in ledger.trials(sweep)}
+    known = {t.trial_key for t in ledger.trials(sweep, include_idle=True)}
     new = [r for r in records if r.trial_key not in known]
     for start in range(0, len(new), 500):
         ledger.record_trials(new[start : start + 500])

@@ -33,10 +33,16 @@ class Totals:
     joules: float = 0.0
     measured_joules: float = 0.0
     waste_joules: float = 0.0
+    idle_joules: float = 0.0
     stopped_by_budget: int = 0
     by_state: Counter[str] = field(default_factory=Counter)
 
     def add(self, row: StateAggregate) -> None:
+        if row.state == "idle":  # energy between trials: part of the search's cost, not a trial
+            self.joules += row.joules
+            self.measured_joules += row.measured_joules
+            self.idle_joules += row.joules
+            return
         self.trials += row.trials
         self.gpu_seconds += row.gpu_seconds
         self.joules += row.joules
@@ -58,6 +64,8 @@ class Totals:
             "cost_usd": fp.cost_usd,
             "measured_fraction": self.measured_joules / self.joules if self.joules else None,
             "waste_fraction": self.waste_joules / self.joules if self.joules else None,
+            "idle_kwh": self.idle_joules / 3.6e6,
+            "idle_fraction": self.idle_joules / self.joules if self.joules else None,
         }
 
 
@@ -94,6 +102,12 @@ def build_report(
             )
     finals = [t for t in ledger.final_trials() if wanted is None or t.sweep in wanted]
     final = finals[-1] if finals else None
+    final_kind = "marked final" if final else None
+    if final is None and len(names) == 1:  # one search, no final run marked: its best trial
+        attrs = next((s.attrs for s in ledger.sweeps() if s.name == names[0]), {})
+        maximize = (attrs.get("directions") or ["minimize"])[0] == "maximize"
+        final = ledger.best_trial(names[0], maximize=maximize)
+        final_kind = "best trial" if final else None
     final_fp = model.footprint(final.energy_kwh, final.gpu_hours) if final else None
     development = whole.to_dict(model)
     ratio = None
@@ -122,7 +136,7 @@ def build_report(
             for name in names
         ],
         "final_run": None if final is None or final_fp is None else {
-            "sweep": final.sweep, "name": final.name or final.trial_key, "co2e_kg": final_fp.co2e_kg,
+            "sweep": final.sweep, "name": final.name or final.trial_key, "kind": final_kind, "co2e_kg": final_fp.co2e_kg,
             "energy_kwh": final_fp.energy_kwh, "facility_kwh": final_fp.facility_kwh, "gpu_hours": final_fp.gpu_hours,
         },
         "search_to_final_ratio": ratio,

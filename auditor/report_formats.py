@@ -96,6 +96,8 @@ def findings(report: dict[str, Any], escape: Any = str) -> list[str]:
         )
     if totals["waste_fraction"] is not None:
         sentences.append(f"Pruned, failed and stopped trials used {_pct(totals['waste_fraction'])} of the energy.")
+    if totals.get("idle_fraction"):
+        sentences.append(f"Idle time between trials: {_pct(totals['idle_fraction'])} of the energy.")
     for sweep in report["sweeps"]:
         stops = [e for e in sweep["budget_events"] if e["action"] in ("stop-new", "stop-all")]
         if stops:

@@ -29,7 +29,10 @@ Optuna storage and one ledger stop together.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -44,7 +47,7 @@ from auditor.budget import Action, Budget, Mode
 from auditor.carbon import CarbonModel
 from auditor.config import budget_from, carbon_model, load_settings
 from auditor.guard import BudgetGuard
-from auditor.ledger import Ledger, TrialRecord, TrialState, Usage
+from auditor.ledger import EnergyReading, Ledger, TrialRecord, TrialState, Usage
 from auditor.meters import process_meter
 from auditor.meters.attribution import Interval
 from auditor.meters.sampler import Meter
@@ -76,6 +79,16 @@ _STATES = {
     OptunaState.FAIL: TrialState.FAILED,
 }
 ATTR = "auditor"  # the user attribute optuna-dashboard shows
+
+
+class _IdleMeasurement:
+    """Idle energy per domain in the shape ``record_for`` reads from a measurement."""
+
+    def __init__(self, joules: dict[str, float], methods: dict[str, str]) -> None:
+        self.energy = {domain: EnergyReading(j, methods.get(domain, "none")) for domain, j in joules.items()}
+        self.gpu_seconds = 0.0
+        self.gpus: list[Any] = []
+        self.flags: list[str] = []
 
 
 class _AuditSampler(BaseSampler):
@@ -214,6 +227,10 @@ class AuditCallback:
                 study.sampler = _AuditSampler(study.sampler, self)
             if self.budget is not None and self.budget.mode is Mode.HARD and not isinstance(study.pruner, _AuditPruner):
                 study.pruner = _AuditPruner(study.pruner, self)
+            if not self._attached:
+                self._attached_at = time.time()
+                self._idle_at_attach = self.meter.idle_joules()
+                atexit.register(self.flush)
             self._attached.add(id(study))
         return self
 
@@ -322,6 +339,26 @@ class AuditCallback:
     # -- the end ---------------------------------------------------------------------------------
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Wait until every finished trial is written to the ledger."""
-        if self._recorder is not None:
-            self._recorder.flush(timeout)
+        """Wait until every finished trial is written to the ledger, and record the idle
+        energy between trials so far (the search's overhead: sampling, storage, waiting)."""
+        if self._recorder is None:
+            return
+        self._recorder.flush(timeout)
+        self._record_idle()
+
+    @_never_raise
+    def _record_idle(self) -> None:
+        now = self.meter.idle_joules()
+        by_domain: dict[str, float] = {}
+        for key, joules in now.items():
+            domain = self.meter.devices[key].domain
+            by_domain[domain] = by_domain.get(domain, 0.0) + max(0.0, joules - self._idle_at_attach.get(key, 0.0))
+        methods = {d.domain: d.method for d in self.meter.devices.values()}
+        self._recorder.record_now(  # type: ignore[union-attr]
+            None if not by_domain else _IdleMeasurement(by_domain, methods),
+            trial_key=f"idle/{socket.gethostname()}/{os.getpid()}/{id(self)}",
+            name="idle between trials",
+            state=TrialState.IDLE,
+            wall_start=self._attached_at,
+            wall_end=time.time(),
+        )

@@ -46,10 +46,11 @@ def build(path: Path, trials: int, sweeps: int) -> float:
     for n in range(trials):
         start = 1.7e9 + n * 30.0
         gpu_j = 25.0 * rng.uniform(200, 700)
+        value = rng.random()
         batch.append({
             "sweep_id": n % sweeps + 1, "trial_key": str(n), "number": n // sweeps, "name": None,
             "state": STATES[n % len(STATES)], "params": json.dumps({"lr": rng.random(), "layers": n % 5}),
-            "objective": json.dumps([rng.random()]), "start_time": start, "end_time": start + 25.0, "host": "bench",
+            "objective": json.dumps([value]), "value": value, "start_time": start, "end_time": start + 25.0, "host": "bench",
             "devices": devices, "gpu_seconds": 25.0, "gpu_energy_j": gpu_j, "energy_j": gpu_j + 110.0, "measured_energy_j": gpu_j,
             "gpu_energy_method": "counter", "cpu_energy_j": 100.0, "cpu_energy_method": "estimate-tdp",
             "memory_energy_j": 10.0, "memory_energy_method": "estimate", "flags": "[]", "is_final": n == trials - 1,

@@ -23,6 +23,7 @@ class TrialState(str, Enum):
     FAILED = "failed"
     STOPPED = "stopped"  # stopped from outside: a scheduler, a budget, a signal
     INTERRUPTED = "interrupted"  # its process died; energy up to the last heartbeat
+    IDLE = "idle"  # not a trial: a worker's energy between trials, the search's idle overhead
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ trials = Table(
     Column("state", String(16), nullable=False),
     Column("params", JsonText, nullable=False, default="{}"),
     Column("objective", JsonText, nullable=False, default="[]"),
+    Column("value", Double),  # the first objective value, for "best trial" queries
     Column("start_time", Double, nullable=False),
     Column("end_time", Double),
     Column("host", String(255), nullable=False),

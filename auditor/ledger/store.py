@@ -49,6 +49,13 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, default=str, allow_nan=True, ensure_ascii=False)
 
 
+def _first_value(objective: list[float] | None) -> float | None:
+    """The first objective value if it is a finite number (what "best trial" compares)."""
+    if not objective or not isinstance(objective[0], (int, float)) or not math.isfinite(objective[0]):
+        return None
+    return float(objective[0])
+
+
 def _first_line(exc: BaseException) -> str:
     original = getattr(exc, "orig", None) or exc
     text = str(original).strip().splitlines()
@@ -310,6 +317,7 @@ class Ledger:
             "state": record.state.value,
             "params": _dumps(record.params),
             "objective": _dumps(record.objective if record.objective is not None else []),
+            "value": _first_value(record.objective),
             "start_time": record.start_time,
             "end_time": record.end_time,
             "host": record.host,
@@ -392,10 +400,13 @@ class Ledger:
             recorded_at=row.recorded_at,
         )
 
-    def trials(self, sweep: str | None = None) -> list[TrialRecord]:
-        """The trials of one sweep (or of every sweep), in the order they were recorded."""
+    def trials(self, sweep: str | None = None, include_idle: bool = False) -> list[TrialRecord]:
+        """The trials of one sweep (or of every sweep), in the order they were recorded; with
+        ``include_idle``, also the rows holding each worker's idle energy between trials."""
         t, s = schema.trials, schema.sweeps
         query = select(t, s.c.name.label("sweep_name")).join(s, s.c.id == t.c.sweep_id).order_by(t.c.id)
+        if not include_idle:
+            query = query.where(t.c.state != "idle")
         if sweep is not None:
             query = query.where(t.c.sweep_id == self._sweep_id(sweep))
         with self._read() as conn:
@@ -441,7 +452,7 @@ class Ledger:
 
     def count_trials(self, sweep: str | None = None) -> int:
         """How many trials the ledger holds (for one sweep, or in all)."""
-        query = select(func.count()).select_from(schema.trials)
+        query = select(func.count()).select_from(schema.trials).where(schema.trials.c.state != "idle")
         if sweep is not None:
             query = query.where(schema.trials.c.sweep_id == self._sweep_id(sweep))
         with self._read() as conn:
@@ -450,7 +461,8 @@ class Ledger:
     def usage(self, sweep: str | None = None) -> Usage:
         """Summed IT energy and GPU time of one sweep's trials (or of the whole ledger)."""
         t = schema.trials
-        query = select(func.coalesce(func.sum(t.c.energy_j), 0.0), func.coalesce(func.sum(t.c.gpu_seconds), 0.0), func.count())
+        trials = func.coalesce(func.sum(case((t.c.state != "idle", 1), else_=0)), 0)
+        query = select(func.coalesce(func.sum(t.c.energy_j), 0.0), func.coalesce(func.sum(t.c.gpu_seconds), 0.0), trials)
         if sweep is not None:
             query = query.where(t.c.sweep_id == self._sweep_id(sweep))
         with self._read() as conn:
@@ -513,6 +525,18 @@ class Ledger:
             query = query.where(t.c.start_time >= since)
         with self._read() as conn:
             return [tuple(row) for row in conn.execute(query).all()]  # type: ignore[misc]
+
+    def best_trial(self, sweep: str, maximize: bool = False) -> TrialRecord | None:
+        """The completed trial of ``sweep`` with the best first objective value, or None."""
+        t = schema.trials
+        order = t.c.value.desc() if maximize else t.c.value.asc()
+        query = (
+            select(t).where(t.c.sweep_id == self._sweep_id(sweep), t.c.state == "complete", t.c.value.is_not(None))
+            .order_by(order).limit(1)
+        )
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        return self._trial(row, sweep) if row is not None else None
 
     # -- budget events ----------------------------------------------------------------------
 
