@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import Console
 
 from auditor.cli.common import LEDGER_HELP, console, make_table, settings_with, write_atomically
 from auditor.config import carbon_model
@@ -59,7 +60,10 @@ def report_command(
             if name not in known:
                 raise LedgerError(f"no sweep called {name!r} in {store.location}: it holds {', '.join(sorted(known)) or 'none yet'}")
         report = build(store, settings, sweep, since_ts)
-        figures = figures_for(store, report, sweep, since_ts) if output is ReportFormat.html or plots else {}
+        figures = {}
+        if output is ReportFormat.html or plots:
+            with Console(stderr=True).status("Drawing the plots"):
+                figures = figures_for(store, report, sweep, since_ts)
     if plots is not None:
         try:
             written = save_figures(dict(figures), plots)
@@ -106,13 +110,16 @@ def print_report(report: dict[str, Any]) -> None:
         f"Ledger {report['ledger']} · {len(report['sweeps'])} sweeps · {totals['trials']} trials · {grid} · PUE {pue['value']:g}",
         overflow="fold",
     )
-    table = make_table("sweep", "framework", "trials (done/pruned/failed)", "GPU-h", "facility kWh", "kgCO2e", "measured")
+    priced = totals["cost_usd"] is not None
+    headers = ["sweep", "framework", "trials (done/pruned/failed)", "GPU-h", "facility kWh", "kgCO2e", "measured"]
+    table = make_table(*headers, *(["USD"] if priced else []))
     for row in [*report["sweeps"], {"name": "whole project", "framework": "", **totals}]:
         states = row["trials_by_state"]
         counts = f"{row['trials']} ({states.get('complete', 0)}/{states.get('pruned', 0)}/{states.get('failed', 0)})"
         measured = "-" if row["measured_fraction"] is None else f"{row['measured_fraction']:.0%}"
-        table.add_row(row["name"], row["framework"], counts, format_number(row["gpu_hours"]),
-                      format_number(row["facility_kwh"]), format_number(row["co2e_kg"]), measured)
+        cells = [row["name"], row["framework"], counts, format_number(row["gpu_hours"]),
+                 format_number(row["facility_kwh"]), format_number(row["co2e_kg"]), measured]
+        table.add_row(*cells, *([f"${row['cost_usd']:,.2f}"] if priced else []))
     out.print(table)
     for sweep in report["sweeps"]:
         for event in sweep["budget_events"]:
@@ -121,12 +128,16 @@ def print_report(report: dict[str, Any]) -> None:
     if report["final_run"] and report["search_to_final_ratio"] is not None:
         final = report["final_run"]
         out.print(
-            f"The final run ({final['name']}) cost {format_number(final['co2e_kg'])} kgCO2e; the development that "
+            f"The final run ({final['name']}, {final['kind']}) cost {format_number(final['co2e_kg'])} kgCO2e; the development that "
             f"found it cost {format_number(totals['co2e_kg'])} kgCO2e: {report['search_to_final_ratio']:.0f}x the final run.",
             overflow="fold",
         )
     if totals["waste_fraction"] is not None:
         out.print(f"Pruned and failed trials used {totals['waste_fraction']:.0%} of the energy.")
+    if totals["idle_fraction"]:
+        out.print(f"Idle time between trials: {totals['idle_fraction']:.0%} of the energy.")
+    flights = report["equivalents"]["flights_ny_sf"]
+    out.print(f"That is about {flights:.2g} passenger flights New York - San Francisco (1,984 lb CO2e each, Strubell et al. 2019).")
     if totals["measured_fraction"] is not None and totals["measured_fraction"] < 1:
         out.print(
             f"Estimated, not measured: {1 - totals['measured_fraction']:.0%} (see `audit doctor` for what this machine can measure).",

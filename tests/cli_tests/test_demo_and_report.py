@@ -55,8 +55,8 @@ def test_report_json_and_table(audit, clean_environment: Path) -> None:
     assert search["trials_by_state"] == {"complete": 2, "pruned": 1, "failed": 1}
     assert data["final_run"]["name"] == "final-train"
     assert data["search_to_final_ratio"] == pytest.approx(4.4)
-    table = audit("report", "--ledger", str(ledger), "--region", "DE").out
-    assert "whole project" in table and "4x the final run" in table
+    table = " ".join(audit("report", "--ledger", str(ledger), "--region", "DE").out.split())
+    assert "whole project" in table and "4x the final run" in table and "(final-train, marked final)" in table
 
 
 def test_report_unknown_sweep(audit, clean_environment: Path) -> None:
