@@ -97,7 +97,7 @@ def build_report(
     for event in ledger.budget_events():
         if event.sweep is not None:
             events[event.sweep].append(
-                {"action": event.action, "budget": event.budget, "metric": event.metric, "spent": event.spent,
+                {"action": event.action, "budget": event.budget, "scope": event.scope, "metric": event.metric, "spent": event.spent,
                  "limit": event.limit_value, "overshoot": event.overshoot, "at": event.at, "reason": event.reason}
             )
     finals = [t for t in ledger.final_trials() if wanted is None or t.sweep in wanted]

@@ -33,6 +33,8 @@ def figures_for(ledger: Ledger, report: dict[str, Any], sweeps: list[str] | None
     budget_kg = None
     for sweep in report["sweeps"]:
         for event in sweep["budget_events"]:
+            if len(report["sweeps"]) > 1 and event["scope"] != "project":
+                continue  # a sweep's own budget says nothing about the cumulative line of several
             if event["metric"] == "co2e_kg":
                 budget_kg = event["limit"]
             elif event["metric"] == "energy_kwh":
