@@ -70,12 +70,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"Grid: {markdown_escape(region['name'])}, {region['g_co2e_per_kwh']:g} gCO2e/kWh ({markdown_escape(region['source'])}). "
         f"PUE {report['pue']['value']:g} ({markdown_escape(report['pue']['source'])}).",
         "",
-        "| sweep | framework | trials (done/pruned/failed) | GPU-h | facility kWh | kgCO2e | measured |",
+        "| sweep | framework | trials (done/stopped/failed) | GPU-h | facility kWh | kgCO2e | measured |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in _rows(report):
         states = row["trials_by_state"]
-        counts = f"{row['trials']} ({states.get('complete', 0)}/{states.get('pruned', 0)}/{states.get('failed', 0)})"
+        counts = f"{row['trials']} ({states.get('complete', 0)}/{states.get('pruned', 0) + states.get('stopped', 0)}/{states.get('failed', 0)})"
         lines.append(
             f"| {markdown_escape(row['name'])} | {markdown_escape(row['framework'])} | {counts} | {format_number(row['gpu_hours'])} "
             f"| {format_number(row['facility_kwh'])} | {format_number(row['co2e_kg'])} | {_pct(row['measured_fraction'])} |"

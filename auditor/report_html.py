@@ -55,7 +55,7 @@ def render_html(report: dict[str, Any], figures: dict[str, Any]) -> str:
         css = ' class="total"' if row["name"] == "whole project" and row["framework"] == "" else ""
         rows.append(
             f"<tr{css}><td>{e(row['name'])}</td><td>{e(row['framework'])}</td><td>{row['trials']}</td>"
-            f"<td>{states.get('complete', 0)}/{states.get('pruned', 0)}/{states.get('failed', 0)}</td>"
+            f"<td>{states.get('complete', 0)}/{states.get('pruned', 0) + states.get('stopped', 0)}/{states.get('failed', 0)}</td>"
             f"<td>{e(format_number(row['gpu_hours']))}</td><td>{e(format_number(row['energy_kwh']))}</td>"
             f"<td>{e(format_number(row['facility_kwh']))}</td><td>{e(format_number(row['co2e_kg']))}</td><td>{measured}</td></tr>"
         )
@@ -77,7 +77,7 @@ def render_html(report: dict[str, Any], figures: dict[str, Any]) -> str:
 <p class="sub">{totals['trials']} trials in {len(report['sweeps'])} sweeps · {e(format_number(totals['co2e_kg']))} kgCO2e ·
 {e(format_number(totals['gpu_hours']))} GPU-hours · grid {grid} · PUE {report['pue']['value']:g}</p>
 {headline}
-<table><thead><tr><th>sweep</th><th>framework</th><th>trials</th><th>done/pruned/failed</th><th>GPU-h</th>
+<table><thead><tr><th>sweep</th><th>framework</th><th>trials</th><th>done/stopped/failed</th><th>GPU-h</th>
 <th>IT kWh</th><th>facility kWh</th><th>kgCO2e</th><th>measured</th></tr></thead>
 <tbody>{''.join(rows)}</tbody></table>
 <ul>{sentences}</ul>

@@ -7,6 +7,7 @@ progress bar, then prints what the ledger holds for the search.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import tomllib
@@ -60,6 +61,80 @@ class DemoResult:
     stopped_by_budget: bool
 
 
+def _mlp(hidden: int, layers: int) -> Any:
+    import torch
+
+    blocks: list[Any] = []
+    width = 2
+    for _ in range(layers):
+        blocks += [torch.nn.Linear(width, hidden), torch.nn.ReLU()]
+        width = hidden
+    return torch.nn.Sequential(*blocks, torch.nn.Linear(width, 2))
+
+
+def _train_epoch(model: Any, optimizer: Any, x_train: Any, y_train: Any, x_val: Any, y_val: Any) -> float:
+    import torch
+
+    for batch in torch.split(torch.randperm(len(x_train)), 64):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x_train[batch]), y_train[batch])
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        return (model(x_val).argmax(dim=1) == y_val).float().mean().item()
+
+
+def run_ray_demo(ledger: str, region: str | None = None, config: dict[str, Any] | None = None) -> DemoResult:
+    """The same search with Ray Tune (ASHA early stopping) into ``ledger``."""
+    import os
+
+    import ray
+    import torch
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from auditor.integrations.ray_tune import AuditLoggerCallback, with_audit
+
+    config = config or load_demo_config()
+    search, space, budget = config["search"], config["space"], config["budget"]
+    sweep = time.strftime("demo-ray-%Y%m%d-%H%M%S")
+    data = two_spirals(search["samples"], search["seed"])
+
+    def train(params: dict[str, Any]) -> None:
+        torch.set_num_threads(1)
+        x_train, y_train, x_val, y_val = data
+        model = _mlp(params["hidden"], params["layers"])
+        optimizer = torch.optim.Adam(model.parameters(), lr=params["lr"])
+        for _ in range(search["epochs"]):
+            tune.report({"accuracy": _train_epoch(model, optimizer, x_train, y_train, x_val, y_val)})
+
+    print(f"auditor demo: Ray Tune search of a small MLP on generated data, budget {budget['limit']} ({budget['mode']})")
+    for name in ("ray", "ray.tune", "ray.train"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # trials never started have no results: no need to say so
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        audit = AuditLoggerCallback(ledger=ledger, budget=budget["limit"], mode=budget["mode"], region=region, sweep=sweep)
+        tuner = tune.Tuner(
+            with_audit(train),
+            param_space={
+                "hidden": tune.randint(space["hidden"][0], space["hidden"][1] + 1),
+                "layers": tune.randint(space["layers"][0], space["layers"][1] + 1),
+                "lr": tune.loguniform(*space["lr"]),
+            },
+            tune_config=tune.TuneConfig(
+                num_samples=search["trials"], metric="accuracy", mode="max",
+                scheduler=ASHAScheduler(max_t=search["epochs"], grace_period=10),
+            ),
+            run_config=tune.RunConfig(name=sweep, storage_path=os.path.abspath(".auditor/ray_results"),
+                                      callbacks=[audit], stop=audit.stopper, verbose=0),
+        )
+        tuner.fit()
+        ran = audit.ledger.count_trials(sweep) if audit.ledger is not None else 0
+    finally:
+        ray.shutdown()
+    return DemoResult(sweep, ledger, ran, audit.stopped_by_budget)
+
+
 def run_demo(ledger: str, region: str | None = None, config: dict[str, Any] | None = None) -> DemoResult:
     """Run the demo search into ``ledger`` and return what it did."""
     import optuna
@@ -81,22 +156,11 @@ def run_demo(ledger: str, region: str | None = None, config: dict[str, Any] | No
         hidden = trial.suggest_int("hidden", *space["hidden"])
         layers = trial.suggest_int("layers", *space["layers"])
         lr = trial.suggest_float("lr", *space["lr"], log=True)
-        blocks: list[torch.nn.Module] = []
-        width = 2
-        for _ in range(layers):
-            blocks += [torch.nn.Linear(width, hidden), torch.nn.ReLU()]
-            width = hidden
-        model = torch.nn.Sequential(*blocks, torch.nn.Linear(width, 2))
+        model = _mlp(hidden, layers)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         accuracy = 0.0
         for epoch in range(search["epochs"]):
-            for batch in torch.split(torch.randperm(len(x_train)), 64):
-                optimizer.zero_grad()
-                loss = torch.nn.functional.cross_entropy(model(x_train[batch]), y_train[batch])
-                loss.backward()
-                optimizer.step()
-            with torch.no_grad():
-                accuracy = (model(x_val).argmax(dim=1) == y_val).float().mean().item()
+            accuracy = _train_epoch(model, optimizer, x_train, y_train, x_val, y_val)
             trial.report(accuracy, epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned()

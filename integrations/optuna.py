@@ -52,26 +52,10 @@ from auditor.meters import process_meter
 from auditor.meters.attribution import Interval
 from auditor.meters.sampler import Meter
 from auditor.recorder import Recorder
+from auditor.safety import never_raise
 
 logger = logging.getLogger("auditor")
 
-
-def _never_raise(method: Any) -> Any:
-    """The auditor must never break the user's search: log what went wrong and go on."""
-
-    def guarded(self: AuditCallback, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except Exception as exc:  # noqa: BLE001
-            key = (method.__name__, type(exc).__name__)
-            if key not in self._reported:
-                self._reported.add(key)
-                logger.warning("auditor: %s failed (%s: %s); the search goes on", method.__name__.strip("_"), type(exc).__name__, exc)
-            return None
-
-    guarded.__name__ = method.__name__
-    guarded.__doc__ = method.__doc__
-    return guarded
 
 _STATES = {
     OptunaState.COMPLETE: TrialState.COMPLETE,
@@ -203,7 +187,6 @@ class AuditCallback:
         self._hard_stopped = False
         self._hard_checked_at = 0.0
         self._lock = threading.Lock()
-        self._reported: set[tuple[str, str]] = set()
         self.stopped_by_budget = False
 
     # -- attaching ------------------------------------------------------------------------------
@@ -236,13 +219,13 @@ class AuditCallback:
 
     # -- the trial's life (called from Optuna's worker threads) --------------------------------
 
-    @_never_raise
+    @never_raise
     def _trial_started(self, trial: FrozenTrial) -> None:
         interval = self.meter.begin(gpus=self.devices)
         with self._lock:
             self._intervals[trial._trial_id] = (interval, time.time())
 
-    @_never_raise
+    @never_raise
     def _trial_ended(self, study: optuna.Study, trial: FrozenTrial, state: OptunaState, values: Sequence[float] | None) -> None:
         with self._lock:
             started = self._intervals.pop(trial._trial_id, None)
@@ -288,7 +271,7 @@ class AuditCallback:
 
     # -- after each trial ------------------------------------------------------------------------
 
-    @_never_raise
+    @never_raise
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.attach(study)
         if trial._trial_id not in self._recorded and trial.state in _STATES:
@@ -323,7 +306,7 @@ class AuditCallback:
         if self.guard is not None:
             self.guard.observe(Usage(record.energy_kwh, record.gpu_hours, 1))
 
-    @_never_raise
+    @never_raise
     def _hard_stop_now(self) -> bool:
         """True once a hard budget is spent: known here, or seen in the shared ledger (read at
         most every half second, as ``should_prune`` may be called often)."""
@@ -346,7 +329,7 @@ class AuditCallback:
         self._recorder.flush(timeout)
         self._record_idle()
 
-    @_never_raise
+    @never_raise
     def _record_idle(self) -> None:
         now = self.meter.idle_joules()
         by_domain: dict[str, float] = {}

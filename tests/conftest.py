@@ -98,3 +98,18 @@ def audit(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """One local Ray for the whole test session: 2 CPUs and 2 logical GPUs, metered through the
+    simulated GPU source (300 W each), which is how Ray workers see AUDITOR_SIMULATE_GPUS."""
+    import ray
+
+    os.environ["AUDITOR_SIMULATE_GPUS"] = "2x300"
+    if ray.is_initialized():  # e.g. by a README snippet run earlier
+        ray.shutdown()
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+    os.environ.pop("AUDITOR_SIMULATE_GPUS", None)

@@ -111,11 +111,11 @@ def print_report(report: dict[str, Any]) -> None:
         overflow="fold",
     )
     priced = totals["cost_usd"] is not None
-    headers = ["sweep", "framework", "trials (done/pruned/failed)", "GPU-h", "facility kWh", "kgCO2e", "measured"]
+    headers = ["sweep", "framework", "trials (done/stopped/failed)", "GPU-h", "facility kWh", "kgCO2e", "measured"]
     table = make_table(*headers, *(["USD"] if priced else []))
     for row in [*report["sweeps"], {"name": "whole project", "framework": "", **totals}]:
         states = row["trials_by_state"]
-        counts = f"{row['trials']} ({states.get('complete', 0)}/{states.get('pruned', 0)}/{states.get('failed', 0)})"
+        counts = f"{row['trials']} ({states.get('complete', 0)}/{states.get('pruned', 0) + states.get('stopped', 0)}/{states.get('failed', 0)})"
         measured = "-" if row["measured_fraction"] is None else f"{row['measured_fraction']:.0%}"
         cells = [row["name"], row["framework"], counts, format_number(row["gpu_hours"]),
                  format_number(row["facility_kwh"]), format_number(row["co2e_kg"]), measured]
@@ -133,7 +133,7 @@ def print_report(report: dict[str, Any]) -> None:
             overflow="fold",
         )
     if totals["waste_fraction"] is not None:
-        out.print(f"Pruned and failed trials used {totals['waste_fraction']:.0%} of the energy.")
+        out.print(f"Pruned, stopped and failed trials used {totals['waste_fraction']:.0%} of the energy.")
     if totals["idle_fraction"]:
         out.print(f"Idle time between trials: {totals['idle_fraction']:.0%} of the energy.")
     flights = report["equivalents"]["flights_ny_sf"]

@@ -248,9 +248,10 @@ class NvmlPowerSource(_NvmlSource):
         return {key: self._joules[key] for key in self._joules if key not in self._lost}
 
 
-def nvml_sources(nvml: Any = None) -> tuple[list[EnergySource], str | None]:
+def nvml_sources(nvml: Any = None, respect_cuda_visible_devices: bool = True) -> tuple[list[EnergySource], str | None]:
     """NVML sources for the visible GPUs: counters where they exist, power sampling elsewhere.
 
+    With ``respect_cuda_visible_devices=False``, every GPU of the machine (a node-wide meter).
     Returns the sources and, when NVML cannot be used, the reason (the search goes on without
     GPU energy).
     """
@@ -264,7 +265,7 @@ def nvml_sources(nvml: Any = None) -> tuple[list[EnergySource], str | None]:
     try:
         count = nvml.nvmlDeviceGetCount()
         uuids = [_text(nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(i))) for i in range(count)]
-        visible = visible_indices(os.environ.get("CUDA_VISIBLE_DEVICES"), uuids)
+        visible = visible_indices(os.environ.get("CUDA_VISIBLE_DEVICES") if respect_cuda_visible_devices else None, uuids)
         with_counter, without = [], []
         for index in visible:
             try:

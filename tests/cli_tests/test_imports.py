@@ -77,8 +77,7 @@ def test_import_optuna_bad_input(audit, tmp_path: Path, args: list[str], message
 
 
 @pytest.mark.slow
-def test_import_ray_experiment_directory(audit, tmp_path: Path) -> None:
-    import ray
+def test_import_ray_experiment_directory(audit, tmp_path: Path, ray_session: None) -> None:
     from ray import tune
 
     def train(config: dict) -> None:
@@ -88,15 +87,11 @@ def test_import_ray_experiment_directory(audit, tmp_path: Path) -> None:
         if config["lr"] > 0.5:
             raise ValueError("diverged")
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        tuner = tune.Tuner(
-            train, param_space={"lr": tune.grid_search([0.1, 0.2, 0.9])},
-            run_config=tune.RunConfig(name="exp", storage_path=str(tmp_path / "ray_results"), verbose=0),
-        )
-        tuner.fit()
-    finally:
-        ray.shutdown()
+    tuner = tune.Tuner(
+        train, param_space={"lr": tune.grid_search([0.1, 0.2, 0.9])},
+        run_config=tune.RunConfig(name="exp", storage_path=str(tmp_path / "ray_results"), verbose=0),
+    )
+    tuner.fit()
     experiment = tmp_path / "ray_results" / "exp"
     result = audit("import", "ray", str(experiment), "--gpu", "T4", "--ledger", str(tmp_path / "l.db"))
     assert result.code == 0, result.err

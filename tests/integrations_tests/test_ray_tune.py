@@ -1,0 +1,150 @@
+"""The Ray Tune plugin with real Ray: one local Ray per test session (2 CPUs, 2 logical GPUs
+metered through the simulated GPU source), and a real 2-node cluster in a child process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray", reason="ray[tune] is in the dev extra")
+
+import ray  # noqa: E402
+from ray import tune  # noqa: E402
+from ray.tune.schedulers import ASHAScheduler  # noqa: E402
+
+from auditor.integrations.ray_tune import AuditLoggerCallback, node_meter, with_audit  # noqa: E402
+from auditor.ledger import Ledger, TrialState  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+pytestmark = [pytest.mark.slow]
+
+
+def run(tmp_path: Path, trainable, param_space: dict, audit: AuditLoggerCallback, **tune_config) -> tune.ResultGrid:
+    tuner = tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(**tune_config) if tune_config else None,
+        run_config=tune.RunConfig(name=f"exp-{tmp_path.name}"[:60], storage_path=str(tmp_path / "ray"),
+                                  callbacks=[audit], stop=audit.stopper, verbose=0),
+    )
+    return tuner.fit()
+
+
+def recorded(ledger: str) -> dict[str, object]:
+    with Ledger.open(ledger) as store:
+        [sweep] = store.sweeps()
+        return {t.trial_key: t for t in store.trials(sweep.name)}
+
+
+def steps(count: int, pause: float = 0.1):
+    def train(config: dict) -> None:
+        for step in range(count):
+            time.sleep(pause)
+            if config["lr"] == 5.0:
+                raise ValueError("diverged")
+            tune.report({"loss": config["lr"] * (count - step)})
+
+    return train
+
+
+def test_fractional_gpus_share_their_energy(tmp_path: Path, ray_session: None) -> None:
+    meter = node_meter()
+    before = ray.get(meter.counter_deltas.remote())
+    idle_before = ray.get(meter.idle_joules.remote())
+    ledger = str(tmp_path / "l.db")
+    audit = AuditLoggerCallback(ledger=ledger, region="DE")
+    results = run(tmp_path, tune.with_resources(with_audit(steps(5)), {"cpu": 0.5, "gpu": 0.5}),
+                  {"lr": tune.grid_search([0.1, 0.2, 0.3, 0.4])}, audit)
+    frame = results.get_dataframe()
+    assert {"auditor/gpu_energy_j", "auditor/cpu_energy_j", "auditor/gpu_seconds", "auditor/energy_kwh"} <= set(frame.columns)
+    trials = recorded(ledger)
+    assert len(trials) == 4 and all(t.state is TrialState.COMPLETE for t in trials.values())
+    for trial in trials.values():
+        assert trial.energy["gpu"].method == "counter" and trial.energy["gpu"].joules > 0
+        assert len(trial.devices) == 1 and trial.energy["cpu"].joules > 0
+        assert any(flag.startswith("node: ") for flag in trial.flags)
+    after = ray.get(meter.counter_deltas.remote())
+    idle = ray.get(meter.idle_joules.remote())
+    delta = sum(after.values()) - sum(before.values())
+    idle_delta = sum(idle.values()) - sum(idle_before.values())
+    attributed = sum(t.energy["gpu"].joules for t in trials.values())
+    assert attributed + idle_delta == pytest.approx(delta, abs=1.0)  # nothing counted twice
+    for trial in trials.values():  # two trials on one GPU: each well under the GPU's full draw
+        assert trial.energy["gpu"].joules < 300 * trial.gpu_seconds * 0.9
+
+
+def test_errored_and_scheduler_stopped_trials(tmp_path: Path, ray_session: None) -> None:
+    ledger = str(tmp_path / "l.db")
+    audit = AuditLoggerCallback(ledger=ledger)
+    space = {"lr": tune.grid_search([1.0, 0.5, 2.0, 3.0, 4.0, 5.0, 6.0, 0.1])}
+    run(tmp_path, tune.with_resources(with_audit(steps(8, 0.05)), {"cpu": 1, "gpu": 1}), space, audit,
+        scheduler=ASHAScheduler(metric="loss", mode="min", max_t=100, grace_period=1, reduction_factor=2))
+    states = [t.state for t in recorded(ledger).values()]
+    assert states.count(TrialState.FAILED) == 1
+    assert TrialState.STOPPED in states and TrialState.COMPLETE in states
+
+
+def test_stop_new_budget_ends_the_experiment(tmp_path: Path, ray_session: None) -> None:
+    ledger = str(tmp_path / "l.db")
+    audit = AuditLoggerCallback(ledger=ledger, budget="0.0005 GPUh")  # 1.8 GPU-seconds
+    run(tmp_path, tune.with_resources(with_audit(steps(10)), {"cpu": 1, "gpu": 1}),
+        {"lr": tune.grid_search([float(i) for i in range(12)])}, audit)
+    trials = recorded(ledger)
+    assert audit.stopped_by_budget and len(trials) < 12
+    assert any(t.stopped_by_budget and t.state is TrialState.STOPPED for t in trials.values())
+    with Ledger.open(ledger) as store:
+        events = store.budget_events()
+    assert any(e.action == "stop-new" and e.metric == "gpu_hours" for e in events)
+
+
+def test_hard_budget_stops_running_trials(tmp_path: Path, ray_session: None) -> None:
+    ledger = str(tmp_path / "l.db")
+    audit = AuditLoggerCallback(ledger=ledger, budget="0.0003 GPUh", mode="hard")
+    run(tmp_path, tune.with_resources(with_audit(steps(20)), {"cpu": 1, "gpu": 1}),
+        {"lr": tune.grid_search([1.0, 2.0, 3.0, 4.0])}, audit)
+    trials = recorded(ledger)
+    assert audit.hard_stopped
+    stopped = [t for t in trials.values() if t.stopped_by_budget]
+    assert stopped and all(t.state is TrialState.STOPPED for t in stopped)
+    assert all(t.gpu_seconds < 20 * 0.1 for t in stopped)  # none ran its 20 steps
+
+
+class Counter(tune.Trainable):
+    def setup(self, config: dict) -> None:
+        self.count = 0
+
+    def step(self) -> dict:
+        time.sleep(0.1)
+        self.count += 1
+        return {"count": self.count}
+
+
+def test_class_trainable(tmp_path: Path, ray_session: None) -> None:
+    ledger = str(tmp_path / "l.db")
+    audit = AuditLoggerCallback(ledger=ledger)
+    tuner = tune.Tuner(
+        tune.with_resources(with_audit(Counter), {"cpu": 1, "gpu": 1}),
+        param_space={"x": tune.grid_search([1, 2])},
+        run_config=tune.RunConfig(name="classes", storage_path=str(tmp_path / "ray"), callbacks=[audit],
+                                  stop={"training_iteration": 3}, verbose=0),
+    )
+    frame = tuner.fit().get_dataframe()
+    assert (frame["auditor/gpu_energy_j"] > 0).all()
+    trials = recorded(ledger)
+    assert len(trials) == 2 and all(t.energy["gpu"].joules > 0 for t in trials.values())
+
+
+def test_two_node_cluster_records_each_trial_with_its_node(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, str(HERE / "ray_two_nodes.py"), str(tmp_path / "l.db"), str(tmp_path / "ray")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(data["trials"]) == 4 and all(t["state"] == "complete" for t in data["trials"])
+    assert len({t["node"] for t in data["trials"]}) == 2  # both nodes ran trials
+    assert all(t["gpu_j"] > 0 for t in data["trials"])
+    assert data["usage_kwh"] == pytest.approx(data["sum_kwh"])
