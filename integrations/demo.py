@@ -111,7 +111,9 @@ def run_ray_demo(ledger: str, region: str | None = None, config: dict[str, Any] 
     print(f"auditor demo: Ray Tune search of a small MLP on generated data, budget {budget['limit']} ({budget['mode']})")
     for name in ("ray", "ray.tune", "ray.train"):
         logging.getLogger(name).setLevel(logging.CRITICAL)  # trials never started have no results: no need to say so
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         audit = AuditLoggerCallback(ledger=ledger, budget=budget["limit"], mode=budget["mode"], region=region, sweep=sweep)
         tuner = tune.Tuner(
@@ -131,7 +133,8 @@ def run_ray_demo(ledger: str, region: str | None = None, config: dict[str, Any] 
         tuner.fit()
         ran = audit.ledger.count_trials(sweep) if audit.ledger is not None else 0
     finally:
-        ray.shutdown()
+        if started_here:
+            ray.shutdown()
     return DemoResult(sweep, ledger, ran, audit.stopped_by_budget)
 
 

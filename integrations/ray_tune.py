@@ -147,7 +147,7 @@ class NodeMeter:
             "gpu_energy_j": gpu.joules if gpu else 0.0,
             "gpu_energy_method": gpu.method if gpu else "none",
             "gpu_seconds": measurement.gpu_seconds,
-            "devices": [{"key": d.key, "index": d.index, "model": d.name} for d in measurement.gpus],
+            "devices": [{"key": d.key, "index": d.index, "model": d.name, "node": self.node_id} for d in measurement.gpus],
             "flags": flags,
             "worker": worker,
         }

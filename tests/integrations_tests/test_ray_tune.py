@@ -67,6 +67,7 @@ def test_fractional_gpus_share_their_energy(tmp_path: Path, ray_session: None) -
     for trial in trials.values():
         assert trial.energy["gpu"].method == "counter" and trial.energy["gpu"].joules > 0
         assert len(trial.devices) == 1 and trial.energy["cpu"].joules > 0
+        assert trial.devices[0]["node"] == ray.get_runtime_context().get_node_id()
         assert any(flag.startswith("node: ") for flag in trial.flags)
     after = ray.get(meter.counter_deltas.remote())
     idle = ray.get(meter.idle_joules.remote())
@@ -148,3 +149,15 @@ def test_two_node_cluster_records_each_trial_with_its_node(tmp_path: Path) -> No
     assert len({t["node"] for t in data["trials"]}) == 2  # both nodes ran trials
     assert all(t["gpu_j"] > 0 for t in data["trials"])
     assert data["usage_kwh"] == pytest.approx(data["sum_kwh"])
+
+
+def test_ray_demo_runs_a_budgeted_search(audit, tmp_path: Path, ray_session: None, monkeypatch) -> None:
+    monkeypatch.chdir(HERE.parents[1])  # the demo reads configs/demo.toml
+    ledger = str(tmp_path / "l.db")
+    result = audit("demo", "--framework", "ray", "--ledger", ledger, "--region", "DE")
+    assert result.code == 0, result.err
+    assert "stopped by its budget" in result.out and "whole project" in result.out
+    with Ledger.open(ledger) as store:
+        [sweep] = store.sweeps()
+        assert sweep.framework == "ray" and store.count_trials(sweep.name) >= 2
+        assert any(e.action == "stop-new" for e in store.budget_events(sweep.name))
