@@ -311,39 +311,48 @@ class Meter:
             self._wake.wait(max(wait, 0.001))
 
     def _sample(self, sources: Iterable[EnergySource]) -> None:
+        """Read ``sources`` and feed their readings (called by the sampler thread, and by other
+        threads at interval ends and flushes: each source is read and processed under its lock)."""
         samples: list[tuple[str, float, float, str]] = []
         for source in sources:
-            before = self.clock()
-            try:
-                with self._source_locks[id(source)]:  # read by the sampler and at interval ends
-                    values = source.read()
-            except Exception as exc:  # noqa: BLE001 - a failing source must not stop the others
-                values = {}
-                for device in source.devices():
-                    self._mark_lost(device.key, before, f"{type(exc).__name__}: {exc}")
-            read_at = (before + self.clock()) / 2
-            for key, reason in source.lost().items():
-                self._mark_lost(key, read_at, reason)
-            for key, joules in values.items():
-                sample_at = read_at
-                if source.discrete:
-                    previous = self._raw.get(key)
-                    self._raw[key] = (joules, read_at)
-                    if previous is not None:
-                        if joules == previous[0]:
-                            period = self.devices[key].update_period_s or source.poll_interval_s
-                            last_time = self._last_sample.get(key, (read_at, 0.0))[0]
-                            if read_at - last_time < 3 * period:
-                                continue  # unchanged: wait for the next step
-                        else:
-                            sample_at = (previous[1] + read_at) / 2  # the step fell between the two reads
-                samples.append((key, sample_at, joules, self.devices[key].method))
+            with self._source_locks[id(source)]:
+                samples.extend(self._read_source(source))
         now = self.clock()
-        for key, lost_at in self._lost.items():
+        for key, lost_at in list(self._lost.items()):
             last_time, last_joules = self._last_sample.get(key, (lost_at, 0.0))
             watts = self.devices[key].fallback_watts or 0.0
             samples.append((key, now, last_joules + watts * (now - last_time), "estimate-tdp"))
         self._feed(samples)
+
+    def _read_source(self, source: EnergySource) -> list[tuple[str, float, float, str]]:
+        """One reading of ``source`` as samples (time, cumulative joules, method); a stepped
+        counter gives a sample only when it steps, timestamped between the reads around it."""
+        before = self.clock()
+        try:
+            values = source.read()
+        except Exception as exc:  # noqa: BLE001 - a failing source must not stop the others
+            values = {}
+            for device in source.devices():
+                self._mark_lost(device.key, before, f"{type(exc).__name__}: {exc}")
+        read_at = (before + self.clock()) / 2
+        for key, reason in source.lost().items():
+            self._mark_lost(key, read_at, reason)
+        samples = []
+        for key, joules in values.items():
+            sample_at = read_at
+            if source.discrete:
+                previous = self._raw.get(key)
+                self._raw[key] = (joules, read_at)
+                if previous is not None:
+                    if joules == previous[0]:
+                        period = self.devices[key].update_period_s or source.poll_interval_s
+                        last_time = self._last_sample.get(key, (read_at, 0.0))[0]
+                        if read_at - last_time < 3 * period:
+                            continue  # unchanged: wait for the next step
+                    else:
+                        sample_at = (previous[1] + read_at) / 2  # the step fell between the two reads
+            samples.append((key, sample_at, joules, self.devices[key].method))
+        return samples
 
     def _feed(self, samples: list[tuple[str, float, float, str]]) -> None:
         finished: list[Interval] = []
@@ -358,9 +367,10 @@ class Meter:
                 self.samples_taken += 1
 
     def _mark_lost(self, key: str, at: float, reason: str) -> None:
-        if key in self._lost:
-            return
-        self._lost[key] = at
+        with self._lock:
+            if key in self._lost:
+                return
+            self._lost[key] = at
         device = self.devices[key]
         watts = f"{device.fallback_watts:g} W" if device.fallback_watts else "0 W (no rating known)"
         self._warn(
