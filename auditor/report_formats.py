@@ -63,7 +63,7 @@ def _pct(value: float | None) -> str:
 
 def render_markdown(report: dict[str, Any]) -> str:
     """Headline, one table row per sweep, and the findings in sentences."""
-    region, totals = report["region"], report["totals"]
+    region = report["region"]
     lines = [
         "# Development footprint",
         "",

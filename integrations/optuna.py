@@ -41,7 +41,8 @@ from typing import Any
 import optuna
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
-from optuna.trial import FrozenTrial, TrialState as OptunaState
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState as OptunaState
 
 from auditor.budget import Action, Budget, Mode
 from auditor.carbon import CarbonModel

@@ -99,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"machine: {platform.machine()}, {multiprocessing.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"\n| backend | writers | rows | rows/s |\n| --- | --- | --- | --- |")
+    print("\n| backend | writers | rows | rows/s |\n| --- | --- | --- | --- |")
     for backend in ("sqlite", "postgresql", "mariadb"):
         for writers in (1, args.writers):
             if backend == "sqlite":

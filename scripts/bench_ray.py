@@ -20,9 +20,8 @@ import tempfile
 import time
 
 import ray
-from ray import tune
-
 from auditor.integrations.ray_tune import AuditLoggerCallback, with_audit
+from ray import tune
 
 
 def trainable(reports: int):
@@ -51,7 +50,6 @@ def experiment(trials: int, reports: int, audited: bool, directory: str) -> tupl
         run_config=tune.RunConfig(name=f"bench-{audited}", storage_path=directory, callbacks=callbacks, verbose=0),
     ).fit()
     wall = time.perf_counter() - started
-    gaps = [g for r in results for g in [r.metrics.get("gap_ms", 0.0)] if g]
     frame = results.get_dataframe()
     per_result = statistics.median(frame["gap_ms"]) if "gap_ms" in frame else float("nan")
     return wall, per_result

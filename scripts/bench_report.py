@@ -25,8 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, insert
 
-from auditor.ledger import Ledger
-from auditor.ledger import schema
+from auditor.ledger import Ledger, schema
 
 STATES = ["complete"] * 6 + ["pruned"] * 3 + ["failed"]
 FORMATS = ["table", "json", "markdown", "csv", "statement", "html"]

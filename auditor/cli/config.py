@@ -7,7 +7,15 @@ from pathlib import Path
 import tomlkit
 import typer
 
-from auditor.cli.common import LEDGER_HELP, TableOrJson, console, make_table, print_json, settings_with, write_atomically
+from auditor.cli.common import (
+    LEDGER_HELP,
+    TableOrJson,
+    console,
+    make_table,
+    print_json,
+    settings_with,
+    write_atomically,
+)
 from auditor.config import SETTINGS, _unknown_key, find_project_files
 from auditor.errors import ConfigError, InvalidInputError
 

@@ -7,7 +7,14 @@ from enum import Enum
 
 import typer
 
-from auditor.cli.common import LEDGER_HELP, TableOrJson, console, make_table, print_json, settings_with
+from auditor.cli.common import (
+    LEDGER_HELP,
+    TableOrJson,
+    console,
+    make_table,
+    print_json,
+    settings_with,
+)
 from auditor.config import carbon_model
 from auditor.errors import LedgerError
 from auditor.ledger import Ledger

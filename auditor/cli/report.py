@@ -14,11 +14,11 @@ from rich.console import Console
 from auditor.cli.common import LEDGER_HELP, console, make_table, settings_with, write_atomically
 from auditor.config import carbon_model
 from auditor.errors import AuditorError, InvalidInputError, LedgerError
+from auditor.ledger import Ledger
 from auditor.plots import close_figures, save_figures
+from auditor.report import build_report
 from auditor.report_formats import render_csv, render_markdown, render_statement
 from auditor.report_html import figures_for, render_html
-from auditor.ledger import Ledger
-from auditor.report import build_report
 from auditor.units import format_number
 
 

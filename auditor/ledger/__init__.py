@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from auditor.ledger.records import BudgetEvent, EnergyReading, SweepRecord, TrialRecord, TrialState, Usage
+from auditor.ledger.records import (
+    BudgetEvent,
+    EnergyReading,
+    SweepRecord,
+    TrialRecord,
+    TrialState,
+    Usage,
+)
 from auditor.ledger.schema import SCHEMA_VERSION
 from auditor.ledger.store import Ledger
 

@@ -27,14 +27,34 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, bindparam, case, create_engine, event, func, insert, inspect, select, true, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    case,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from auditor import __version__
 from auditor.errors import LedgerError, SchemaTooNewError
 from auditor.ledger import schema
-from auditor.ledger.records import BudgetEvent, EnergyReading, StateAggregate, SweepRecord, TrialRecord, Usage
+from auditor.ledger.records import (
+    BudgetEvent,
+    EnergyReading,
+    StateAggregate,
+    SweepRecord,
+    TrialRecord,
+    Usage,
+)
 from auditor.ledger.url import display, to_url
 
 if TYPE_CHECKING:

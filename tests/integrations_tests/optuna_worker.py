@@ -9,10 +9,9 @@ import sys
 import time
 
 import optuna
+from auditor.integrations.optuna import AuditCallback
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
-
-from auditor.integrations.optuna import AuditCallback
 
 
 def burn(seconds: float) -> None:

@@ -14,10 +14,10 @@ import time
 os.environ["AUDITOR_SIMULATE_GPUS"] = "1x250"
 
 import ray  # noqa: E402
+from auditor.integrations.ray_tune import AuditLoggerCallback, with_audit  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from auditor.integrations.ray_tune import AuditLoggerCallback, with_audit  # noqa: E402
 from auditor.ledger import Ledger  # noqa: E402
 
 

@@ -13,11 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import auditor.integrations.optuna as plugin
 import optuna
 import pytest
-
-import auditor.integrations.optuna as plugin
 from auditor.integrations.optuna import AuditCallback
+
 from auditor.ledger import Ledger, TrialState
 from auditor.meters.cpu import CpuTimeSource
 from auditor.meters.sampler import Meter
