@@ -13,13 +13,14 @@ import atexit
 import logging
 import queue
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from auditor.errors import AuditorError
-from auditor.ledger import Ledger, TrialRecord, Usage
+from auditor.ledger import Ledger, TrialRecord, TrialState, Usage
 from auditor.meters.attribution import Interval
 from auditor.meters.sampler import Measurement, Meter
 from auditor.tracking import record_for
@@ -31,6 +32,15 @@ logger = logging.getLogger("auditor")
 class _Job:
     interval: Interval
     fields: dict[str, Any]
+
+
+@dataclass
+class _Start:
+    interval: Interval
+    fields: dict[str, Any]
+
+
+HEARTBEAT_S = 5.0  # a running trial's row is refreshed this often, so a kill loses at most this much
 
 
 class Recorder:
@@ -59,7 +69,9 @@ class Recorder:
         self.sweep = sweep
         self.ledger = Ledger.open(ledger)
         self.ledger.ensure_sweep(sweep, framework=framework, attrs=sweep_attrs)
-        self._jobs: queue.Queue[_Job | threading.Event] = queue.Queue()
+        self._jobs: queue.Queue[_Job | _Start | threading.Event] = queue.Queue()
+        self._running: dict[int, tuple[Interval, dict[str, Any], float]] = {}  # interval id -> ..., last beat
+        self.heartbeat_s = HEARTBEAT_S
         self._pending: dict[int, Interval] = {}
         self._unwritten: list[TrialRecord] = []
         self._lock = threading.Lock()
@@ -69,6 +81,15 @@ class Recorder:
         self._thread.start()
         atexit.register(self.close)
         self.written = 0
+
+    def start(self, interval: Interval, **fields: Any) -> None:
+        """A trial started: its row is written as ``running`` at once (from the thread) and
+        refreshed every ``heartbeat_s`` with its energy so far, so that a search killed
+        mid-trial leaves the trial in the ledger with its energy up to the last heartbeat.
+
+        ``fields``: ``trial_key``, ``wall_start`` and optionally ``number``, ``name``.
+        """
+        self._jobs.put(_Start(interval, fields))
 
     def submit(self, interval: Interval, **fields: Any) -> None:
         """Record the trial of a closed ``interval`` once its energy is final.
@@ -117,14 +138,23 @@ class Recorder:
 
     def _run(self) -> None:
         while True:
-            batch = [self._jobs.get()]
+            try:
+                batch: list[Any] = [self._jobs.get(timeout=self.heartbeat_s)]
+            except queue.Empty:
+                batch = []
             while True:
                 try:
                     batch.append(self._jobs.get_nowait())
                 except queue.Empty:
                     break
+            now = time.time()
+            for item in batch:
+                if isinstance(item, _Start):
+                    self._running[item.interval.id] = (item.interval, item.fields, 0.0)
             jobs = [item for item in batch if isinstance(item, _Job)]
-            records = []
+            for job in jobs:
+                self._running.pop(job.interval.id, None)
+            records = self._heartbeats(now)
             for job in jobs:
                 try:
                     measurement: Measurement | None = self.meter.measure(job.interval)
@@ -136,6 +166,23 @@ class Recorder:
             for item in batch:
                 if isinstance(item, threading.Event):
                     item.set()
+
+    def _heartbeats(self, now: float) -> list[TrialRecord]:
+        """``running`` rows for the open trials not refreshed for ``heartbeat_s``."""
+        records = []
+        for interval_id, (interval, fields, beat) in list(self._running.items()):
+            if now - beat < self.heartbeat_s:
+                continue
+            try:
+                measurement: Measurement | None = self.meter.snapshot(interval)
+            except Exception:  # noqa: BLE001
+                measurement = None
+            records.append(record_for(measurement, sweep=self.sweep, state=TrialState.RUNNING, wall_end=now,
+                                      name=fields.get("name"), number=fields.get("number"),
+                                      trial_key=fields["trial_key"], wall_start=fields["wall_start"],
+                                      flags=["heartbeat"]))
+            self._running[interval_id] = (interval, fields, now)
+        return records
 
     def _write(self, records: list[TrialRecord], interval_ids: list[int] | None = None) -> None:
         if self.on_record is not None:

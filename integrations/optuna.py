@@ -97,7 +97,7 @@ class _AuditSampler(BaseSampler):
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self._base.before_trial(study, trial)
-        self._audit._trial_started(trial)
+        self._audit._trial_started(study, trial)
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: OptunaState, values: Sequence[float] | None) -> None:
         self._audit._trial_ended(study, trial, state, values)
@@ -221,10 +221,14 @@ class AuditCallback:
     # -- the trial's life (called from Optuna's worker threads) --------------------------------
 
     @never_raise
-    def _trial_started(self, trial: FrozenTrial) -> None:
+    def _trial_started(self, study: optuna.Study, trial: FrozenTrial) -> None:
         interval = self.meter.begin(gpus=self.devices)
+        wall_start = time.time()
         with self._lock:
-            self._intervals[trial._trial_id] = (interval, time.time())
+            self._intervals[trial._trial_id] = (interval, wall_start)
+        if self._recorder is not None:
+            self._recorder.start(interval, trial_key=f"{study.study_name}/{trial.number}", number=trial.number,
+                                 wall_start=wall_start)
 
     @never_raise
     def _trial_ended(self, study: optuna.Study, trial: FrozenTrial, state: OptunaState, values: Sequence[float] | None) -> None:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import (
     Connection,
     Engine,
+    and_,
     bindparam,
     case,
     create_engine,
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_BUSY_TIMEOUT_S = 30.0
+STALE_RUNNING_S = 60.0  # a running trial's row not refreshed for this long is reported interrupted
 _SCHEMA_LOCK_ID = 0x61756474  # "audt": serialises schema creation on PostgreSQL and MySQL
 
 
@@ -498,11 +500,17 @@ class Ledger:
         # Grouping by an expression keeps SQLite from walking the (sweep, state) index and
         # fetching each row at random: a full scan and one sort are several times faster.
         sweep_key = t.c.sweep_id + 0
+        # A running trial whose heartbeat stopped long ago was killed with its search.
+        stale = time.time() - STALE_RUNNING_S
+        state = case(
+            (and_(t.c.state == "running", func.coalesce(t.c.end_time, t.c.start_time) < stale), "interrupted"),
+            else_=t.c.state,
+        )
         query = select(
-            sweep_key, t.c.state, func.count(), func.sum(t.c.gpu_seconds), func.sum(t.c.energy_j), func.sum(t.c.measured_energy_j),
+            sweep_key, state, func.count(), func.sum(t.c.gpu_seconds), func.sum(t.c.energy_j), func.sum(t.c.measured_energy_j),
             func.sum(case((t.c.stopped_by_budget, 1), else_=0)), func.min(t.c.start_time),
             func.max(func.coalesce(t.c.end_time, t.c.start_time)),
-        ).group_by(sweep_key, t.c.state)
+        ).group_by(sweep_key, state)
         if since is not None:
             query = query.where(t.c.start_time >= since)
         with self._read() as conn:

@@ -214,6 +214,13 @@ class Meter:
                 raise TimeoutError("the meter did not finalise the interval in time")
         return self._measurement(interval)
 
+    def snapshot(self, interval: Interval) -> Measurement:
+        """The measurement of an interval still open, as far as the readings go (a heartbeat)."""
+        with self._lock:
+            copy = Interval(start=interval.start, devices=dict(interval.devices), end=interval.end or self.clock(),
+                            energy=dict(interval.energy), methods={k: set(v) for k, v in interval.methods.items()})
+        return self._measurement(copy)
+
     def measure_past(self, start: float, end: float, gpus: str | Iterable[int | str] | None = "auto") -> Measurement:
         """The measurement of a span that was not opened as an interval when it began (a trial
         seen only once it finished): the idle energy of its devices over the span, which no

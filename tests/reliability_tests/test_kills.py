@@ -1,0 +1,52 @@
+"""SIGKILL mid-trial: the ledger opens cleanly, every finished trial is there, the running one
+is there with its energy up to its last heartbeat, and a resumed search continues the sweep."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from auditor.carbon import CarbonModel
+from auditor.ledger import Ledger, TrialState
+from auditor.report import build_report
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.mark.slow
+def test_sigkill_of_an_optuna_search_mid_trial(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    ledger = str(tmp_path / "ledger.db")
+    script = [sys.executable, str(HERE / "optuna_killed.py"), storage, ledger, str(tmp_path)]
+    process = subprocess.Popen([*script, "50", "4"])
+    marker = tmp_path / "started-4"
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert marker.exists(), "trial 4 never started"
+    killed_at = time.time()
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+
+    finished = {t.number for t in optuna.load_study(study_name="killed", storage=storage).trials if t.state.is_finished()}
+    assert finished == {0, 1, 2, 3}
+    with Ledger.open(ledger) as store:
+        trials = {t.number: t for t in store.trials("killed")}
+    assert {n for n, t in trials.items() if t.state is TrialState.COMPLETE} == finished  # every finished trial
+    running = trials[4]
+    assert running.state is TrialState.RUNNING and "heartbeat" in running.flags
+    assert killed_at - running.end_time <= 10  # energy up to a heartbeat at most 10 s old
+    assert all(trials[n].energy["gpu"].joules > 0 for n in finished)
+
+    subprocess.run([*script, "2", "-1"], check=True, timeout=120)  # resumed: the same sweep goes on
+    with Ledger.open(ledger) as store:
+        after = {t.number: t for t in store.trials("killed")}
+        report = build_report(store, CarbonModel())
+    assert {5, 6} <= set(after) and after[5].state is TrialState.COMPLETE
+    assert [s["name"] for s in report["sweeps"]] == ["killed"]
