@@ -51,6 +51,7 @@ from auditor.meters.cpu import CpuTimeSource, MemoryEstimateSource, ProcessTree
 from auditor.meters.nvml import nvml_sources
 from auditor.meters.sampler import Meter
 from auditor.meters.simulated import simulated_gpus_from_environment
+from auditor.recorder import HEARTBEAT_S
 from auditor.safety import never_raise
 
 logger = logging.getLogger("auditor")
@@ -370,6 +371,7 @@ class AuditLoggerCallback(LoggerCallback):
         self._started: dict[str, float] = {}
         self._recorded: set[str] = set()
         self._closing: dict[str, dict[str, Any]] = {}
+        self._beats: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -408,13 +410,32 @@ class AuditLoggerCallback(LoggerCallback):
     def log_trial_start(self, trial: Any) -> None:
         self._open(trial)
         self._started.setdefault(trial.trial_id, time.time())
+        self._heartbeat(trial, force=True)
         self._collect()
+
+    def _heartbeat(self, trial: Any, force: bool = False) -> None:
+        """The trial's row as ``running`` with its last figures, at its start and every few
+        seconds: a driver killed mid-experiment leaves its running trials in the ledger."""
+        now = time.time()
+        if trial.trial_id in self._recorded or (not force and now - self._beats.get(trial.trial_id, 0.0) < HEARTBEAT_S):
+            return
+        self._beats[trial.trial_id] = now
+        latest = self._latest.get(trial.trial_id, {})
+        energy = {d: EnergyReading(float(latest[f"{PREFIX}{d}_energy_j"]), "counter" if d == "gpu" else "estimate")
+                  for d in DOMAINS if f"{PREFIX}{d}_energy_j" in latest}
+        self.ledger.record_trial(TrialRecord(  # type: ignore[union-attr]
+            sweep=self.sweep, trial_key=trial.trial_id,  # type: ignore[arg-type]
+            name=str(getattr(trial, "experiment_tag", "") or trial.trial_id)[:255], state=TrialState.RUNNING,
+            start_time=self._started.get(trial.trial_id, now), end_time=now, params=_jsonable(dict(trial.config or {})),
+            gpu_seconds=float(latest.get(PREFIX + "gpu_seconds", 0.0)), energy=energy, flags=["heartbeat"],
+        ))
 
     @never_raise
     def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
         self._open(trial)
         self._started.setdefault(trial.trial_id, time.time())
         self._latest[trial.trial_id] = dict(result)
+        self._heartbeat(trial)
         self._collect()
         if self.guard is None:
             return

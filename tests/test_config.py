@@ -88,3 +88,9 @@ def test_default_toml_documents_every_setting_with_its_default() -> None:
             assert f"# {name} =" in commented, f"{name} is not documented in configs/default.toml"
         else:
             assert documented[name] == spec.default
+
+
+def test_settings_file_that_is_not_utf8(clean_environment: Path) -> None:
+    (clean_environment / "auditor.toml").write_bytes(b"region = \"\xff\xfe\"\n")
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_settings(environ={})

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import typer
 
@@ -22,19 +23,22 @@ from auditor.ledger import Ledger, TrialState
 from auditor.meters import default_sources
 from auditor.meters.cpu import ProcessTree
 from auditor.meters.sampler import Meter
+from auditor.recorder import HEARTBEAT_S
 from auditor.tracking import command_name, record_for
 from auditor.units import format_number
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def _wait_forwarding_signals(process: subprocess.Popen[bytes]) -> tuple[int, float]:
-    """Wait for ``process``, forwarding the signals that `audit` receives to it.
+def _wait_forwarding_signals(process: subprocess.Popen[bytes], beat: Callable[[], None]) -> tuple[int, float]:
+    """Wait for ``process``, forwarding the signals that `audit` receives to it, and calling
+    ``beat`` every tenth of a second.
 
     Returns its exit code (negative for a signal) and the CPU seconds of it and every
     descendant it waited for.
     """
     while True:
+        beat()
         info = signal.sigtimedwait(FORWARDED, 0.1)
         if info is not None:
             from_terminal = info.si_signo == signal.SIGINT and info.si_pid == 0
@@ -66,22 +70,43 @@ def run_command(
 ) -> None:
     """Run a command, meter it and its child processes, and record it as a trial."""
     settings = settings_with(ledger=ledger)
-    with Ledger.open(settings.ledger) as store:  # a bad ledger stops us before the command runs
-        store.ensure_sweep(sweep, framework="run")
+    store = Ledger.open(settings.ledger)  # a bad ledger stops us before the command runs
+    store.ensure_sweep(sweep, framework="run")
+    label = name or command_name(command)
     wall_start = time.time()
     try:
         process = subprocess.Popen(command)
     except FileNotFoundError:
+        store.close()
         raise AuditorError(f"command not found: {command[0]}") from None
     except PermissionError:
+        store.close()
         raise AuditorError(f"command not executable: {command[0]}") from None
+    trial_key = f"{label}@{wall_start:.6f}:{process.pid}"
     previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
     try:
         tree = ProcessTree(process.pid)
         sources, notes = default_sources(tree)
         meter = Meter(sources, root_pid=process.pid).start()  # the sampler inherits the blocked mask
         interval = meter.begin(gpus="auto")
-        code, cpu_seconds = _wait_forwarding_signals(process)
+        last_beat = [0.0]
+
+        def beat() -> None:
+            """A `running` row now and every few seconds: if `audit` itself is killed, the
+            command is in the ledger with its energy up to the last heartbeat."""
+            now = time.time()
+            if now - last_beat[0] < HEARTBEAT_S:
+                return
+            last_beat[0] = now
+            try:
+                store.record_trial(record_for(
+                    meter.snapshot(interval), sweep=sweep, trial_key=trial_key, name=label, state=TrialState.RUNNING,
+                    wall_start=wall_start, wall_end=now, params={"command": command}, flags=["heartbeat"], is_final=final,
+                ))
+            except AuditorError as exc:
+                print(f"audit: heartbeat not recorded: {exc}", file=sys.stderr)
+
+        code, cpu_seconds = _wait_forwarding_signals(process, beat)
         tree.finish(cpu_seconds)
         meter.flush()  # take the command's last readings before its interval ends
         meter.end(interval)
@@ -92,17 +117,17 @@ def run_command(
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
     state, flags = _state_of(code)
-    label = name or command_name(command)
     record = record_for(
-        measurement, sweep=sweep, trial_key=f"{label}@{wall_start:.6f}:{process.pid}", name=label, state=state,
+        measurement, sweep=sweep, trial_key=trial_key, name=label, state=state,
         wall_start=wall_start, wall_end=time.time(), params={"command": command}, flags=flags, is_final=final,
     )
     try:
-        with Ledger.open(settings.ledger) as store:
-            store.record_trial(record)
+        store.record_trial(record)
         where = f"recorded in sweep {sweep!r} of {store.location}"
     except AuditorError as exc:
         where = f"NOT recorded: {exc}"
+    finally:
+        store.close()
     kwh = measurement.joules / 3.6e6
     print(
         f"audit: {label!r} {state.value} after {measurement.duration_s:.1f} s: {format_number(kwh)} kWh, "

@@ -160,3 +160,29 @@ def test_ray_demo_runs_a_budgeted_search(audit, tmp_path: Path, ray_session: Non
         [sweep] = store.sweeps()
         assert sweep.framework == "ray" and store.count_trials(sweep.name) >= 2
         assert any(e.action == "stop-new" for e in store.budget_events(sweep.name))
+
+
+class _Watcher(tune.Callback):
+    """Looks at the ledger while the experiment runs."""
+
+    def __init__(self, ledger: str) -> None:
+        self.ledger = ledger
+        self.seen: set[str] = set()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        with Ledger.open(self.ledger) as store:
+            for sweep in store.sweeps():
+                self.seen |= {t.state.value for t in store.trials(sweep.name) if t.trial_key == trial.trial_id}
+
+
+def test_running_trials_are_in_the_ledger_while_they_run(tmp_path: Path, ray_session: None) -> None:
+    ledger = str(tmp_path / "l.db")
+    audit = AuditLoggerCallback(ledger=ledger)
+    watcher = _Watcher(ledger)
+    tune.Tuner(
+        tune.with_resources(with_audit(steps(3)), {"cpu": 1}),
+        param_space={"lr": tune.grid_search([1.0])},
+        run_config=tune.RunConfig(name="beats", storage_path=str(tmp_path / "ray"), callbacks=[audit, watcher], verbose=0),
+    ).fit()
+    assert "running" in watcher.seen  # a killed driver would leave this row behind
+    assert [t.state for t in recorded(ledger).values()] == [TrialState.COMPLETE]

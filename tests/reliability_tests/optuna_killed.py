@@ -14,7 +14,6 @@ from pathlib import Path
 os.environ.setdefault("AUDITOR_SIMULATE_GPUS", "1x200")
 
 import optuna  # noqa: E402
-
 from auditor.integrations.optuna import AuditCallback  # noqa: E402
 
 

@@ -97,3 +97,25 @@ def test_errors_are_auditor_errors_with_one_line() -> None:
         with pytest.raises(AuditorError) as info:
             resolve_region(bad)
         assert "\n" not in str(info.value)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=st.one_of(
+    st.text(max_size=200),
+    st.builds(lambda key, value: f"{key} = {value}\n", st.sampled_from(["region", "pue", "budget", "ledger", "regoin", "budget_mode"]),
+              st.one_of(st.text(max_size=20).map(repr), st.floats(allow_nan=True).map(str), st.integers().map(str))),
+))
+def test_any_auditor_toml_is_read_or_refused_in_one_line(content: str, tmp_path_factory) -> None:
+    from auditor.config import load_settings
+    from auditor.errors import ConfigError
+
+    directory = tmp_path_factory.mktemp("toml")
+    data = content.encode("utf-8", "surrogatepass")
+    (directory / "auditor.toml").write_bytes(data)
+    try:
+        settings = load_settings(environ={}, start=directory)
+    except (ConfigError, InvalidInputError) as exc:
+        assert "auditor.toml" in str(exc) and "\n" not in str(exc)
+    else:
+        assert settings.ledger
+    assert (directory / "auditor.toml").read_bytes() == data  # never rewritten

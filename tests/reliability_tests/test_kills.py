@@ -50,3 +50,33 @@ def test_sigkill_of_an_optuna_search_mid_trial(tmp_path: Path) -> None:
         report = build_report(store, CarbonModel())
     assert {5, 6} <= set(after) and after[5].state is TrialState.COMPLETE
     assert [s["name"] for s in report["sweeps"]] == ["killed"]
+
+
+@pytest.mark.slow
+def test_sigkill_of_audit_run_leaves_the_command_recorded(tmp_path: Path) -> None:
+    import os
+
+    ledger = str(tmp_path / "ledger.db")
+    audit = str(Path(sys.executable).parent / "audit")
+    process = subprocess.Popen(
+        [audit, "run", "--ledger", ledger, "--name", "long", "--", sys.executable, "-c", "import time; time.sleep(60)"],
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        found = []
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.2)
+            if Path(ledger).exists():
+                with Ledger.open(ledger) as store:
+                    found = store.trials("runs") if store.get_sweep("runs") else []
+        time.sleep(0.5)
+        killed_at = time.time()
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the orphaned command too
+    with Ledger.open(ledger) as store:
+        [trial] = store.trials("runs")
+    assert trial.name == "long" and trial.state is TrialState.RUNNING and "heartbeat" in trial.flags
+    assert killed_at - trial.end_time <= 10
