@@ -235,3 +235,30 @@ def budget_from(settings: Settings) -> Budget | None:
     if settings.budget is None:
         return None
     return Budget.parse(settings.budget, scope=settings.budget_scope, mode=settings.budget_mode)
+
+
+@dataclass(frozen=True)
+class PluginSettings:
+    """What a framework plugin needs from its arguments and the settings beneath them."""
+
+    ledger: str
+    model: CarbonModel
+    budget: Budget | None
+
+
+def plugin_settings(*, budget: str | Budget | None = None, **arguments: Any) -> PluginSettings:
+    """Settings for a plugin: its keyword arguments (``ledger``, ``scope``, ``mode``, ``region``,
+    ``pue``, ``price_per_gpu_hour``, ``price_per_kwh``) over the project's settings.
+
+    Raises:
+        InvalidInputError: an unusable value, or a budget in USD without a price.
+    """
+    names = {"scope": "budget_scope", "mode": "budget_mode"}
+    overrides = {names.get(key, key): value for key, value in arguments.items()}
+    overrides["budget"] = budget.text if isinstance(budget, Budget) else budget
+    settings = load_settings(overrides)
+    model = carbon_model(settings)
+    chosen = budget if isinstance(budget, Budget) else budget_from(settings)
+    if chosen is not None and chosen.limit.metric.value == "cost_usd" and not model.price.is_set:
+        raise InvalidInputError("a budget in USD needs a price: give price_per_gpu_hour or price_per_kwh")
+    return PluginSettings(settings.ledger, model, chosen)

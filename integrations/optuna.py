@@ -46,7 +46,7 @@ from optuna.trial import TrialState as OptunaState
 
 from auditor.budget import Action, Budget, Mode
 from auditor.carbon import CarbonModel
-from auditor.config import budget_from, carbon_model, load_settings
+from auditor.config import plugin_settings
 from auditor.guard import BudgetGuard
 from auditor.ledger import EnergyReading, Ledger, TrialRecord, TrialState, Usage
 from auditor.meters import process_meter
@@ -158,23 +158,13 @@ class AuditCallback:
         price_per_kwh: float | None = None,
         meter: Meter | None = None,
     ) -> None:
-        settings = load_settings(
-            {
-                "ledger": ledger,
-                "budget": budget.text if isinstance(budget, Budget) else budget,
-                "budget_scope": scope,
-                "budget_mode": mode,
-                "region": region,
-                "pue": pue,
-                "price_per_gpu_hour": price_per_gpu_hour,
-                "price_per_kwh": price_per_kwh,
-            }
+        config = plugin_settings(
+            ledger=ledger, budget=budget, scope=scope, mode=mode, region=region, pue=pue,
+            price_per_gpu_hour=price_per_gpu_hour, price_per_kwh=price_per_kwh,
         )
-        self.model: CarbonModel = carbon_model(settings)
-        self.budget: Budget | None = budget if isinstance(budget, Budget) else budget_from(settings)
-        if self.budget is not None and self.budget.limit.metric.value == "cost_usd" and not self.model.price.is_set:
-            raise ValueError("a budget in USD needs a price: give price_per_gpu_hour or price_per_kwh")
-        self.ledger_target = settings.ledger
+        self.model: CarbonModel = config.model
+        self.budget: Budget | None = config.budget
+        self.ledger_target = config.ledger
         self.devices = devices
         self.sweep = sweep
         self.meter = meter or process_meter()  # started now, so the first trial is in its history

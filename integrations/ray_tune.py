@@ -43,7 +43,7 @@ from ray.tune import Stopper, Trainable
 from ray.tune.logger import LoggerCallback
 
 from auditor.budget import Action, Budget
-from auditor.config import budget_from, carbon_model, load_settings
+from auditor.config import plugin_settings
 from auditor.guard import BudgetGuard
 from auditor.ledger import EnergyReading, Ledger, TrialRecord, TrialState, Usage
 from auditor.meters.base import EnergySource
@@ -350,16 +350,13 @@ class AuditLoggerCallback(LoggerCallback):
         price_per_gpu_hour: float | None = None,
         price_per_kwh: float | None = None,
     ) -> None:
-        settings = load_settings(
-            {
-                "ledger": ledger, "budget": budget.text if isinstance(budget, Budget) else budget,
-                "budget_scope": scope, "budget_mode": mode, "region": region, "pue": pue,
-                "price_per_gpu_hour": price_per_gpu_hour, "price_per_kwh": price_per_kwh,
-            }
+        config = plugin_settings(
+            ledger=ledger, budget=budget, scope=scope, mode=mode, region=region, pue=pue,
+            price_per_gpu_hour=price_per_gpu_hour, price_per_kwh=price_per_kwh,
         )
-        self.model = carbon_model(settings)
-        self.budget = budget if isinstance(budget, Budget) else budget_from(settings)
-        self.ledger_target = settings.ledger
+        self.model = config.model
+        self.budget = config.budget
+        self.ledger_target = config.ledger
         self.sweep = sweep
         self.ledger: Ledger | None = None
         self.guard: BudgetGuard | None = None
