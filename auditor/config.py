@@ -94,6 +94,7 @@ class SettingSpec:
 
 SETTINGS: dict[str, SettingSpec] = {
     "ledger": SettingSpec(DEFAULT_LEDGER, _text, "ledger file path or SQLAlchemy URL"),
+    "ledger_timeout": SettingSpec(30.0, _number, "seconds a plugin waits for a locked or silent ledger before holding records back"),
     "region": SettingSpec(None, _region, "grid: country code, provider:region or intensity with unit; unset = world average, said in every report"),
     "pue": SettingSpec(None, _pue, "data-centre PUE; unset = the region's published PUE, else 1.58"),
     "price_per_gpu_hour": SettingSpec(None, _number, "USD per GPU-hour (cloud), for costs"),
@@ -244,6 +245,7 @@ class PluginSettings:
     ledger: str
     model: CarbonModel
     budget: Budget | None
+    ledger_timeout: float = 30.0
 
 
 def plugin_settings(*, budget: str | Budget | None = None, **arguments: Any) -> PluginSettings:
@@ -261,4 +263,4 @@ def plugin_settings(*, budget: str | Budget | None = None, **arguments: Any) -> 
     chosen = budget if isinstance(budget, Budget) else budget_from(settings)
     if chosen is not None and chosen.limit.metric.value == "cost_usd" and not model.price.is_set:
         raise InvalidInputError("a budget in USD needs a price: give price_per_gpu_hour or price_per_kwh")
-    return PluginSettings(settings.ledger, model, chosen)
+    return PluginSettings(settings.ledger, model, chosen, settings.ledger_timeout)

@@ -63,11 +63,12 @@ class Recorder:
         framework: str,
         sweep_attrs: dict[str, Any] | None = None,
         on_record: Callable[[TrialRecord], None] | None = None,
+        timeout_s: float = 30.0,
     ) -> None:
         self.meter = meter
         self.on_record = on_record
         self.sweep = sweep
-        self.ledger = Ledger.open(ledger)
+        self.ledger = Ledger.open(ledger, busy_timeout_s=timeout_s)
         self.ledger.ensure_sweep(sweep, framework=framework, attrs=sweep_attrs)
         self._jobs: queue.Queue[_Job | _Start | threading.Event] = queue.Queue()
         self._running: dict[int, tuple[Interval, dict[str, Any], float]] = {}  # interval id -> ..., last beat

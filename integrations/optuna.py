@@ -165,6 +165,7 @@ class AuditCallback:
         self.model: CarbonModel = config.model
         self.budget: Budget | None = config.budget
         self.ledger_target = config.ledger
+        self.ledger_timeout = config.ledger_timeout
         self.devices = devices
         self.sweep = sweep
         self.meter = meter or process_meter()  # started now, so the first trial is in its history
@@ -193,6 +194,7 @@ class AuditCallback:
                     self.ledger_target, self.meter, self.sweep, "optuna",
                     {"study": study.study_name, "directions": [d.name.lower() for d in study.directions]},
                     on_record=self._observe,
+                    timeout_s=self.ledger_timeout,
                 )
                 self.ledger = self._recorder.ledger
                 if self.budget is not None:

@@ -80,3 +80,38 @@ def test_sigkill_of_audit_run_leaves_the_command_recorded(tmp_path: Path) -> Non
         [trial] = store.trials("runs")
     assert trial.name == "long" and trial.state is TrialState.RUNNING and "heartbeat" in trial.flags
     assert killed_at - trial.end_time <= 10
+
+
+def test_a_ledger_locked_mid_search_holds_records_back_and_loses_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+    import threading
+
+    from auditor.integrations.optuna import AuditCallback
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ledger = str(tmp_path / "ledger.db")
+    monkeypatch.setenv("AUDITOR_LEDGER_TIMEOUT", "0.3")
+    audit = AuditCallback(ledger=ledger)
+    study = optuna.create_study(study_name="locked")
+    audit.attach(study)
+
+    holder = sqlite3.connect(ledger, isolation_level=None, check_same_thread=False)
+
+    def lock_for(seconds: float) -> None:
+        holder.execute("BEGIN EXCLUSIVE")
+        time.sleep(seconds)
+        holder.execute("ROLLBACK")
+
+    def objective(trial: optuna.Trial) -> float:
+        if trial.number == 2:
+            threading.Thread(target=lock_for, args=(2.0,)).start()
+        time.sleep(0.1)
+        return trial.suggest_float("x", 0, 1)
+
+    with pytest.warns(RuntimeWarning, match="held back, ledger not written: ledger .* stayed locked"):
+        study.optimize(objective, n_trials=20, callbacks=[audit])
+        time.sleep(2.0)  # the lock goes away
+        audit.flush()
+    holder.close()
+    with Ledger.open(ledger) as store:
+        assert sorted(t.number for t in store.trials("locked")) == list(range(20))
