@@ -70,6 +70,36 @@ class BudgetGuard:
             after: what just happened, for messages (``"trial 21"``).
         """
         decision = self.budget.check(self.spent(pending), self.forecast())
+        return self._settle(decision, after)
+
+    def reserve(self, holder: str, pending: Usage | None = None, after: str = "") -> Decision:
+        """Decide, as :meth:`check`, but counting what the other workers reserved for their
+        running trials, and reserve this worker's forecast for its next trial in the same
+        transaction when it may start one. The overshoot is then bounded by the forecast's
+        error rather than by the number of workers. Without a forecast yet, as :meth:`check`."""
+        forecast = self.forecast()
+        if forecast is None:
+            return self.check(pending, after)
+        pending = pending or Usage()
+        decisions: list[Decision] = []
+
+        def decide(committed: Usage, ahead: Usage) -> bool:
+            spent = self.model.footprint(committed.energy_kwh + pending.energy_kwh, committed.gpu_hours + pending.gpu_hours)
+            decision = self.budget.check(spent, self.model.footprint(ahead.energy_kwh, ahead.gpu_hours))
+            decisions.append(decision)
+            return not decision.action.stops
+
+        ahead = Usage(forecast.energy_kwh, forecast.gpu_hours, 1)
+        scope_project = self.budget.scope is Scope.PROJECT
+        self.ledger.reserve(self.sweep, holder, ahead, decide, project=scope_project)
+        return self._settle(decisions[-1], after)
+
+    def release(self, holder: str) -> None:
+        """Drop this worker's reservation."""
+        self.ledger.release(holder)
+
+    def _settle(self, decision: Decision, after: str) -> Decision:
+        """Remember the decision and announce each new warning level and the first stop."""
         self.last = decision
         key: object = decision.action if decision.action.stops else decision.threshold
         if decision.action is Action.GO or key is None:

@@ -141,6 +141,9 @@ class AuditCallback:
         sweep: the sweep's name (default: the study's name).
         price_per_gpu_hour, price_per_kwh: for costs and dollar budgets.
         meter: the meter to use (default: this process's).
+        reserve: hold the forecast of this worker's next trial against the budget in the ledger
+            (default), so that workers sharing a budget overshoot it by the forecast's error at
+            most, not by one trial each.
     """
 
     def __init__(
@@ -157,6 +160,7 @@ class AuditCallback:
         price_per_gpu_hour: float | None = None,
         price_per_kwh: float | None = None,
         meter: Meter | None = None,
+        reserve: bool = True,
     ) -> None:
         config = plugin_settings(
             ledger=ledger, budget=budget, scope=scope, mode=mode, region=region, pue=pue,
@@ -166,6 +170,8 @@ class AuditCallback:
         self.budget: Budget | None = config.budget
         self.ledger_target = config.ledger
         self.ledger_timeout = config.ledger_timeout
+        self.reserve = reserve
+        self._holder = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self.devices = devices
         self.sweep = sweep
         self.meter = meter or process_meter()  # started now, so the first trial is in its history
@@ -275,7 +281,12 @@ class AuditCallback:
             self._record_after_the_fact(study, trial)
         if self.guard is None:
             return
-        decision = self.guard.check(self._recorder.pending_usage(), after=f"trial {trial.number}")  # type: ignore[union-attr]
+        pending = self._recorder.pending_usage()  # type: ignore[union-attr]
+        after = f"trial {trial.number}"
+        if self.reserve:
+            decision = self.guard.reserve(self._holder, pending, after=after)
+        else:
+            decision = self.guard.check(pending, after=after)
         if decision.action.stops:
             self.stopped_by_budget = True
             if decision.action is Action.STOP_ALL:
@@ -325,6 +336,12 @@ class AuditCallback:
             return
         self._recorder.flush(timeout)
         self._record_idle()
+        if self.guard is not None and self.reserve:
+            self._release()
+
+    @never_raise
+    def _release(self) -> None:
+        self.guard.release(self._holder)  # type: ignore[union-attr]
 
     @never_raise
     def _record_idle(self) -> None:

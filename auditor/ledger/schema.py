@@ -7,7 +7,7 @@ are computed from energy and GPU time at report time.
 
 Schema history (``SCHEMA_VERSION``):
 
-1. sweeps, trials, budget events.
+1. sweeps, trials, budget events, budget reservations.
 """
 
 from __future__ import annotations
@@ -111,4 +111,17 @@ budget_events = Table(
     Column("intensity_g_per_kwh", Double),
     Column("pue", Double),
     Column("host", String(255), nullable=False),
+)
+
+# What running trials are expected to cost, held against a budget until they end (one row per
+# worker: its next trial's forecast), so that workers sharing a budget do not all start a trial
+# that only one of them could afford.
+reservations = Table(
+    "auditor_reservations",
+    metadata,
+    Column("holder", String(255), primary_key=True),
+    Column("sweep_id", Integer, ForeignKey("auditor_sweeps.id"), nullable=False),
+    Column("energy_j", Double, nullable=False),
+    Column("gpu_seconds", Double, nullable=False),
+    Column("created_at", Double, nullable=False),
 )

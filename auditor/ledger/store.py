@@ -22,7 +22,7 @@ import math
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,7 @@ from sqlalchemy import (
     bindparam,
     case,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -565,6 +566,47 @@ class Ledger:
         with self._read() as conn:
             row = conn.execute(query).first()
         return self._trial(row, sweep) if row is not None else None
+
+    # -- budget reservations ----------------------------------------------------------------
+
+    def reserve(
+        self,
+        sweep: str,
+        holder: str,
+        ahead: Usage,
+        decide: Callable[[Usage, Usage], bool],
+        project: bool = False,
+    ) -> bool:
+        """Reserve ``ahead`` for ``holder``'s next trial if ``decide(committed, ahead)`` allows
+        it, in one transaction that other workers' reservations wait for. ``committed`` is what
+        the scope's trials spent plus what the other holders reserved. Returns the answer; a
+        refused holder keeps no reservation."""
+        t, r = schema.trials, schema.reservations
+        sweep_id = self._sweep_id(sweep)
+        with self._write() as conn:
+            # serialise reservations (SQLite's BEGIN IMMEDIATE already does)
+            lock = select(schema.meta.c.key).where(schema.meta.c.key == "schema_version").with_for_update()
+            conn.execute(lock)
+            spent = select(func.coalesce(func.sum(t.c.energy_j), 0.0), func.coalesce(func.sum(t.c.gpu_seconds), 0.0))
+            held = select(func.coalesce(func.sum(r.c.energy_j), 0.0), func.coalesce(func.sum(r.c.gpu_seconds), 0.0)).where(
+                r.c.holder != holder
+            )
+            if not project:
+                spent, held = spent.where(t.c.sweep_id == sweep_id), held.where(r.c.sweep_id == sweep_id)
+            spent_j, spent_s = conn.execute(spent).one()
+            held_j, held_s = conn.execute(held).one()
+            committed = Usage((float(spent_j) + float(held_j)) / 3.6e6, (float(spent_s) + float(held_s)) / 3600)
+            allowed = decide(committed, ahead)
+            conn.execute(delete(r).where(r.c.holder == holder))
+            if allowed:
+                conn.execute(insert(r).values(holder=holder, sweep_id=sweep_id, energy_j=ahead.energy_kwh * 3.6e6,
+                                              gpu_seconds=ahead.gpu_hours * 3600, created_at=time.time()))
+        return allowed
+
+    def release(self, holder: str) -> None:
+        """Drop ``holder``'s reservation (its worker is done)."""
+        with self._write() as conn:
+            conn.execute(delete(schema.reservations).where(schema.reservations.c.holder == holder))
 
     # -- budget events ----------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """One worker process of a search shared through a JournalFileStorage and one ledger.
 
-Usage: python optuna_worker.py STORAGE_FILE LEDGER STUDY BUDGET TRIAL_CPU_SECONDS
+Usage: python optuna_worker.py STORAGE_FILE LEDGER STUDY BUDGET TRIAL_CPU_SECONDS [RESERVE=1]
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ def burn(seconds: float) -> None:
 
 def main() -> None:
     storage_file, ledger, study_name, budget, cpu_seconds = sys.argv[1:6]
+    reserve = (sys.argv[6] if len(sys.argv) > 6 else "1") == "1"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = JournalStorage(JournalFileBackend(storage_file))
     study = optuna.create_study(study_name=study_name, storage=storage, load_if_exists=True)
-    audit = AuditCallback(ledger=ledger, budget=budget, region="DE").attach(study)
+    audit = AuditCallback(ledger=ledger, budget=budget, region="DE", reserve=reserve).attach(study)
 
     def objective(trial: optuna.Trial) -> float:
         x = trial.suggest_float("x", -1, 1)

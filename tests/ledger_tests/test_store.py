@@ -213,3 +213,29 @@ def test_invalid_energy_is_refused_before_writing(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="not a finite amount"):
             ledger.record_trial(make_trial("1", energy={"gpu": EnergyReading(-1.0, "counter")}))
         assert ledger.count_trials() == 0
+
+
+def test_reservations_count_other_holders_and_are_released(ledger_url: str) -> None:
+    from auditor.ledger import Usage
+
+    seen: list[float] = []
+
+    def under(limit_kwh: float):
+        def decide(committed: Usage, ahead: Usage) -> bool:
+            seen.append(committed.energy_kwh)
+            return committed.energy_kwh + ahead.energy_kwh < limit_kwh
+
+        return decide
+
+    with Ledger.open(ledger_url) as ledger:
+        ledger.ensure_sweep("lr-search")
+        ledger.record_trial(make_trial("1"))  # 37.8 kJ spent = 0.0105 kWh
+        ahead = Usage(0.01, 0.0, 1)
+        assert ledger.reserve("lr-search", "worker-a", ahead, under(0.05))
+        assert ledger.reserve("lr-search", "worker-b", ahead, under(0.05))
+        assert seen[-1] == pytest.approx(0.0105 + 0.01)  # b sees a's reservation
+        assert not ledger.reserve("lr-search", "worker-c", ahead, under(0.035))
+        assert ledger.reserve("lr-search", "worker-a", ahead, under(0.05))  # a's own is not counted twice
+        assert seen[-1] == pytest.approx(0.0105 + 0.01)
+        ledger.release("worker-b")
+        assert ledger.reserve("lr-search", "worker-c", ahead, under(0.035))
