@@ -83,13 +83,15 @@ class BudgetGuard:
         pending = pending or Usage()
         decisions: list[Decision] = []
 
-        def decide(committed: Usage, ahead: Usage) -> bool:
+        def decide(committed: Usage, _ahead: Usage) -> bool:
             spent = self.model.footprint(committed.energy_kwh + pending.energy_kwh, committed.gpu_hours + pending.gpu_hours)
-            decision = self.budget.check(spent, self.model.footprint(ahead.energy_kwh, ahead.gpu_hours))
+            decision = self.budget.check(spent, forecast)
             decisions.append(decision)
             return not decision.action.stops
 
-        ahead = Usage(forecast.energy_kwh, forecast.gpu_hours, 1)
+        # The reservation also holds this worker's finished trials not yet written, so that no
+        # other worker sees a moment where they are neither reserved nor in the ledger.
+        ahead = Usage(forecast.energy_kwh + pending.energy_kwh, forecast.gpu_hours + pending.gpu_hours, 1)
         scope_project = self.budget.scope is Scope.PROJECT
         self.ledger.reserve(self.sweep, holder, ahead, decide, project=scope_project)
         return self._settle(decisions[-1], after)

