@@ -9,6 +9,10 @@ A budget has a limit (``"5 kg"``, ``"1.2 t"``, ``"300 kWh"``, ``"100 GPUh"``, ``
 - ``hard``: as ``stop-new``, and running trials are stopped too once the spent amount itself
   reaches the limit.
 
+When the budget cannot be checked (the ledger does not answer) or a trial's energy could be
+neither measured nor estimated, the budget *fails open* by default (``fail="open"``: the
+search goes on, with a warning); ``fail="closed"`` stops it instead, as ``stop-new`` would.
+
 The budget is framework-free: the plugins tell it what is spent and what the next trial is
 forecast to cost, and act on the :class:`Decision`.
 
@@ -47,6 +51,13 @@ class Mode(str, Enum):
     WARN = "warn"
     STOP_NEW = "stop-new"
     HARD = "hard"
+
+
+class FailMode(str, Enum):
+    """What a budget does when it cannot be checked: let the search go on, or stop it."""
+
+    OPEN = "open"
+    CLOSED = "closed"
 
 
 class Action(str, Enum):
@@ -115,20 +126,33 @@ class Budget:
     scope: Scope = Scope.SWEEP
     mode: Mode = Mode.STOP_NEW
     text: str = ""
+    fail: FailMode = FailMode.OPEN
 
     @classmethod
-    def parse(cls, text: str | Budget, scope: str | Scope = Scope.SWEEP, mode: str | Mode = Mode.STOP_NEW) -> Budget:
+    def parse(
+        cls,
+        text: str | Budget,
+        scope: str | Scope = Scope.SWEEP,
+        mode: str | Mode = Mode.STOP_NEW,
+        fail: str | FailMode = FailMode.OPEN,
+    ) -> Budget:
         """A budget from a string such as ``"5 kg"``; a :class:`Budget` is returned as it is.
 
         Raises:
-            InvalidInputError: the amount, scope or mode cannot be read.
+            InvalidInputError: the amount, scope, mode or fail mode cannot be read.
         """
         if isinstance(text, Budget):
             return text
         limit = parse_quantity(text)
         if limit.value <= 0:
             raise InvalidInputError(f"budget {text!r} must be more than zero")
-        return cls(limit, _enum_value(Scope, scope, "scope"), _enum_value(Mode, mode, "mode"), text.strip())
+        return cls(limit, _enum_value(Scope, scope, "scope"), _enum_value(Mode, mode, "mode"), text.strip(),
+                   _enum_value(FailMode, fail, "fail mode"))
+
+    @property
+    def stop_action(self) -> Action:
+        """What stopping means for this budget's mode."""
+        return Action.STOP_ALL if self.mode is Mode.HARD else Action.STOP_NEW
 
     def describe(self) -> str:
         """The budget in words, e.g. ``'2 kgCO2e per sweep (stop-new)'``."""

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from auditor.budget import Budget, Mode, Scope
+from auditor.budget import Budget, FailMode, Mode, Scope
 from auditor.carbon import CarbonModel, Price, check_pue
 from auditor.errors import ConfigError, InvalidInputError
 from auditor.regions import WORLD_AVERAGE, resolve_region
@@ -102,6 +102,8 @@ SETTINGS: dict[str, SettingSpec] = {
     "budget": SettingSpec(None, _budget, "limit such as '5 kg', '300 kWh', '100 GPUh', '$250'; unset = no budget"),
     "budget_scope": SettingSpec(Scope.SWEEP.value, _choice(Scope), "what a budget counts: sweep or project"),
     "budget_mode": SettingSpec(Mode.STOP_NEW.value, _choice(Mode), "warn, stop-new or hard"),
+    "budget_fail": SettingSpec(FailMode.OPEN.value, _choice(FailMode), "when the budget cannot be checked (ledger unreachable, energy missing): open = go on with a warning, closed = stop the search"),
+    "spool_dir": SettingSpec(None, _text, "where trials the ledger cannot take yet are kept until it can; unset = ~/.local/state/auditor/held-back"),
 }
 
 
@@ -235,7 +237,7 @@ def budget_from(settings: Settings) -> Budget | None:
     """The budget the settings describe, or None."""
     if settings.budget is None:
         return None
-    return Budget.parse(settings.budget, scope=settings.budget_scope, mode=settings.budget_mode)
+    return Budget.parse(settings.budget, scope=settings.budget_scope, mode=settings.budget_mode, fail=settings.budget_fail)
 
 
 @dataclass(frozen=True)
@@ -246,16 +248,17 @@ class PluginSettings:
     model: CarbonModel
     budget: Budget | None
     ledger_timeout: float = 30.0
+    spool_dir: str | None = None
 
 
 def plugin_settings(*, budget: str | Budget | None = None, **arguments: Any) -> PluginSettings:
     """Settings for a plugin: its keyword arguments (``ledger``, ``scope``, ``mode``, ``region``,
-    ``pue``, ``price_per_gpu_hour``, ``price_per_kwh``) over the project's settings.
+    ``pue``, ``price_per_gpu_hour``, ``price_per_kwh``, ``fail``) over the project's settings.
 
     Raises:
         InvalidInputError: an unusable value, or a budget in USD without a price.
     """
-    names = {"scope": "budget_scope", "mode": "budget_mode"}
+    names = {"scope": "budget_scope", "mode": "budget_mode", "fail": "budget_fail"}
     overrides = {names.get(key, key): value for key, value in arguments.items()}
     overrides["budget"] = budget.text if isinstance(budget, Budget) else budget
     settings = load_settings(overrides)
@@ -263,4 +266,4 @@ def plugin_settings(*, budget: str | Budget | None = None, **arguments: Any) -> 
     chosen = budget if isinstance(budget, Budget) else budget_from(settings)
     if chosen is not None and chosen.limit.metric.value == "cost_usd" and not model.price.is_set:
         raise InvalidInputError("a budget in USD needs a price: give price_per_gpu_hour or price_per_kwh")
-    return PluginSettings(settings.ledger, model, chosen, settings.ledger_timeout)
+    return PluginSettings(settings.ledger, model, chosen, settings.ledger_timeout, settings.spool_dir)

@@ -7,20 +7,39 @@ announces each warning level and the stop once: on the ``auditor`` logger and as
 in the ledger (which budget, spent amount, when, overshoot, and the intensity and PUE used).
 With several workers sharing the ledger, each one's guard sees every worker's trials, so the
 limit holds for the whole search.
+
+Plugins ask :meth:`BudgetGuard.decide`, which never raises: when the ledger cannot answer, or
+a trial's energy is missing, the budget fails open (go on, one warning) or closed (stop), as
+the budget's ``fail`` says.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from collections import deque
 
-from auditor.budget import Action, Budget, Decision, Scope
+from auditor.budget import Action, Budget, Decision, FailMode, Scope
 from auditor.carbon import CarbonModel, Footprint
+from auditor.errors import AuditorError
 from auditor.ledger import BudgetEvent, Ledger, Usage
 from auditor.units import format_amount
 
 logger = logging.getLogger("auditor")
+
+
+def _pid_alive(rest: str) -> bool:
+    try:
+        os.kill(int(rest.split(":", 1)[0]), 0)
+    except ValueError:
+        return True  # not a holder name of ours: leave it
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class BudgetGuard:
@@ -29,22 +48,59 @@ class BudgetGuard:
     Args:
         budget: the budget.
         model: turns energy and GPU time into CO2e and money.
-        ledger: the shared ledger.
+        ledger: the shared ledger (None while it cannot be opened: :meth:`decide` then fails
+            open or closed).
         sweep: this search's sweep.
         recent: how many recent trials the forecast averages.
     """
 
-    def __init__(self, budget: Budget, model: CarbonModel, ledger: Ledger, sweep: str, recent: int = 10) -> None:
+    def __init__(self, budget: Budget, model: CarbonModel, ledger: Ledger | None, sweep: str, recent: int = 10) -> None:
         self.budget, self.model, self.ledger, self.sweep = budget, model, ledger, sweep
         self._recent: deque[Usage] = deque(maxlen=recent)
         self._announced: set[object] = set()
         self._lock = threading.Lock()
         self.last: Decision | None = None
+        self._missing: str | None = None
+        self._unchecked_warned = False
+        self._dead_released = False
 
-    def observe(self, trial: Usage) -> None:
-        """Remember a finished trial's usage for the forecast."""
+    def observe(self, trial: Usage, missing: str | None = None) -> None:
+        """Remember a finished trial's usage for the forecast; ``missing`` says why its energy
+        could be neither measured nor estimated (a budget failing closed then stops)."""
         with self._lock:
             self._recent.append(trial)
+            if missing:
+                self._missing = missing
+
+    def decide(self, pending: Usage | None = None, after: str = "", holder: str | None = None) -> Decision:
+        """:meth:`reserve` for ``holder`` (or :meth:`check` without one), never raising: when
+        the ledger cannot answer or a trial's energy is missing, the budget fails open (go on,
+        one warning) or closed (stop, announced as a stop is), as ``budget.fail`` says."""
+        if self._missing and self.budget.fail is FailMode.CLOSED:
+            return self._unchecked(f"a trial's energy is missing ({self._missing})", after)
+        if self.ledger is None:
+            return self._unchecked("the ledger could not be opened", after)
+        try:
+            if holder is not None:
+                if not self._dead_released:  # once, before this worker's first reservation
+                    self.release_dead()
+                    self._dead_released = True
+                return self.reserve(holder, pending, after)
+            return self.check(pending, after)
+        except AuditorError as exc:
+            return self._unchecked(str(exc), after)
+
+    def _unchecked(self, why: str, after: str) -> Decision:
+        last = self.last
+        spent, limit = (last.spent, last.limit) if last else (float("nan"), self.budget.limit.value)
+        if self.budget.fail is FailMode.CLOSED:
+            reason = f"budget {self.budget.describe()} cannot be checked: {why}; stopping, as budget_fail is closed"
+            return self._settle(Decision(self.budget.stop_action, spent, limit, None, None, reason), after)
+        if not self._unchecked_warned:
+            self._unchecked_warned = True
+            logger.warning("auditor: budget %s not checked: %s; the search goes on (budget_fail is open)",
+                           self.budget.describe(), why)
+        return Decision(Action.GO, spent, limit, None, None, f"not checked: {why}")
 
     def forecast(self) -> Footprint | None:
         """The mean footprint of the recent trials, or None before any."""
@@ -99,6 +155,14 @@ class BudgetGuard:
     def release(self, holder: str) -> None:
         """Drop this worker's reservation."""
         self.ledger.release(holder)
+
+    def release_dead(self) -> int:
+        """Drop the reservations left by killed workers of this machine (holders are named
+        ``host:pid:...``), so that a resumed search does not count them. Returns how many."""
+        prefix = f"{socket.gethostname()}:"
+        dead = [h for h in self.ledger.reservation_holders() if h.startswith(prefix) and not _pid_alive(h[len(prefix):])]
+        self.ledger.release_all(dead)
+        return len(dead)
 
     def _settle(self, decision: Decision, after: str) -> Decision:
         """Remember the decision and announce each new warning level and the first stop."""

@@ -2,7 +2,8 @@
 
 A plugin hands each finished trial's interval to the :class:`Recorder`; its thread waits until
 the meter has made the interval's energy final (one counter step, about 0.1 s), then writes the
-records it has in one transaction. If the ledger does not answer, the records are kept and
+records it has in one transaction, through a :class:`~auditor.ledger.writer.LedgerWriter`:
+if the ledger does not answer, the records are held back (in memory and in a spool file) and
 written with the next batch, and a warning says why: the search goes on. ``flush`` (also run at
 exit) waits until everything handed over is written.
 """
@@ -14,13 +15,12 @@ import logging
 import queue
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.errors import AuditorError
 from auditor.ledger import Ledger, TrialRecord, TrialState, Usage
+from auditor.ledger.writer import LedgerWriter
 from auditor.meters.attribution import Interval
 from auditor.meters.sampler import Measurement, Meter
 from auditor.tracking import record_for
@@ -53,6 +53,8 @@ class Recorder:
         framework: ``optuna``, ``ray``...
         sweep_attrs: stored with the sweep when it is created.
         on_record: called with each record once its energy is final (before it is written).
+        timeout_s: how long a locked or silent ledger is waited for before records are held back.
+        spool_dir: where held-back records are kept on disk (default: the setting's default).
     """
 
     def __init__(
@@ -64,24 +66,30 @@ class Recorder:
         sweep_attrs: dict[str, Any] | None = None,
         on_record: Callable[[TrialRecord], None] | None = None,
         timeout_s: float = 30.0,
+        spool_dir: str | None = None,
     ) -> None:
         self.meter = meter
         self.on_record = on_record
         self.sweep = sweep
-        self.ledger = Ledger.open(ledger, busy_timeout_s=timeout_s)
-        self.ledger.ensure_sweep(sweep, framework=framework, attrs=sweep_attrs)
+        self.writer = LedgerWriter(ledger, sweep, framework, sweep_attrs, timeout_s=timeout_s, spool_dir=spool_dir)
         self._jobs: queue.Queue[_Job | _Start | threading.Event] = queue.Queue()
         self._running: dict[int, tuple[Interval, dict[str, Any], float]] = {}  # interval id -> ..., last beat
         self.heartbeat_s = HEARTBEAT_S
         self._pending: dict[int, Interval] = {}
-        self._unwritten: list[TrialRecord] = []
         self._lock = threading.Lock()
-        self._write_lock = threading.Lock()  # one batch at a time, from the thread or record_now
-        self._warned = False
         self._thread = threading.Thread(target=self._run, name="auditor-recorder", daemon=True)
         self._thread.start()
         atexit.register(self.close)
-        self.written = 0
+
+    @property
+    def ledger(self) -> Ledger | None:
+        """The ledger, or None while it could not be opened."""
+        return self.writer.connect()
+
+    @property
+    def written(self) -> int:
+        """How many records were written so far."""
+        return self.writer.written
 
     def start(self, interval: Interval, **fields: Any) -> None:
         """A trial started: its row is written as ``running`` at once (from the thread) and
@@ -110,7 +118,7 @@ class Recorder:
         """Energy and GPU time of trials handed over but not yet written (as measured so far)."""
         with self._lock:
             intervals = list(self._pending.values())
-            unwritten = list(self._unwritten)
+            unwritten = self.writer.held
         joules = sum(sum(iv.energy.values()) for iv in intervals) + sum(r.energy_joules for r in unwritten)
         gpu_seconds = sum(
             (iv.end - since) for iv in intervals if iv.end is not None
@@ -130,12 +138,9 @@ class Recorder:
         return done.wait(timeout)
 
     def close(self) -> None:
-        """Write what is left and stop."""
+        """Write what is left; what the ledger still refuses stays in the spool file."""
         self.flush()
-        if self._unwritten:
-            self._write([])  # one last try
-        if self._unwritten:
-            logger.warning("auditor: %d trials could not be written to the ledger %s", len(self._unwritten), self.ledger.location)
+        self.writer.close()
 
     def _run(self) -> None:
         while True:
@@ -192,30 +197,8 @@ class Recorder:
                     self.on_record(record)
                 except Exception as exc:  # noqa: BLE001
                     logger.warning("auditor: %s", exc)
-        with self._write_lock:
-            self._write_locked(records, interval_ids)
-
-    def _write_locked(self, records: list[TrialRecord], interval_ids: list[int] | None) -> None:
         with self._lock:  # the trials move from "running" to "to write" at once: the tally sees them throughout
-            self._unwritten.extend(records)
+            self.writer.hold(records)
             for interval_id in interval_ids or []:
                 self._pending.pop(interval_id, None)
-            todo = list(self._unwritten)
-        if not todo:
-            return
-        try:
-            self.ledger.record_trials(todo)
-        except (AuditorError, ValueError) as exc:
-            if not self._warned:
-                warnings.warn(
-                    f"auditor: {len(todo)} trials held back, ledger not written: {exc}; retrying with the next trial",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                self._warned = True
-            return
-        with self._lock:
-            written = {id(record) for record in todo}
-            self._unwritten = [r for r in self._unwritten if id(r) not in written]
-        self.written += len(todo)
-        self._warned = False
+        self.writer.write()

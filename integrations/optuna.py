@@ -144,6 +144,9 @@ class AuditCallback:
         reserve: hold the forecast of this worker's next trial against the budget in the ledger
             (default), so that workers sharing a budget overshoot it by the forecast's error at
             most, not by one trial each.
+        fail: what the budget does when it cannot be checked (the ledger does not answer) or a
+            trial's energy is missing: ``open`` (default: the search goes on, with a warning)
+            or ``closed`` (the search stops).
     """
 
     def __init__(
@@ -161,21 +164,22 @@ class AuditCallback:
         price_per_kwh: float | None = None,
         meter: Meter | None = None,
         reserve: bool = True,
+        fail: str | None = None,
     ) -> None:
         config = plugin_settings(
             ledger=ledger, budget=budget, scope=scope, mode=mode, region=region, pue=pue,
-            price_per_gpu_hour=price_per_gpu_hour, price_per_kwh=price_per_kwh,
+            price_per_gpu_hour=price_per_gpu_hour, price_per_kwh=price_per_kwh, fail=fail,
         )
         self.model: CarbonModel = config.model
         self.budget: Budget | None = config.budget
         self.ledger_target = config.ledger
         self.ledger_timeout = config.ledger_timeout
+        self.spool_dir = config.spool_dir
         self.reserve = reserve
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self.devices = devices
         self.sweep = sweep
         self.meter = meter or process_meter()  # started now, so the first trial is in its history
-        self.ledger: Ledger | None = None
         self.guard: BudgetGuard | None = None
         self._recorder: Recorder | None = None
         self._attached: set[int] = set()
@@ -201,10 +205,10 @@ class AuditCallback:
                     {"study": study.study_name, "directions": [d.name.lower() for d in study.directions]},
                     on_record=self._observe,
                     timeout_s=self.ledger_timeout,
+                    spool_dir=self.spool_dir,
                 )
-                self.ledger = self._recorder.ledger
                 if self.budget is not None:
-                    self.guard = BudgetGuard(self.budget, self.model, self.ledger, self.sweep)
+                    self.guard = BudgetGuard(self.budget, self.model, self._recorder.ledger, self.sweep)
             if not isinstance(study.sampler, _AuditSampler):
                 study.sampler = _AuditSampler(study.sampler, self)
             if self.budget is not None and self.budget.mode is Mode.HARD and not isinstance(study.pruner, _AuditPruner):
@@ -215,6 +219,11 @@ class AuditCallback:
                 atexit.register(self.flush)
             self._attached.add(id(study))
         return self
+
+    @property
+    def ledger(self) -> Ledger | None:
+        """The ledger, once attached and while it can be opened."""
+        return self._recorder.ledger if self._recorder is not None else None
 
     # -- the trial's life (called from Optuna's worker threads) --------------------------------
 
@@ -281,12 +290,10 @@ class AuditCallback:
             self._record_after_the_fact(study, trial)
         if self.guard is None:
             return
+        self.guard.ledger = self.guard.ledger or self.ledger  # opened late, after a fault
         pending = self._recorder.pending_usage()  # type: ignore[union-attr]
-        after = f"trial {trial.number}"
-        if self.reserve:
-            decision = self.guard.reserve(self._holder, pending, after=after)
-        else:
-            decision = self.guard.check(pending, after=after)
+        holder = self._holder if self.reserve else None
+        decision = self.guard.decide(pending, after=f"trial {trial.number}", holder=holder)
         if decision.action.stops:
             self.stopped_by_budget = True
             if decision.action is Action.STOP_ALL:
@@ -312,7 +319,8 @@ class AuditCallback:
     def _observe(self, record: TrialRecord) -> None:
         """Each trial's final figures feed the budget's forecast of the next one."""
         if self.guard is not None:
-            self.guard.observe(Usage(record.energy_kwh, record.gpu_hours, 1))
+            missing = "energy-missing" in record.flags and record.state is not TrialState.RUNNING
+            self.guard.observe(Usage(record.energy_kwh, record.gpu_hours, 1), missing="not measured" if missing else None)
 
     @never_raise
     def _hard_stop_now(self) -> bool:
@@ -323,7 +331,7 @@ class AuditCallback:
         now = time.monotonic()
         if now - self._hard_checked_at >= 0.5:
             self._hard_checked_at = now
-            decision = self.guard.check(self._recorder.pending_usage() if self._recorder else None, after="a report")
+            decision = self.guard.decide(self._recorder.pending_usage() if self._recorder else None, after="a report")
             self._hard_stopped = decision.action is Action.STOP_ALL
         return self._hard_stopped
 

@@ -23,7 +23,11 @@ How it works:
   when the experiment ends, with their GPU energy up to then and CPU energy up to their last
   report.
 - Budgets: the driver sums the ledger (every finished trial, of every worker and node) and the
-  running trials' last figures. ``stop-new`` ends the experiment through ``audit.stopper``'s
+  running trials' last figures. When a trial starts, the forecast of its cost is reserved in the
+  ledger, in one transaction with the check, and released once the trial is written: trials
+  running at once (in this experiment or another sharing the budget) are counted before they
+  end, so the overshoot is bounded by the forecast's error; a trial that starts past the budget
+  is stopped at its first report. ``stop-new`` ends the experiment through ``audit.stopper``'s
   ``stop_all`` (Ray cannot keep running trials while starting none, so they are stopped and
   marked stopped by the budget); ``hard`` also stops each running trial at its next report.
 """
@@ -34,6 +38,7 @@ import functools
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from typing import Any
@@ -46,6 +51,7 @@ from auditor.budget import Action, Budget
 from auditor.config import plugin_settings
 from auditor.guard import BudgetGuard
 from auditor.ledger import EnergyReading, Ledger, TrialRecord, TrialState, Usage
+from auditor.ledger.writer import LedgerWriter
 from auditor.meters.base import EnergySource
 from auditor.meters.cpu import CpuTimeSource, MemoryEstimateSource, ProcessTree
 from auditor.meters.nvml import nvml_sources
@@ -334,7 +340,8 @@ class AuditLoggerCallback(LoggerCallback):
 
     Takes the options of the Optuna plugin: ``ledger``, ``budget``, ``scope``, ``mode``,
     ``region``, ``pue``, ``sweep`` (default: the experiment's name), ``price_per_gpu_hour``,
-    ``price_per_kwh``. ``audit.stopper`` is the :class:`ray.tune.Stopper` sharing its tally.
+    ``price_per_kwh``, ``reserve``, ``fail``. ``audit.stopper`` is the :class:`ray.tune.Stopper`
+    sharing its tally.
     """
 
     def __init__(
@@ -349,16 +356,21 @@ class AuditLoggerCallback(LoggerCallback):
         sweep: str | None = None,
         price_per_gpu_hour: float | None = None,
         price_per_kwh: float | None = None,
+        reserve: bool = True,
+        fail: str | None = None,
     ) -> None:
         config = plugin_settings(
             ledger=ledger, budget=budget, scope=scope, mode=mode, region=region, pue=pue,
-            price_per_gpu_hour=price_per_gpu_hour, price_per_kwh=price_per_kwh,
+            price_per_gpu_hour=price_per_gpu_hour, price_per_kwh=price_per_kwh, fail=fail,
         )
         self.model = config.model
         self.budget = config.budget
         self.ledger_target = config.ledger
+        self.ledger_timeout = config.ledger_timeout
+        self.spool_dir = config.spool_dir
+        self.reserve = reserve
         self.sweep = sweep
-        self.ledger: Ledger | None = None
+        self.writer: LedgerWriter | None = None
         self.guard: BudgetGuard | None = None
         self.stopper = _AuditStopper(self)
         self.stopped_by_budget = False
@@ -374,7 +386,7 @@ class AuditLoggerCallback(LoggerCallback):
     def __getstate__(self) -> dict[str, Any]:
         """Ray pickles callbacks with the experiment's state: leave the connection and lock out."""
         state = dict(self.__dict__)
-        state.update(ledger=None, guard=None, _lock=None, _closing={})
+        state.update(writer=None, guard=None, _lock=None, _closing={})
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -394,14 +406,23 @@ class AuditLoggerCallback(LoggerCallback):
         except Exception as exc:  # noqa: BLE001 - trials then start their node's meter themselves
             logger.warning("auditor: node meters not started from the driver: %s", exc)
 
+    @property
+    def ledger(self) -> Ledger | None:
+        """The ledger, once a trial started and while it can be opened."""
+        return self.writer.connect() if self.writer is not None else None
+
     def _open(self, trial: Any) -> None:
-        if self.ledger is not None:
-            return
-        self.sweep = self.sweep or trial.experiment_dir_name
-        self.ledger = Ledger.open(self.ledger_target)
-        self.ledger.ensure_sweep(self.sweep, framework="ray")
-        if self.budget is not None:
-            self.guard = BudgetGuard(self.budget, self.model, self.ledger, self.sweep)
+        if self.writer is None:
+            self.sweep = self.sweep or trial.experiment_dir_name
+            self.writer = LedgerWriter(self.ledger_target, self.sweep, "ray", timeout_s=self.ledger_timeout,
+                                       spool_dir=self.spool_dir)
+        if self.budget is not None and self.guard is None:
+            self.guard = BudgetGuard(self.budget, self.model, None, self.sweep)
+        if self.guard is not None and self.guard.ledger is None:
+            self.guard.ledger = self.ledger
+
+    def _holder(self, trial_id: str) -> str:
+        return f"{socket.gethostname()}:{os.getpid()}:ray:{self.sweep}:{trial_id}"
 
     @never_raise
     def log_trial_start(self, trial: Any) -> None:
@@ -409,6 +430,16 @@ class AuditLoggerCallback(LoggerCallback):
         self._started.setdefault(trial.trial_id, time.time())
         self._heartbeat(trial, force=True)
         self._collect()
+        if self.guard is not None and self.reserve and not self.stopped_by_budget:
+            decision = self.guard.decide(after=f"the start of trial {trial.trial_id}", holder=self._holder(trial.trial_id))
+            self._act_on(decision)
+            if decision.action.stops:
+                self.stopped_by_budget_ids.add(trial.trial_id)  # started past the budget: stopped at its first report
+
+    def _act_on(self, decision: Any) -> None:
+        if decision.action.stops:
+            self.stopped_by_budget = True
+            self.hard_stopped = self.hard_stopped or decision.action is Action.STOP_ALL
 
     def _heartbeat(self, trial: Any, force: bool = False) -> None:
         """The trial's row as ``running`` with its last figures, at its start and every few
@@ -420,12 +451,12 @@ class AuditLoggerCallback(LoggerCallback):
         latest = self._latest.get(trial.trial_id, {})
         energy = {d: EnergyReading(float(latest[f"{PREFIX}{d}_energy_j"]), "counter" if d == "gpu" else "estimate")
                   for d in DOMAINS if f"{PREFIX}{d}_energy_j" in latest}
-        self.ledger.record_trial(TrialRecord(  # type: ignore[union-attr]
+        self.writer.write([TrialRecord(  # type: ignore[union-attr]
             sweep=self.sweep, trial_key=trial.trial_id,  # type: ignore[arg-type]
             name=str(getattr(trial, "experiment_tag", "") or trial.trial_id)[:255], state=TrialState.RUNNING,
             start_time=self._started.get(trial.trial_id, now), end_time=now, params=_jsonable(dict(trial.config or {})),
             gpu_seconds=float(latest.get(PREFIX + "gpu_seconds", 0.0)), energy=energy, flags=["heartbeat"],
-        ))
+        )])
 
     @never_raise
     def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
@@ -437,11 +468,10 @@ class AuditLoggerCallback(LoggerCallback):
         if self.guard is None:
             return
         pending = [_figures(r) for key, r in self._latest.items() if key not in self._recorded]
+        held = [r for r in self.writer.held if r.state is not TrialState.RUNNING] if self.writer else []  # a ledger fault
+        pending += [Usage(r.energy_kwh, r.gpu_hours, 1) for r in held]
         usage = Usage(sum(u.energy_kwh for u in pending), sum(u.gpu_hours for u in pending), len(pending))
-        decision = self.guard.check(usage, after=f"a result of trial {trial.trial_id}")
-        if decision.action.stops:
-            self.stopped_by_budget = True
-            self.hard_stopped = self.hard_stopped or decision.action is Action.STOP_ALL
+        self._act_on(self.guard.decide(usage, after=f"a result of trial {trial.trial_id}"))
 
     @never_raise
     def log_trial_end(self, trial: Any, failed: bool = False) -> None:
@@ -455,6 +485,8 @@ class AuditLoggerCallback(LoggerCallback):
             if trial.trial_id in self._started and trial.trial_id not in self._closing:
                 self._close(trial, failed=False, at_end=True)
         self._collect(wait_s=60.0)
+        if self.writer is not None:
+            self.writer.close()
 
     # Ray holds a trial's worker in its last report until the driver's callbacks return, so a
     # trial's final figures are asked for here without waiting, and written once they come.
@@ -542,12 +574,19 @@ class AuditLoggerCallback(LoggerCallback):
             flags=[f"node: {node_id}", *flags] if node_id else flags,
             stopped_by_budget=by_budget,
         )
-        try:
-            self.ledger.record_trial(record)  # type: ignore[union-attr]
-        except Exception as exc:  # noqa: BLE001 - never break the experiment
-            logger.warning("auditor: trial %s not recorded: %s", trial_id, exc)
+        self.writer.write([record])  # type: ignore[union-attr] - held back (and spooled) if the ledger refuses it
         if self.guard is not None:
-            self.guard.observe(Usage(record.energy_kwh, record.gpu_hours, 1))
+            missing = "energy-missing" in flags
+            self.guard.observe(Usage(record.energy_kwh, record.gpu_hours, 1), missing="not measured" if missing else None)
+            if self.reserve:
+                self._release(trial_id)
+
+    @never_raise
+    def _release(self, trial_id: str) -> None:
+        """The trial's real cost is written (or held back, and counted as pending): its
+        reservation goes."""
+        if self.guard is not None and self.guard.ledger is not None:
+            self.guard.release(self._holder(trial_id))
 
 
 __all__ = ["AuditLoggerCallback", "NodeMeter", "node_meter", "with_audit"]

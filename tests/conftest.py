@@ -23,10 +23,12 @@ MARIADB_ADMIN_URL = os.environ.get("AUDITOR_TEST_MARIADB", "mysql+pymysql://root
 
 @pytest.fixture(autouse=True)
 def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run every test in its own empty directory with no AUDITOR_* variables set."""
+    """Run every test in its own empty directory with no AUDITOR_* variables set, and its own
+    state directory (where held-back trials are spooled)."""
     for key in list(os.environ):
         if key.startswith("AUDITOR_") and not key.startswith("AUDITOR_TEST_"):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     work = tmp_path / "project"
     work.mkdir()
     monkeypatch.chdir(work)

@@ -6,6 +6,8 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,9 @@ from rich.console import Console
 from rich.table import Table
 
 from auditor.config import Settings, load_settings
+from auditor.errors import AuditorError
+from auditor.ledger import Ledger
+from auditor.ledger.spool import held_back, replay
 
 LEDGER_HELP = "Ledger file path or SQLAlchemy URL (default: setting `ledger`, AUDITOR_LEDGER, .auditor/ledger.db)"
 
@@ -67,3 +72,23 @@ def write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def open_ledger(settings: Settings) -> Iterator[tuple[Ledger, int]]:
+    """The ledger of ``settings``, and how many trials meant for it are still held back.
+
+    Trials that a search could not write when its ledger was down (and that it left in a spool
+    file when it ended) are written first; if the ledger still refuses them, a warning says so
+    and the count tells the report what is missing.
+    """
+    with Ledger.open(settings.ledger) as ledger:
+        missing = 0
+        try:
+            written = replay(ledger, settings.spool_dir)
+            if written:
+                typer.echo(f"{written} trials held back by an earlier search are now written to {ledger.location}", err=True)
+        except AuditorError as exc:
+            missing = held_back(ledger.location, settings.spool_dir)
+            typer.echo(f"warning: {missing} trials held back by an earlier search are not in this ledger yet: {exc}", err=True)
+        yield ledger, missing

@@ -12,12 +12,12 @@ from auditor.cli.common import (
     TableOrJson,
     console,
     make_table,
+    open_ledger,
     print_json,
     settings_with,
 )
 from auditor.config import carbon_model
 from auditor.errors import LedgerError
-from auditor.ledger import Ledger
 from auditor.report import build_report
 from auditor.units import format_number
 
@@ -39,7 +39,7 @@ def sweeps_command(
 ) -> None:
     """List the ledger's sweeps with their trials, GPU-hours, energy and CO2e."""
     settings = settings_with(ledger=ledger, region=region)
-    with Ledger.open(settings.ledger) as store:
+    with open_ledger(settings) as (store, _missing):
         rows = build_report(store, carbon_model(settings))["sweeps"]
     if framework:
         rows = [r for r in rows if r["framework"] == framework]
@@ -74,7 +74,7 @@ def trials_command(
 ) -> None:
     """List the trials of a sweep with their state, duration, GPU-hours and energy."""
     settings = settings_with(ledger=ledger)
-    with Ledger.open(settings.ledger) as store:
+    with open_ledger(settings) as (store, _missing):
         if store.get_sweep(sweep) is None:
             known = ", ".join(s.name for s in store.sweeps()) or "none yet"
             raise LedgerError(f"no sweep called {sweep!r} in {store.location}: it holds {known}")

@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from auditor.cli.common import LEDGER_HELP, console, make_table, settings_with, write_atomically
+from auditor.cli.common import LEDGER_HELP, console, make_table, open_ledger, settings_with, write_atomically
 from auditor.config import carbon_model
 from auditor.errors import AuditorError, InvalidInputError, LedgerError
 from auditor.ledger import Ledger
@@ -54,12 +54,13 @@ def report_command(
     """Report energy, CO2e, cost and GPU-hours of every sweep, and of the whole project."""
     settings = settings_with(ledger=ledger, region=region, pue=pue)
     since_ts = _since(since)
-    with Ledger.open(settings.ledger) as store:
+    with open_ledger(settings) as (store, missing):
         known = {s.name for s in store.sweeps()}
         for name in sweep or []:
             if name not in known:
                 raise LedgerError(f"no sweep called {name!r} in {store.location}: it holds {', '.join(sorted(known)) or 'none yet'}")
         report = build(store, settings, sweep, since_ts)
+        report["held_back_trials"] = missing
         figures = {}
         if output is ReportFormat.html or plots:
             with Console(stderr=True).status("Drawing the plots"):
@@ -141,6 +142,12 @@ def print_report(report: dict[str, Any]) -> None:
     if totals["measured_fraction"] is not None and totals["measured_fraction"] < 1:
         out.print(
             f"Estimated, not measured: {1 - totals['measured_fraction']:.0%} (see `audit doctor` for what this machine can measure).",
+            overflow="fold",
+        )
+    if report.get("held_back_trials"):
+        out.print(
+            f"Not in this report: {report['held_back_trials']} trials held back while the ledger could not be written; "
+            "they are added once it can be.",
             overflow="fold",
         )
     if region["is_fallback"]:

@@ -21,7 +21,9 @@ import json
 import math
 import os
 import socket
+import sqlite3
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,6 +57,7 @@ from auditor.ledger.records import (
     StateAggregate,
     SweepRecord,
     TrialRecord,
+    TrialState,
     Usage,
 )
 from auditor.ledger.url import display, to_url
@@ -95,14 +98,43 @@ def _make_private(path: Path) -> None:
             pass  # another process created it first
 
 
-def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
+def _read_only_mode(path: Path) -> str | None:
+    """How an existing ledger file this process cannot write is opened: ``immutable`` on a
+    read-only file system (nothing can change it there), ``ro`` otherwise; None if writable."""
+    if not path.is_file():
+        return None
+    if os.statvfs(path).f_flag & os.ST_RDONLY:
+        return "immutable"
+    return None if os.access(path, os.W_OK) else "ro"
+
+
+def _sqlite_engine(path: str | None, url: URL, busy_timeout_s: float) -> Engine:
+    """A SQLite engine: read-write (creating a private file), or read-only for a ledger file
+    this process cannot write (reports still work; writes fail with a clear error)."""
+    mode = _read_only_mode(Path(path)) if path not in (None, "", ":memory:") else None
+    if mode is None:
+        if path not in (None, "", ":memory:"):
+            _make_private(Path(path))
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
+    else:
+        flags = "mode=ro&immutable=1" if mode == "immutable" else "mode=ro"
+        uri = f"file:{urllib.parse.quote(str(path))}?{flags}"
+        engine = create_engine(
+            "sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, check_same_thread=False)
+        )
+    _configure_sqlite(engine, busy_timeout_s, writable=mode is None)
+    return engine
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_s: float, writable: bool = True) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # transactions are begun below, explicitly
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")  # in WAL: durable across process crashes
+        if writable:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")  # in WAL: durable across process crashes
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
@@ -118,6 +150,8 @@ _TRIAL_KEY = (schema.trials.c.sweep_id == bindparam("key_sweep_id")) & (
 )
 _INSERT_TRIAL = insert(schema.trials)
 _UPDATE_TRIAL = update(schema.trials).where(_TRIAL_KEY)
+# A running trial's heartbeat never replaces the trial's finished row (a late or replayed one).
+_UPDATE_RUNNING_TRIAL = _UPDATE_TRIAL.where(schema.trials.c.state == TrialState.RUNNING.value)
 _SELECT_TRIAL_ID = select(schema.trials.c.id).where(_TRIAL_KEY)
 
 
@@ -145,10 +179,7 @@ class Ledger:
         url = to_url(target)
         try:
             if url.get_backend_name() == "sqlite":
-                if url.database not in (None, "", ":memory:"):
-                    _make_private(Path(url.database))
-                engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
-                _configure_sqlite(engine, busy_timeout_s)
+                engine = _sqlite_engine(url.database, url, busy_timeout_s)
             else:
                 engine = create_engine(
                     url, pool_pre_ping=True, connect_args={"connect_timeout": max(1, int(busy_timeout_s))}
@@ -179,9 +210,15 @@ class Ledger:
     @property
     def location(self) -> str:
         """Where the ledger lives, with any password hidden."""
-        if self.url.get_backend_name() == "sqlite":
-            return str(self.url.database)
-        return display(self.url)
+        return self.location_of(self.url)
+
+    @staticmethod
+    def location_of(target: str | Path | URL) -> str:
+        """Where the ledger at a path or URL lives, as :attr:`location` says it, without opening it."""
+        url = target if isinstance(target, URL) else to_url(target)
+        if url.get_backend_name() == "sqlite":
+            return str(url.database)
+        return display(url)
 
     @property
     def backend(self) -> str:
@@ -378,7 +415,8 @@ class Ledger:
             raise self._translate(exc) from None
         key = {"key_sweep_id": row["sweep_id"], "key_trial_key": row["trial_key"]}
         with self._write() as conn:
-            conn.execute(_UPDATE_TRIAL, {**row, **key})
+            statement = _UPDATE_RUNNING_TRIAL if record.state is TrialState.RUNNING else _UPDATE_TRIAL
+            conn.execute(statement, {**row, **key})
             return int(conn.execute(_SELECT_TRIAL_ID, key).scalar_one())
 
     def record_trials(self, records: list[TrialRecord]) -> None:
@@ -605,8 +643,19 @@ class Ledger:
 
     def release(self, holder: str) -> None:
         """Drop ``holder``'s reservation (its worker is done)."""
+        self.release_all([holder])
+
+    def release_all(self, holders: list[str]) -> None:
+        """Drop the reservations of ``holders`` (workers that are done or dead)."""
+        if not holders:
+            return
         with self._write() as conn:
-            conn.execute(delete(schema.reservations).where(schema.reservations.c.holder == holder))
+            conn.execute(delete(schema.reservations).where(schema.reservations.c.holder.in_(holders)))
+
+    def reservation_holders(self) -> list[str]:
+        """Who holds a reservation now."""
+        with self._read() as conn:
+            return list(conn.execute(select(schema.reservations.c.holder)).scalars())
 
     # -- budget events ----------------------------------------------------------------------
 
