@@ -48,7 +48,7 @@ def _fresh_database(admin_url: str, server: str) -> Iterator[str]:
     from sqlalchemy.engine import make_url
 
     name = f"auditor_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True, connect_args={"connect_timeout": 3})
     quoted = admin.dialect.identifier_preparer.quote_identifier(name)
     try:
         with admin.connect() as conn:

@@ -11,7 +11,14 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from auditor.cli.common import LEDGER_HELP, console, make_table, open_ledger, settings_with, write_atomically
+from auditor.cli.common import (
+    LEDGER_HELP,
+    console,
+    make_table,
+    open_ledger,
+    settings_with,
+    write_atomically,
+)
 from auditor.config import carbon_model
 from auditor.errors import AuditorError, InvalidInputError, LedgerError
 from auditor.ledger import Ledger

@@ -86,7 +86,7 @@ class LedgerWriter:
         try:
             ledger = Ledger.open(self.target, busy_timeout_s=self.timeout_s)
         except AuditorError as exc:
-            self._warn(f"ledger not opened: {exc}")
+            self._warn(str(exc))
             return None
         self.ledger = ledger
         try:

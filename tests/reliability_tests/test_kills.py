@@ -24,7 +24,7 @@ def test_sigkill_of_an_optuna_search_mid_trial(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     ledger = str(tmp_path / "ledger.db")
     script = [sys.executable, str(HERE / "optuna_killed.py"), storage, ledger, str(tmp_path)]
-    process = subprocess.Popen([*script, "50", "4"])
+    process = subprocess.Popen([*script, "50"])
     marker = tmp_path / "started-4"
     deadline = time.monotonic() + 120
     while not marker.exists() and time.monotonic() < deadline:
@@ -44,7 +44,7 @@ def test_sigkill_of_an_optuna_search_mid_trial(tmp_path: Path) -> None:
     assert killed_at - running.end_time <= 10  # energy up to a heartbeat at most 10 s old
     assert all(trials[n].energy["gpu"].joules > 0 for n in finished)
 
-    subprocess.run([*script, "2", "-1"], check=True, timeout=120)  # resumed: the same sweep goes on
+    subprocess.run([*script, "2"], check=True, timeout=120)  # resumed: the same sweep goes on
     with Ledger.open(ledger) as store:
         after = {t.number: t for t in store.trials("killed")}
         report = build_report(store, CarbonModel())
@@ -108,7 +108,7 @@ def test_a_ledger_locked_mid_search_holds_records_back_and_loses_none(tmp_path: 
         time.sleep(0.1)
         return trial.suggest_float("x", 0, 1)
 
-    with pytest.warns(RuntimeWarning, match="held back, ledger not written: ledger .* stayed locked"):
+    with pytest.warns(RuntimeWarning, match="held back, ledger .* not written: ledger .* stayed locked"):
         study.optimize(objective, n_trials=20, callbacks=[audit])
         time.sleep(2.0)  # the lock goes away
         audit.flush()

@@ -1,0 +1,75 @@
+"""Held-back trials: the spool file, its replay by another process, and the writer that uses it."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from auditor.ledger import EnergyReading, Ledger, TrialRecord, TrialState
+from auditor.ledger.spool import Spool, default_spool_dir, held_back, replay
+from auditor.ledger.writer import LedgerWriter
+
+DEAD_PROCESS_SPOOLS = """
+import math, sys
+from auditor.ledger import EnergyReading, TrialRecord
+from auditor.ledger.spool import Spool
+records = [TrialRecord(sweep="s", trial_key=str(i), state=state, number=i, start_time=0.0, end_time=1.0,
+                       params={"html": "<script>x</script>", "nan": math.nan, "big": "x" * 10000},
+                       energy={"gpu": EnergyReading(100.0 + i, "counter")})
+           for i, state in [(0, "complete"), (1, "running"), (1, "complete"), (2, "pruned")]]
+Spool(sys.argv[1]).keep(records, {"s": ("optuna", {"study": "s"})})
+"""
+
+
+def test_trials_a_dead_process_held_back_are_written_by_the_next_to_open_the_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    location = Ledger.location_of(path)
+    subprocess.run([sys.executable, "-c", DEAD_PROCESS_SPOOLS, location], check=True)
+    assert held_back(location) == 4 and len(list(default_spool_dir().iterdir())) == 1
+    with Ledger.open(path) as ledger:
+        assert replay(ledger) == 4
+        trials = {t.trial_key: t for t in ledger.trials("s")}
+        assert ledger.get_sweep("s").attrs == {"study": "s"}  # type: ignore[union-attr]
+    assert [trials[k].state for k in "012"] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
+    assert trials["1"].energy["gpu"] == EnergyReading(101.0, "counter")
+    assert math.isnan(trials["0"].params["nan"]) and trials["0"].params["html"] == "<script>x</script>"
+    assert held_back(location) == 0 and list(default_spool_dir().iterdir()) == []
+
+
+def test_a_live_process_keeps_its_own_spool_file_and_an_unreadable_one_is_left_alone(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    location = Ledger.location_of(tmp_path / "ledger.db")
+    Spool(location).keep([TrialRecord(sweep="s", trial_key="1", state="complete", start_time=0.0)], {"s": ("run", {})})
+    stray = default_spool_dir() / f"{Spool(location).path.name.split('.')[0]}.host.1.1.jsonl"
+    stray.write_text("not json\n")
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        assert replay(ledger) == 0  # this process writes its own; the stray file is not one
+        assert ledger.count_trials() == 0
+    assert held_back(location) == 0 and held_back(location, include_live=True) == 1
+    assert stray.exists() and "not a readable file of held-back trials" in caplog.text
+
+
+def test_a_running_heartbeat_never_replaces_a_finished_trial(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        ledger.ensure_sweep("s")
+        done = TrialRecord(sweep="s", trial_key="1", state="complete", start_time=0.0, end_time=10.0)
+        late = TrialRecord(sweep="s", trial_key="1", state="running", start_time=0.0, end_time=5.0, flags=["heartbeat"])
+        ledger.record_trials([done])
+        ledger.record_trials([late])
+        [trial] = ledger.trials("s")
+    assert trial.state is TrialState.COMPLETE and trial.end_time == 10.0
+
+
+def test_a_writer_whose_ledger_never_answers_holds_trials_on_disk(tmp_path: Path) -> None:
+    unreachable = "postgresql://nobody@127.0.0.1:1/none"  # nothing listens on port 1
+    with pytest.warns(RuntimeWarning, match="held back, ledger .* not written: cannot reach the ledger"):
+        writer = LedgerWriter(unreachable, "s", "optuna", timeout_s=1, retry_s=60)
+        record = TrialRecord(sweep="s", trial_key="1", state="complete", start_time=0.0)
+        assert writer.write([record]) is False
+    assert writer.ledger is None and writer.held == [record]
+    assert held_back(Ledger.location_of(unreachable), include_live=True) == 1
+    writer.close()
+    assert held_back(Ledger.location_of(unreachable), include_live=True) == 1  # kept for the next process

@@ -1,0 +1,167 @@
+"""Real faults under a real search: the ledger's disk full, a read-only ledger, PostgreSQL
+restarted mid-search. The search goes on, a warning says why, the trials the ledger refused are
+kept in a spool file and written once it answers; nothing finished is lost."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+from sqlalchemy import create_engine, text
+
+from auditor.integrations.optuna import AuditCallback
+from auditor.ledger import Ledger, TrialRecord, TrialState
+from auditor.ledger.spool import held_back
+from tests.reliability_tests.conftest import ReadOnlyView, SmallDisk
+
+HERE = Path(__file__).resolve().parent
+KILLED = HERE / "optuna_killed.py"
+
+
+def _wait_for(path: Path, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.02)
+
+
+def _numbers(ledger: str, sweep: str, state: TrialState = TrialState.COMPLETE) -> set[int]:
+    with Ledger.open(ledger) as store:
+        return {t.number for t in store.trials(sweep) if t.state is state}  # type: ignore[misc]
+
+
+def test_a_full_disk_mid_search_holds_trials_back_and_writes_them_once_freed(small_disk: SmallDisk) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ledger = str(small_disk.path / "ledger.db")
+    audit = AuditCallback(ledger=ledger)
+    study = optuna.create_study(study_name="full-disk")
+    audit.attach(study)
+    seen: dict[str, object] = {}
+
+    def objective(trial: optuna.Trial) -> float:
+        if trial.number == 3:
+            small_disk.fill()
+        if trial.number == 12:  # the disk is still full: what is in the ledger and what is held
+            time.sleep(0.3)
+            seen["held"] = held_back(Ledger.location_of(ledger), include_live=True)
+            seen["in_ledger"] = _numbers(ledger, "full-disk")
+            small_disk.free()
+        time.sleep(0.05)
+        return trial.suggest_float("x", 0, 1)
+
+    with pytest.warns(RuntimeWarning, match="held back, ledger .* not written: ledger .*: the disk is full"):
+        study.optimize(objective, n_trials=20, callbacks=[audit])  # the search goes on
+        audit.flush()
+    assert len(study.trials) == 20
+    assert seen["in_ledger"] and max(seen["in_ledger"]) < 11  # type: ignore[arg-type]  # the ledger stayed readable
+    assert seen["held"] >= 8  # type: ignore[operator]  # trials 3..11, kept on another disk meanwhile
+    assert _numbers(ledger, "full-disk") == set(range(20))  # every one written once there was room
+    assert held_back(Ledger.location_of(ledger), include_live=True) == 0  # and the spool file is gone
+
+
+@pytest.mark.slow
+def test_a_search_killed_while_the_disk_is_full_loses_no_finished_trial(
+    small_disk: SmallDisk, tmp_path: Path, audit: Callable[..., object]
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    ledger = str(small_disk.path / "ledger.db")
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    process = subprocess.Popen([sys.executable, str(KILLED), storage, ledger, str(markers), "50"])
+    try:
+        _wait_for(markers / "started-2")
+        small_disk.fill()
+        _wait_for(markers / "started-8")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finished = {t.number for t in optuna.load_study(study_name="killed", storage=storage).trials if t.state.is_finished()}
+    assert finished == set(range(8))
+    written = _numbers(ledger, "killed")  # the ledger opens cleanly, with what it took before the disk filled
+    assert {0, 1} <= written < finished
+    assert held_back(Ledger.location_of(ledger)) >= len(finished - written)  # the rest waits in the dead process's spool
+
+    small_disk.free()
+    result = audit("--ledger", ledger, "report", "--format", "json")  # the next command writes them
+    assert result.code == 0, result.err  # type: ignore[attr-defined]
+    assert "held back by an earlier search are now written" in result.err  # type: ignore[attr-defined]
+    assert json.loads(result.out)["held_back_trials"] == 0  # type: ignore[attr-defined]
+    assert _numbers(ledger, "killed") == finished  # every finished trial
+    assert held_back(Ledger.location_of(ledger)) == 0
+
+
+@pytest.mark.slow
+def test_a_read_only_ledger_is_reported_and_gets_the_held_back_trials_once_writable(
+    read_only_view: tuple[Path, ReadOnlyView], tmp_path: Path, audit: Callable[..., object]
+) -> None:
+    source, view = read_only_view
+    with Ledger.open(source / "ledger.db") as store:
+        store.ensure_sweep("earlier", framework="run")
+        store.record_trial(TrialRecord(sweep="earlier", trial_key="1", state="complete", start_time=0.0, end_time=60.0))
+    ledger = str(view.path / "ledger.db")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    search = subprocess.run([sys.executable, str(KILLED), storage, ledger, str(tmp_path), "4"],
+                            capture_output=True, text=True, timeout=120)
+    assert search.returncode == 0, search.stderr  # the search went on
+    assert "held back" in search.stderr and "readonly" in search.stderr  # and said why
+
+    report = audit("--ledger", ledger, "report", "--format", "json")
+    assert report.code == 0, report.err  # type: ignore[attr-defined]  # a read-only ledger still reports
+    data = json.loads(report.out)  # type: ignore[attr-defined]
+    assert [s["name"] for s in data["sweeps"]] == ["earlier"]
+    assert data["held_back_trials"] >= 4  # and says what it is missing
+    assert "not in this ledger yet" in report.err  # type: ignore[attr-defined]
+
+    view.make_writable()
+    report = audit("--ledger", ledger, "report", "--format", "json")
+    assert json.loads(report.out)["held_back_trials"] == 0  # type: ignore[attr-defined]
+    assert _numbers(ledger, "killed") == {0, 1, 2, 3}
+
+
+@pytest.mark.slow
+def test_postgresql_restarted_mid_search_loses_no_trial(postgres_url: str, restart_postgresql: str) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def started_at() -> object:
+        engine = create_engine(postgres_url)
+        with engine.connect() as conn:
+            value = conn.execute(text("SELECT pg_postmaster_start_time()")).scalar()
+        engine.dispose()
+        return value
+
+    before = started_at()
+    audit = AuditCallback(ledger=postgres_url, budget="1 kWh")  # the budget is checked through the restart too
+    study = optuna.create_study(study_name="pg-restart")
+    audit.attach(study)
+    restart = threading.Thread(target=subprocess.run, args=(restart_postgresql,), kwargs={"shell": True, "check": True})
+
+    def objective(trial: optuna.Trial) -> float:
+        if trial.number == 5:
+            restart.start()
+        time.sleep(0.1)
+        return trial.suggest_float("x", 0, 1)
+
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        study.optimize(objective, n_trials=40, callbacks=[audit])
+        restart.join(timeout=60)
+        deadline = time.monotonic() + 30
+        while _pending(audit) and time.monotonic() < deadline:
+            audit.flush()
+            time.sleep(0.5)
+    assert started_at() != before  # the server did restart mid-search
+    assert len(study.trials) == 40 and not audit.stopped_by_budget  # the search went on
+    assert _numbers(postgres_url, "pg-restart") == set(range(40))  # and no trial was lost
+
+
+def _pending(audit: AuditCallback) -> int:
+    return len(audit._recorder.writer.held) if audit._recorder else 0

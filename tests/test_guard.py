@@ -1,0 +1,85 @@
+"""The budget guard against a real ledger: failing open or closed when the ledger cannot answer
+or a trial's energy is missing, and the reservations of dead workers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from auditor.budget import Action, Budget
+from auditor.carbon import CarbonModel
+from auditor.guard import BudgetGuard
+from auditor.ledger import Ledger, Usage
+
+
+@pytest.fixture
+def locked_ledger(tmp_path: Path) -> Iterator[Ledger]:
+    """A SQLite ledger that another process's connection holds a write lock on."""
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path, busy_timeout_s=0.2) as ledger:
+        ledger.ensure_sweep("s", framework="optuna")
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        yield ledger
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def _guard(ledger: Ledger | None, fail: str) -> BudgetGuard:
+    guard = BudgetGuard(Budget.parse("1 kWh", fail=fail), CarbonModel(), ledger, "s")
+    guard.observe(Usage(0.01, 0.01, 1))  # a forecast, so that deciding reserves (a write)
+    return guard
+
+
+def test_a_budget_fails_open_by_default_with_one_warning(locked_ledger: Ledger, caplog: pytest.LogCaptureFixture) -> None:
+    guard = _guard(locked_ledger, "open")
+    with caplog.at_level(logging.WARNING, logger="auditor"):
+        first = guard.decide(holder="worker-1")
+        second = guard.decide(holder="worker-1")
+    assert first.action is Action.GO and second.action is Action.GO
+    warnings = [r.getMessage() for r in caplog.records if "not checked" in r.getMessage()]
+    assert len(warnings) == 1 and "stayed locked" in warnings[0] and "budget_fail is open" in warnings[0]
+
+
+def test_a_budget_failing_closed_stops_when_the_ledger_cannot_answer(locked_ledger: Ledger, caplog: pytest.LogCaptureFixture) -> None:
+    guard = _guard(locked_ledger, "closed")
+    with caplog.at_level(logging.WARNING, logger="auditor"):
+        decision = guard.decide(holder="worker-1")
+    assert decision.action is Action.STOP_NEW
+    assert "cannot be checked" in decision.reason and "budget_fail is closed" in decision.reason
+    assert any("budget_fail is closed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_hard_budget_failing_closed_stops_running_trials_too() -> None:
+    guard = BudgetGuard(Budget.parse("1 kWh", mode="hard", fail="closed"), CarbonModel(), None, "s")
+    decision = guard.decide()
+    assert decision.action is Action.STOP_ALL and "could not be opened" in decision.reason
+
+
+def test_missing_energy_stops_a_budget_failing_closed_only(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        ledger.ensure_sweep("s")
+        for fail, expected in (("open", Action.GO), ("closed", Action.STOP_NEW)):
+            guard = BudgetGuard(Budget.parse("1 kWh", fail=fail), CarbonModel(), ledger, "s")
+            guard.observe(Usage(0.0, 0.01, 1), missing="not measured")
+            assert guard.decide().action is expected
+
+
+def test_reservations_of_dead_workers_on_this_machine_are_released(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    host = socket.gethostname()
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        ledger.ensure_sweep("s")
+        for holder in (f"{host}:{dead.stdout.strip()}:1", f"{host}:{os.getpid()}:2", "other-host:1:3"):
+            ledger.reserve("s", holder, Usage(0.1, 0.1, 1), lambda committed, ahead: True)
+        guard = _guard(ledger, "open")
+        assert guard.release_dead() == 1
+        assert sorted(ledger.reservation_holders()) == sorted([f"{host}:{os.getpid()}:2", "other-host:1:3"])
