@@ -186,3 +186,23 @@ def test_running_trials_are_in_the_ledger_while_they_run(tmp_path: Path, ray_ses
     ).fit()
     assert "running" in watcher.seen  # a killed driver would leave this row behind
     assert [t.state for t in recorded(ledger).values()] == [TrialState.COMPLETE]
+
+
+def test_reservations_bound_the_overshoot_of_concurrent_trials(tmp_path: Path, ray_session: None) -> None:
+    """Two trials at a time on one budget: each trial's forecast is reserved when it starts, so
+    the spend passes the limit by about the forecast's error, and no reservation outlives the run."""
+    spent = {}
+    for reserve in (False, True):
+        ledger = str(tmp_path / f"l-{reserve}.db")
+        audit = AuditLoggerCallback(ledger=ledger, budget="0.001 GPUh", reserve=reserve)  # 3.6 GPU-seconds
+        run(tmp_path / str(reserve), tune.with_resources(with_audit(steps(8)), {"cpu": 1, "gpu": 1}),
+            {"lr": tune.grid_search([float(i) for i in range(1, 13)])}, audit)
+        trials = recorded(ledger).values()
+        complete = [t.gpu_seconds for t in trials if t.state is TrialState.COMPLETE]
+        spent[reserve] = (sum(t.gpu_seconds for t in trials), sum(complete) / len(complete), len(trials))
+        assert audit.stopped_by_budget
+        with Ledger.open(ledger) as store:
+            assert store.reservation_holders() == []
+    print(f"\nRay, 2 concurrent trials, 3.6 GPU-s budget: (spent GPU-s, mean trial, trials) without {spent[False]}, with {spent[True]}")
+    total, trial, _ = spent[True]
+    assert total <= 3.6 + 1.5 * trial  # the forecast's error, not one trial per concurrent slot

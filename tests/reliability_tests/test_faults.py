@@ -16,9 +16,9 @@ from pathlib import Path
 
 import optuna
 import pytest
+from auditor.integrations.optuna import AuditCallback
 from sqlalchemy import create_engine, text
 
-from auditor.integrations.optuna import AuditCallback
 from auditor.ledger import Ledger, TrialRecord, TrialState
 from auditor.ledger.spool import held_back
 from tests.reliability_tests.conftest import ReadOnlyView, SmallDisk
@@ -165,3 +165,36 @@ def test_postgresql_restarted_mid_search_loses_no_trial(postgres_url: str, resta
 
 def _pending(audit: AuditCallback) -> int:
     return len(audit._recorder.writer.held) if audit._recorder else 0
+
+
+@pytest.mark.parametrize("fail", ["open", "closed"])
+def test_a_budget_fails_open_or_closed_when_the_ledger_cannot_answer(
+    fail: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    monkeypatch.setenv("AUDITOR_LEDGER_TIMEOUT", "0.3")
+    ledger = str(tmp_path / "ledger.db")
+    audit = AuditCallback(ledger=ledger, budget="1 kWh", fail=fail)  # far from spent
+    study = optuna.create_study(study_name=f"fail-{fail}")
+    audit.attach(study)
+    holder = sqlite3.connect(ledger, isolation_level=None, check_same_thread=False)
+
+    def objective(trial: optuna.Trial) -> float:
+        if trial.number == 5:
+            holder.execute("BEGIN EXCLUSIVE")  # another process holds the ledger from now on
+        time.sleep(0.05)
+        return trial.suggest_float("x", 0, 1)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the held-back records' warning
+        study.optimize(objective, n_trials=20, callbacks=[audit])
+        holder.execute("ROLLBACK")
+        audit.flush()
+    holder.close()
+    if fail == "open":
+        assert len(study.trials) == 20 and not audit.stopped_by_budget
+    else:
+        assert audit.stopped_by_budget and 5 < len(study.trials) <= 7  # stopped at the first check it could not make
+    assert _numbers(ledger, f"fail-{fail}") == {t.number for t in study.trials}  # and nothing lost either way

@@ -115,3 +115,47 @@ def test_a_ledger_locked_mid_search_holds_records_back_and_loses_none(tmp_path: 
     holder.close()
     with Ledger.open(ledger) as store:
         assert sorted(t.number for t in store.trials("locked")) == list(range(20))
+
+
+@pytest.mark.slow
+def test_sigkill_of_a_ray_tune_search_mid_trial(tmp_path: Path) -> None:
+    """The whole driver, with its own Ray, killed half-way through the third trial."""
+    import os
+    import shutil
+    import tempfile
+
+    pytest.importorskip("ray", reason="ray[tune] is in the dev extra")
+    ledger, markers = str(tmp_path / "ledger.db"), tmp_path / "markers"
+    markers.mkdir()
+    temp_dir = tempfile.mkdtemp(prefix="rk", dir="/tmp")  # short: Ray's socket paths must stay under 107 bytes
+    script = [sys.executable, str(HERE / "ray_killed.py"), ledger, str(tmp_path / "ray"), str(markers), temp_dir]
+    process = subprocess.Popen([*script, "start"], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while not (markers / "started-2").exists():
+            assert time.monotonic() < deadline and process.poll() is None, "trial 2 never started"
+            time.sleep(0.02)
+        killed_at = time.time()
+        os.killpg(process.pid, signal.SIGKILL)  # the driver and the Ray it started
+        process.wait(timeout=30)
+    finally:
+        subprocess.run(["pkill", "-9", "-f", temp_dir], check=False)  # Ray's daemons, wherever they went
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+
+    with Ledger.open(ledger) as store:  # the ledger opens cleanly
+        [sweep] = store.sweeps()
+        trials = {t.params["i"]: t for t in store.trials(sweep.name)}
+    assert {i for i, t in trials.items() if t.state is TrialState.COMPLETE} == {0, 1}  # every finished trial
+    running = trials[2]
+    assert running.state is TrialState.RUNNING and "heartbeat" in running.flags
+    assert killed_at - running.end_time <= 10  # up to a heartbeat at most 10 s old
+
+    resumed = subprocess.run([*script, "resume"], start_new_session=True, capture_output=True, text=True, timeout=300)
+    subprocess.run(["pkill", "-9", "-f", temp_dir], check=False)
+    shutil.rmtree(temp_dir, ignore_errors=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    with Ledger.open(ledger) as store:  # the same sweep goes on
+        [after] = store.sweeps()
+        states = {t.params["i"]: t.state for t in store.trials(after.name)}
+    assert after.name == sweep.name and states == {i: TrialState.COMPLETE for i in range(4)}
