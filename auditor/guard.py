@@ -92,7 +92,7 @@ class BudgetGuard:
 
     def _unchecked(self, why: str, after: str) -> Decision:
         last = self.last
-        spent, limit = (last.spent, last.limit) if last else (float("nan"), self.budget.limit.value)
+        spent, limit = (last.spent, last.limit) if last else (0.0, self.budget.limit.value)  # the last known spend
         if self.budget.fail is FailMode.CLOSED:
             reason = f"budget {self.budget.describe()} cannot be checked: {why}; stopping, as budget_fail is closed"
             return self._settle(Decision(self.budget.stop_action, spent, limit, None, None, reason), after)

@@ -85,9 +85,21 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def held_back_sentence(report: dict[str, Any]) -> str | None:
+    """What the report is missing: trials a search could not write to the ledger yet."""
+    count = report.get("held_back_trials")
+    if not count:
+        return None
+    return (f"Not in this report: {count} trials held back while the ledger could not be written; "
+            "they are added once it can be.")
+
+
 def findings(report: dict[str, Any], escape: Any = str) -> list[str]:
     """The report's conclusions as sentences."""
     totals, sentences = report["totals"], []
+    missing = held_back_sentence(report)
+    if missing:
+        sentences.append(missing)
     final, ratio = report["final_run"], report["search_to_final_ratio"]
     if final is not None and ratio is not None:
         sentences.append(

@@ -11,6 +11,7 @@ from auditor.carbon import DEFAULT_PUE, DEFAULT_PUE_SOURCE
 from auditor.cli.common import LEDGER_HELP, TableOrJson, console, print_json, settings_with
 from auditor.errors import AuditorError
 from auditor.ledger import Ledger
+from auditor.ledger.spool import default_spool_dir, held_back
 from auditor.ledger.url import display, to_url
 from auditor.meters.cpu import DEFAULT_WATTS_PER_LOGICAL_CPU, probe_cpu
 from auditor.meters.nvml import probe_nvml
@@ -18,7 +19,7 @@ from auditor.meters.rapl import probe_rapl
 from auditor.regions import WORLD_AVERAGE, resolve_region
 
 
-def _ledger_report(target: str) -> dict[str, Any]:
+def _ledger_report(target: str, spool_dir: str | None = None) -> dict[str, Any]:
     url = to_url(target)
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
         return {"location": target, "ok": True, "status": "not created yet: the first recorded trial creates it"}
@@ -30,7 +31,10 @@ def _ledger_report(target: str) -> dict[str, Any]:
             )
     except AuditorError as exc:
         return {"location": display(target), "ok": False, "status": str(exc)}
-    return {"location": display(target), "ok": True, "status": status}
+    waiting = held_back(Ledger.location_of(target), spool_dir, include_live=True)
+    if waiting:
+        status += f"; {waiting} trials held back in {spool_dir or default_spool_dir()}, written once this ledger takes them"
+    return {"location": display(target), "ok": True, "status": status, "held_back_trials": waiting}
 
 
 def doctor_command(
@@ -41,7 +45,7 @@ def doctor_command(
     settings = settings_with(ledger=ledger)
     nvml, rapl, cpu = probe_nvml(), probe_rapl(), probe_cpu()
     region = resolve_region(settings.region) if settings.region else WORLD_AVERAGE
-    ledger_info = _ledger_report(settings.ledger)
+    ledger_info = _ledger_report(settings.ledger, settings.spool_dir)
     if output is TableOrJson.json:
         print_json(
             {

@@ -24,7 +24,7 @@ from auditor.errors import AuditorError, InvalidInputError, LedgerError
 from auditor.ledger import Ledger
 from auditor.plots import close_figures, save_figures
 from auditor.report import build_report
-from auditor.report_formats import render_csv, render_markdown, render_statement
+from auditor.report_formats import held_back_sentence, render_csv, render_markdown, render_statement
 from auditor.report_html import figures_for, render_html
 from auditor.units import format_number
 
@@ -151,11 +151,8 @@ def print_report(report: dict[str, Any]) -> None:
             f"Estimated, not measured: {1 - totals['measured_fraction']:.0%} (see `audit doctor` for what this machine can measure).",
             overflow="fold",
         )
-    if report.get("held_back_trials"):
-        out.print(
-            f"Not in this report: {report['held_back_trials']} trials held back while the ledger could not be written; "
-            "they are added once it can be.",
-            overflow="fold",
-        )
+    missing = held_back_sentence(report)
+    if missing:
+        out.print(missing, overflow="fold")
     if region["is_fallback"]:
         out.print("Set the grid for exact carbon: audit report --region DE (or `audit config set region ...`).")

@@ -169,5 +169,5 @@ def replay(ledger: Any, directory: Path | str | None = None) -> int:
         ledger.record_trials(records)
         path.unlink(missing_ok=True)
         written += len(records)
-        logger.warning("auditor: %d held-back trials from %s written to the ledger", len(records), path.name)
+        logger.info("auditor: %d held-back trials from %s written to the ledger", len(records), path.name)
     return written

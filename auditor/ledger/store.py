@@ -108,9 +108,10 @@ def _read_only_mode(path: Path) -> str | None:
     return None if os.access(path, os.W_OK) else "ro"
 
 
-def _sqlite_engine(path: str | None, url: URL, busy_timeout_s: float) -> Engine:
+def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
     """A SQLite engine: read-write (creating a private file), or read-only for a ledger file
     this process cannot write (reports still work; writes fail with a clear error)."""
+    path = url.database
     mode = _read_only_mode(Path(path)) if path not in (None, "", ":memory:") else None
     if mode is None:
         if path not in (None, "", ":memory:"):
@@ -179,7 +180,7 @@ class Ledger:
         url = to_url(target)
         try:
             if url.get_backend_name() == "sqlite":
-                engine = _sqlite_engine(url.database, url, busy_timeout_s)
+                engine = _sqlite_engine(url, busy_timeout_s)
             else:
                 engine = create_engine(
                     url, pool_pre_ping=True, connect_args={"connect_timeout": max(1, int(busy_timeout_s))}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -73,3 +74,15 @@ def test_a_writer_whose_ledger_never_answers_holds_trials_on_disk(tmp_path: Path
     assert held_back(Ledger.location_of(unreachable), include_live=True) == 1
     writer.close()
     assert held_back(Ledger.location_of(unreachable), include_live=True) == 1  # kept for the next process
+
+
+def test_doctor_counts_held_back_trials_and_the_next_listing_writes_them(tmp_path: Path, audit) -> None:
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path):
+        pass
+    subprocess.run([sys.executable, "-c", DEAD_PROCESS_SPOOLS, Ledger.location_of(path)], check=True)
+    doctor = audit("--ledger", str(path), "doctor", "--format", "json")
+    assert json.loads(doctor.out)["ledger"]["held_back_trials"] == 4
+    listing = audit("--ledger", str(path), "trials", "s", "--format", "json")
+    assert listing.code == 0 and "4 trials held back by an earlier search are now written" in listing.err
+    assert len(json.loads(listing.out)) == 3  # trial 1's heartbeat and its end are one trial
