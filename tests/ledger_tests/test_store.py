@@ -91,7 +91,7 @@ def test_hostile_params_are_stored_and_read_back_as_they_were(ledger_url: str) -
         "unicode": "µs ✓ 学习率",
         "nan": math.nan,
         "inf": math.inf,
-        "big": "x" * 100_000,
+        "big": "x" * 1_000_000,  # 1 MB
     }
     with Ledger.open(ledger_url) as ledger:
         ledger.ensure_sweep("s'; DROP TABLE x; --")
