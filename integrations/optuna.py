@@ -347,6 +347,21 @@ class AuditCallback:
         if self.guard is not None and self.reserve:
             self._release()
 
+    def close(self) -> None:
+        """Flush, then stop recording: for a callback whose search is over (the process
+        flushes at exit otherwise). Held-back trials stay in the spool file for the next
+        process that opens the ledger.
+
+        Example:
+            >>> audit = AuditCallback(ledger=":memory:")
+            >>> audit.close()
+        """
+        atexit.unregister(self.flush)
+        self.flush()
+        if self._recorder is not None:
+            atexit.unregister(self._recorder.close)
+            self._recorder.close()
+
     @never_raise
     def _release(self) -> None:
         self.guard.release(self._holder)  # type: ignore[union-attr]

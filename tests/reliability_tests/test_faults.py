@@ -60,7 +60,7 @@ def test_a_full_disk_mid_search_holds_trials_back_and_writes_them_once_freed(sma
 
     with pytest.warns(RuntimeWarning, match="held back, ledger .* not written: ledger .*: the disk is full"):
         study.optimize(objective, n_trials=20, callbacks=[audit])  # the search goes on
-        audit.flush()
+        audit.close()
     assert len(study.trials) == 20
     assert seen["in_ledger"] and max(seen["in_ledger"]) < 11  # type: ignore[arg-type]  # the ledger stayed readable
     assert seen["held"] >= 8  # type: ignore[operator]  # trials 3..11, kept on another disk meanwhile
@@ -158,6 +158,7 @@ def test_postgresql_restarted_mid_search_loses_no_trial(postgres_url: str, resta
         while _pending(audit) and time.monotonic() < deadline:
             audit.flush()
             time.sleep(0.5)
+    audit.close()
     assert started_at() != before  # the server did restart mid-search
     assert len(study.trials) == 40 and not audit.stopped_by_budget  # the search went on
     assert _numbers(postgres_url, "pg-restart") == set(range(40))  # and no trial was lost
@@ -191,7 +192,7 @@ def test_a_budget_fails_open_or_closed_when_the_ledger_cannot_answer(
         warnings.simplefilter("ignore", RuntimeWarning)  # the held-back records' warning
         study.optimize(objective, n_trials=20, callbacks=[audit])
         holder.execute("ROLLBACK")
-        audit.flush()
+        audit.close()
     holder.close()
     if fail == "open":
         assert len(study.trials) == 20 and not audit.stopped_by_budget
