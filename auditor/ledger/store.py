@@ -437,13 +437,22 @@ class Ledger:
         for record in records:
             self.record_trial(record)
 
+    @staticmethod
+    def _state(row: Any) -> str:
+        """The row's state, ``interrupted`` for a running trial whose heartbeat went stale (its
+        process died: its energy is what the last heartbeat measured)."""
+        last_seen = row.end_time if row.end_time is not None else row.start_time
+        if row.state == TrialState.RUNNING.value and last_seen < time.time() - STALE_RUNNING_S:
+            return TrialState.INTERRUPTED.value
+        return str(row.state)
+
     def _trial(self, row: Any, sweep_name: str) -> TrialRecord:
         return TrialRecord(
             sweep=sweep_name,
             trial_key=row.trial_key,
             number=row.number,
             name=row.name,
-            state=row.state,
+            state=self._state(row),
             params=json.loads(row.params),
             objective=json.loads(row.objective) or None,
             start_time=row.start_time,

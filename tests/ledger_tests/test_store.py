@@ -239,3 +239,19 @@ def test_reservations_count_other_holders_and_are_released(ledger_url: str) -> N
         assert seen[-1] == pytest.approx(0.0105 + 0.01)
         ledger.release("worker-b")
         assert ledger.reserve("lr-search", "worker-c", ahead, under(0.035))
+
+
+def test_a_running_trial_whose_heartbeat_went_stale_reads_as_interrupted(tmp_path) -> None:
+    import time
+
+    now = time.time()
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        ledger.ensure_sweep("lr-search")
+        ledger.record_trials([
+            make_trial("0", state=TrialState.RUNNING, start_time=now - 600, end_time=now - 120),  # its process died
+            make_trial("1", state=TrialState.RUNNING, start_time=now - 600, end_time=now - 3),  # still beating
+        ])
+        states = {t.trial_key: t.state for t in ledger.trials()}
+        by_state = {a.state: a.trials for a in ledger.aggregate()}
+    assert states == {"0": TrialState.INTERRUPTED, "1": TrialState.RUNNING}
+    assert by_state == {"interrupted": 1, "running": 1}
