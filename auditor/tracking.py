@@ -26,8 +26,8 @@ from contextlib import ContextDecorator
 from typing import Any
 
 from auditor.config import load_settings
-from auditor.errors import AuditorError
-from auditor.ledger import Ledger, TrialRecord, TrialState
+from auditor.ledger import TrialRecord, TrialState
+from auditor.ledger.writer import LedgerWriter
 from auditor.meters import process_meter
 from auditor.meters.sampler import Measurement, Meter
 
@@ -76,16 +76,19 @@ def record_for(
 
 
 def write_record(record: TrialRecord, ledger: str | None, framework: str) -> bool:
-    """Write a record, warning (never raising) when the ledger cannot take it."""
-    target = ledger or load_settings().ledger
-    try:
-        with Ledger.open(target) as store:
-            store.ensure_sweep(record.sweep, framework=framework)
-            store.record_trial(record)
-        return True
-    except AuditorError as exc:
-        warnings.warn(f"auditor: trial {record.trial_key!r} not recorded: {exc}", RuntimeWarning, stacklevel=3)
-        return False
+    """Write a record, never raising: a ledger that cannot take it now gets it later (the
+    record waits in a spool file, and a warning says why).
+
+    Returns:
+        True if the record is in the ledger now.
+    """
+    settings = load_settings()
+    writer = LedgerWriter(ledger or settings.ledger, record.sweep, framework,
+                          timeout_s=settings.ledger_timeout, spool_dir=settings.spool_dir)
+    written = writer.write([record])
+    if writer.ledger is not None:
+        writer.ledger.close()
+    return written
 
 
 class track(ContextDecorator):  # noqa: N801 - used like a function: `with auditor.track(...)`

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 
 import typer
@@ -20,6 +21,7 @@ import typer
 from auditor.cli.common import LEDGER_HELP, settings_with
 from auditor.errors import AuditorError
 from auditor.ledger import Ledger, TrialState
+from auditor.ledger.writer import LedgerWriter
 from auditor.meters import default_sources
 from auditor.meters.cpu import ProcessTree
 from auditor.meters.sampler import Meter
@@ -89,22 +91,24 @@ def run_command(
         sources, notes = default_sources(tree)
         meter = Meter(sources, root_pid=process.pid).start()  # the sampler inherits the blocked mask
         interval = meter.begin(gpus="auto")
-        last_beat = [0.0]
+        beats = {"last": 0.0, "failed": False}
 
         def beat() -> None:
             """A `running` row now and every few seconds: if `audit` itself is killed, the
             command is in the ledger with its energy up to the last heartbeat."""
             now = time.time()
-            if now - last_beat[0] < HEARTBEAT_S:
+            if now - beats["last"] < HEARTBEAT_S:
                 return
-            last_beat[0] = now
+            beats["last"] = now
             try:
                 store.record_trial(record_for(
                     meter.snapshot(interval), sweep=sweep, trial_key=trial_key, name=label, state=TrialState.RUNNING,
                     wall_start=wall_start, wall_end=now, params={"command": command}, flags=["heartbeat"], is_final=final,
                 ))
             except AuditorError as exc:
-                print(f"audit: heartbeat not recorded: {exc}", file=sys.stderr)
+                if not beats["failed"]:  # once: the final record is held back if the fault lasts
+                    print(f"audit: heartbeat not recorded: {exc}", file=sys.stderr)
+                beats["failed"] = True
 
         code, cpu_seconds = _wait_forwarding_signals(process, beat)
         tree.finish(cpu_seconds)
@@ -121,13 +125,17 @@ def run_command(
         measurement, sweep=sweep, trial_key=trial_key, name=label, state=state,
         wall_start=wall_start, wall_end=time.time(), params={"command": command}, flags=flags, is_final=final,
     )
-    try:
-        store.record_trial(record)
-        where = f"recorded in sweep {sweep!r} of {store.location}"
-    except AuditorError as exc:
-        where = f"NOT recorded: {exc}"
-    finally:
-        store.close()
+    store.close()
+    with warnings.catch_warnings():  # the reason is in the line below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        writer = LedgerWriter(settings.ledger, sweep, "run", timeout_s=settings.ledger_timeout, spool_dir=settings.spool_dir)
+        if writer.write([record]):
+            where = f"recorded in sweep {sweep!r} of {store.location}"
+        else:
+            where = (f"held back ({writer.problem}); kept in {writer.spool_path} until an audit command "
+                     "or search opens this ledger again")
+    if writer.ledger is not None:
+        writer.ledger.close()
     kwh = measurement.joules / 3.6e6
     print(
         f"audit: {label!r} {state.value} after {measurement.duration_s:.1f} s: {format_number(kwh)} kWh, "

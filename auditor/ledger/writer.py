@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 from auditor.errors import AuditorError
@@ -69,6 +70,7 @@ class LedgerWriter:
         self._tried_at: float | None = None
         self._warned = False
         self._spool_failed = False
+        self.problem: str | None = None  # why the last write did not go through
         self.written = 0
         self.connect()
 
@@ -146,6 +148,7 @@ class LedgerWriter:
         if self._warned:
             logger.warning("auditor: ledger %s answers again; %d held-back trials written", ledger.location, len(todo))
         self._warned = False
+        self.problem = None
         return True
 
     def _keep(self, todo: list[TrialRecord]) -> None:
@@ -169,7 +172,13 @@ class LedgerWriter:
         except AuditorError:
             return str(self.target)
 
+    @property
+    def spool_path(self) -> Path | None:
+        """The spool file holding the held-back trials, if any was written."""
+        return self._spool.path if self._spool is not None else None
+
     def _warn(self, why: str) -> None:
+        self.problem = why
         if self._warned:
             return
         self._warned = True
