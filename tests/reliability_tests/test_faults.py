@@ -210,3 +210,17 @@ def test_audit_run_whose_command_fills_the_ledgers_disk_keeps_its_record(small_d
     small_disk.free()
     listing = audit("--ledger", ledger, "trials", "runs", "--format", "json")
     assert [t["name"] for t in json.loads(listing.out)] == ["filler"]  # type: ignore[attr-defined]
+
+
+def test_with_the_spool_on_the_same_full_disk_trials_wait_in_memory(small_disk: SmallDisk, caplog: pytest.LogCaptureFixture) -> None:
+    from auditor.ledger.writer import LedgerWriter
+
+    writer = LedgerWriter(str(small_disk.path / "ledger.db"), "s", "run", spool_dir=str(small_disk.path / "spool"))
+    small_disk.fill()
+    records = [TrialRecord(sweep="s", trial_key=str(i), state="complete", start_time=0.0, params={"pad": "x" * 5000})
+               for i in range(50)]
+    with pytest.warns(RuntimeWarning, match="the disk is full"):
+        assert writer.write(records) is False
+    assert "held-back trials are in memory only" in caplog.text and len(writer.held) == 50
+    small_disk.free()
+    assert writer.write() is True and writer.ledger.count_trials("s") == 50  # type: ignore[union-attr]
