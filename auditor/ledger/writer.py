@@ -70,6 +70,7 @@ class LedgerWriter:
         self._tried_at: float | None = None
         self._warned = False
         self._spool_failed = False
+        self._sweeps_exist = False
         self.problem: str | None = None  # why the last write did not go through
         self.written = 0
         self.connect()
@@ -139,8 +140,10 @@ class LedgerWriter:
         if ledger is None:
             return False
         try:
-            for name, (framework, attrs) in self._sweeps.items():
-                ledger.ensure_sweep(name, framework=framework, attrs=attrs)
+            if not self._sweeps_exist:
+                for name, (framework, attrs) in self._sweeps.items():
+                    ledger.ensure_sweep(name, framework=framework, attrs=attrs)
+                self._sweeps_exist = True
             ledger.record_trials(todo)
         except (AuditorError, ValueError) as exc:
             self._warn(str(exc))
