@@ -83,8 +83,8 @@ class Recorder:
 
     @property
     def ledger(self) -> Ledger | None:
-        """The ledger, or None while it could not be opened."""
-        return self.writer.connect()
+        """The ledger, or None while it could not be opened (the writer's thread retries)."""
+        return self.writer.ledger
 
     @property
     def written(self) -> int:

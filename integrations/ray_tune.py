@@ -409,7 +409,7 @@ class AuditLoggerCallback(LoggerCallback):
     @property
     def ledger(self) -> Ledger | None:
         """The ledger, once a trial started and while it can be opened."""
-        return self.writer.connect() if self.writer is not None else None
+        return self.writer.ledger if self.writer is not None else None
 
     def _open(self, trial: Any) -> None:
         if self.writer is None:
