@@ -206,3 +206,37 @@ def test_reservations_bound_the_overshoot_of_concurrent_trials(tmp_path: Path, r
     print(f"\nRay, 2 concurrent trials, 3.6 GPU-s budget: (spent GPU-s, mean trial, trials) without {spent[False]}, with {spent[True]}")
     total, trial, _ = spent[True]
     assert total <= 3.6 + 1.5 * trial  # the forecast's error, not one trial per concurrent slot
+
+
+class _Locker(tune.Callback):
+    """Another process holding the ledger's write lock for 2 s from the first trial's start."""
+
+    def __init__(self, ledger: str) -> None:
+        self.ledger = ledger
+        self.started = False
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        import sqlite3
+        import threading
+
+        if self.started:
+            return
+        self.started = True
+        holder = sqlite3.connect(self.ledger, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN EXCLUSIVE")
+        threading.Timer(2.0, lambda: (holder.execute("ROLLBACK"), holder.close())).start()
+
+
+def test_a_ledger_locked_mid_experiment_loses_no_trial(tmp_path: Path, ray_session: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = str(tmp_path / "l.db")
+    monkeypatch.setenv("AUDITOR_LEDGER_TIMEOUT", "0.3")
+    audit = AuditLoggerCallback(ledger=ledger)
+    tuner = tune.Tuner(
+        tune.with_resources(with_audit(steps(5)), {"cpu": 1}),
+        param_space={"lr": tune.grid_search([1.0, 2.0, 3.0, 4.0, 6.0, 7.0])},
+        run_config=tune.RunConfig(name="locked", storage_path=str(tmp_path / "ray"),
+                                  callbacks=[audit, _Locker(ledger)], verbose=0),
+    )
+    with pytest.warns(RuntimeWarning, match="held back, ledger .* stayed locked"):
+        tuner.fit()  # the experiment goes on
+    assert [t.state for t in recorded(ledger).values()] == [TrialState.COMPLETE] * 6  # and no trial is lost
