@@ -31,6 +31,8 @@ def test_trials_a_dead_process_held_back_are_written_by_the_next_to_open_the_led
     location = Ledger.location_of(path)
     subprocess.run([sys.executable, "-c", DEAD_PROCESS_SPOOLS, location], check=True)
     assert held_back(location) == 4 and len(list(default_spool_dir().iterdir())) == 1
+    [spooled] = default_spool_dir().iterdir()
+    assert spooled.stat().st_mode & 0o777 == 0o600 and default_spool_dir().stat().st_mode & 0o777 == 0o700  # owner only
     with Ledger.open(path) as ledger:
         assert replay(ledger) == 4
         trials = {t.trial_key: t for t in ledger.trials("s")}
