@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULTS: dict[str, Any] = {
-    "search": {"trials": 40, "epochs": 30, "samples": 4000, "seed": 0},
+    "search": {"trials": 100, "epochs": 30, "samples": 4000, "seed": 0},
     "space": {"hidden": [8, 96], "layers": [1, 3], "lr": [1e-3, 1e-1]},
     "budget": {"limit": "0.00002 kWh", "mode": "stop-new"},
 }

@@ -24,7 +24,7 @@ def test_demo_runs_a_budgeted_search_and_reports_it(audit, clean_environment: Pa
         [sweep] = store.sweeps()
         trials = store.trials(sweep.name)
         events = store.budget_events(sweep.name)
-    assert sweep.framework == "optuna" and 3 <= len(trials) < 40
+    assert sweep.framework == "optuna" and 3 <= len(trials) < 100
     assert {t.state.value for t in trials} <= {"complete", "pruned"}
     assert any(e.action == "stop-new" for e in events)
 
