@@ -17,14 +17,14 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Budget": "auditor.budget",
-    "CarbonModel": "auditor.carbon",
-    "Footprint": "auditor.carbon",
-    "Price": "auditor.carbon",
+    "Budget": "auditor.budget.limits",
+    "CarbonModel": "auditor.model.carbon",
+    "Footprint": "auditor.model.carbon",
+    "Price": "auditor.model.carbon",
     "Ledger": "auditor.ledger",
     "TrialRecord": "auditor.ledger",
     "EnergyReading": "auditor.ledger",
-    "resolve_region": "auditor.regions",
+    "resolve_region": "auditor.model.regions",
     "load_settings": "auditor.config",
     "AuditorError": "auditor.errors",
     "track": "auditor.tracking",

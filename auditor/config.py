@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from auditor.budget import Budget, FailMode, Mode, Scope
-from auditor.carbon import CarbonModel, Price, check_pue
+from auditor.budget.limits import Budget, FailMode, Mode, Scope
+from auditor.model.carbon import CarbonModel, Price, check_pue
 from auditor.errors import ConfigError, InvalidInputError
-from auditor.regions import WORLD_AVERAGE, resolve_region
+from auditor.model.regions import WORLD_AVERAGE, resolve_region
 
 ENV_PREFIX = "AUDITOR_"
 DEFAULT_LEDGER = ".auditor/ledger.db"

@@ -144,7 +144,7 @@ def run_demo(ledger: str, region: str | None = None, config: dict[str, Any] | No
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from auditor.meters import meter_notes
-    from auditor.units import format_number
+    from auditor.model.units import format_number
 
     config = config or load_demo_config()
     search, space, budget = config["search"], config["space"], config["budget"]

@@ -44,16 +44,16 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState as OptunaState
 
-from auditor.budget import Action, Budget, Mode
-from auditor.carbon import CarbonModel
+from auditor.budget.limits import Action, Budget, Mode
+from auditor.model.carbon import CarbonModel
 from auditor.config import plugin_settings
-from auditor.guard import BudgetGuard
+from auditor.budget.guard import BudgetGuard
 from auditor.ledger import EnergyReading, Ledger, TrialRecord, TrialState, Usage
 from auditor.meters import process_meter
 from auditor.meters.attribution import Interval
 from auditor.meters.sampler import Meter
-from auditor.recorder import Recorder
-from auditor.safety import never_raise
+from auditor.search.recorder import Recorder
+from auditor.search.safety import never_raise
 
 logger = logging.getLogger("auditor")
 

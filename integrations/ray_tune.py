@@ -47,9 +47,9 @@ import ray
 from ray.tune import Stopper, Trainable
 from ray.tune.logger import LoggerCallback
 
-from auditor.budget import Action, Budget
+from auditor.budget.limits import Action, Budget
 from auditor.config import plugin_settings
-from auditor.guard import BudgetGuard
+from auditor.budget.guard import BudgetGuard
 from auditor.ledger import EnergyReading, Ledger, TrialRecord, TrialState, Usage
 from auditor.ledger.writer import LedgerWriter
 from auditor.meters.base import EnergySource
@@ -57,8 +57,8 @@ from auditor.meters.cpu import CpuTimeSource, MemoryEstimateSource, ProcessTree
 from auditor.meters.nvml import nvml_sources
 from auditor.meters.sampler import Meter
 from auditor.meters.simulated import simulated_gpus_from_environment
-from auditor.recorder import HEARTBEAT_S
-from auditor.safety import never_raise
+from auditor.search.recorder import HEARTBEAT_S
+from auditor.search.safety import never_raise
 
 logger = logging.getLogger("auditor")
 NAMESPACE = "auditor"

@@ -9,9 +9,9 @@ import typer
 
 from auditor.cli.common import console, print_json, settings_with
 from auditor.config import carbon_model
-from auditor.estimate import estimate
-from auditor.hardware import find_hardware
-from auditor.units import format_number, parse_intensity
+from auditor.model.estimate import estimate
+from auditor.model.hardware import find_hardware
+from auditor.model.units import format_number, parse_intensity
 
 
 class EstimateFormat(str, Enum):

@@ -12,8 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from auditor.cli.common import LEDGER_HELP, settings_with, write_atomically
 from auditor.config import carbon_model
 from auditor.errors import AuditorError
-from auditor.hardware import find_hardware
-from auditor.importers import export_codecarbon, import_codecarbon, import_optuna, import_ray
+from auditor.model.hardware import find_hardware
+from auditor.imports.importers import export_codecarbon, import_codecarbon, import_optuna, import_ray
 from auditor.ledger import Ledger
 
 import_app = typer.Typer(help="Bring searches that ran before the auditor into the ledger.", no_args_is_help=True)

@@ -6,8 +6,8 @@ import typer
 
 from auditor.cli.common import TableOrJson, console, make_table, print_json
 from auditor.errors import UnknownHardwareError
-from auditor.hardware import search_hardware
-from auditor.regions import resolve_region, search_regions
+from auditor.model.hardware import search_hardware
+from auditor.model.regions import resolve_region, search_regions
 
 
 def regions_command(

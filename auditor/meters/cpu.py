@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from auditor.hardware import HardwareSpec, identify_hardware
+from auditor.model.hardware import HardwareSpec, identify_hardware
 from auditor.meters.base import Device, EnergySource
 
 DEFAULT_WATTS_PER_LOGICAL_CPU = 4.0

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.hardware import identify_hardware
+from auditor.model.hardware import identify_hardware
 from auditor.meters.base import Device, EnergySource
 
 # Assumed draw of a GPU whose model is not in the hardware table, should it stop answering.

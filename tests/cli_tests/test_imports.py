@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from auditor.importers import CODECARBON_COLUMNS
+from auditor.imports.importers import CODECARBON_COLUMNS
 from auditor.ledger import EnergyReading, Ledger, TrialRecord
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

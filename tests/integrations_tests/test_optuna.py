@@ -303,8 +303,8 @@ def test_idle_energy_between_trials_is_recorded_apart(ledger_path: str, gpu_mete
         [idle] = [t for t in store.trials("idle", include_idle=True) if t.state is TrialState.IDLE]
         assert store.count_trials("idle") == 3
     assert idle.energy["gpu"].joules > 300.0 * 0.2  # at least one pause at 300 W
-    from auditor.carbon import CarbonModel
-    from auditor.report import build_report
+    from auditor.model.carbon import CarbonModel
+    from auditor.report.build import build_report
 
     with Ledger.open(ledger_path) as store:
         totals = build_report(store, CarbonModel())["totals"]

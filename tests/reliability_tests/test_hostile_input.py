@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditor.budget import Budget
+from auditor.budget.limits import Budget
 from auditor.cli import main
 from auditor.errors import AuditorError, InvalidInputError
-from auditor.regions import resolve_region
-from auditor.units import parse_intensity
+from auditor.model.regions import resolve_region
+from auditor.model.units import parse_intensity
 
 ROOT = Path(__file__).resolve().parents[2]
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60)

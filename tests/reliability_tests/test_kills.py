@@ -12,9 +12,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from auditor.carbon import CarbonModel
+from auditor.model.carbon import CarbonModel
 from auditor.ledger import Ledger, TrialState
-from auditor.report import build_report
+from auditor.report.build import build_report
 
 HERE = Path(__file__).resolve().parent
 

@@ -10,7 +10,7 @@ Carbon and cost are always derived from stored energy and GPU time, never stored
 so a corrected region or PUE corrects every figure without re-running anything.
 
 Example (Strubell et al. 2019, Table 3, Transformer big: 1515.43 W for 84 h):
-    >>> from auditor.regions import resolve_region
+    >>> from auditor.model.regions import resolve_region
     >>> model = CarbonModel(region=resolve_region("0.954 lb/kWh"), pue=1.58)
     >>> fp = model.footprint(energy_kwh=1515.43 * 84 / 1000, gpu_hours=84)
     >>> round(fp.facility_kwh), round(fp.co2e_lb)
@@ -23,8 +23,8 @@ import math
 from dataclasses import dataclass
 
 from auditor.errors import InvalidInputError
-from auditor.regions import WORLD_AVERAGE, Region
-from auditor.units import GRAMS_PER_KG, LB_PER_KG, Metric
+from auditor.model.regions import WORLD_AVERAGE, Region
+from auditor.model.units import GRAMS_PER_KG, LB_PER_KG, Metric
 
 DEFAULT_PUE = 1.58
 DEFAULT_PUE_SOURCE = "global average data-centre PUE (Uptime Institute 2018, as used by Strubell et al. 2019)"

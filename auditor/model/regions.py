@@ -22,7 +22,7 @@ from functools import lru_cache
 
 from auditor.data import read_table
 from auditor.errors import InvalidInputError, UnknownRegionError
-from auditor.units import parse_intensity
+from auditor.model.units import parse_intensity
 
 WORLD_AVERAGE_G_PER_KWH = 475.0
 WORLD_AVERAGE_SOURCE = "IEA Global Energy & CO2 Status Report 2019"

@@ -4,8 +4,8 @@ Reproduces published tables from their inputs. Strubell et al. (2019), Table 3, 
 (big) on 8 P100: 1515.43 W in all for 84 h, PUE 1.58, 0.954 lb CO2e/kWh:
 
 Example:
-    >>> from auditor.carbon import CarbonModel
-    >>> from auditor.regions import resolve_region
+    >>> from auditor.model.carbon import CarbonModel
+    >>> from auditor.model.regions import resolve_region
     >>> result = estimate(84, watts=1515.43, model=CarbonModel(resolve_region("0.954 lb/kWh"), pue=1.58))
     >>> round(result.footprint.facility_kwh), round(result.footprint.co2e_lb)
     (201, 192)
@@ -17,9 +17,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.carbon import CarbonModel, Footprint
+from auditor.model.carbon import CarbonModel, Footprint
 from auditor.errors import InvalidInputError
-from auditor.hardware import HardwareSpec
+from auditor.model.hardware import HardwareSpec
 
 
 @dataclass(frozen=True)

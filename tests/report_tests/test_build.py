@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from auditor.carbon import CarbonModel
+from auditor.model.carbon import CarbonModel
 from auditor.ledger import BudgetEvent, EnergyReading, Ledger, TrialRecord
-from auditor.regions import resolve_region
-from auditor.report import build_report
-from auditor.report_formats import latex_escape, render_csv, render_markdown, render_statement
+from auditor.model.regions import resolve_region
+from auditor.report.build import build_report
+from auditor.report.formats import latex_escape, render_csv, render_markdown, render_statement
 
 HOSTILE = "<script>document.title='pwned'</script>_50%&$"
 GPU = [{"key": "gpu:GPU-0", "index": 0, "model": "NVIDIA H100 80GB HBM3"}]

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from auditor.budget import Action, Budget
-from auditor.carbon import CarbonModel
-from auditor.guard import BudgetGuard
+from auditor.budget.limits import Action, Budget
+from auditor.model.carbon import CarbonModel
+from auditor.budget.guard import BudgetGuard
 from auditor.ledger import Ledger, Usage
 
 

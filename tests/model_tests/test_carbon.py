@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from auditor.carbon import DEFAULT_PUE, CarbonModel, Footprint, Price
+from auditor.model.carbon import DEFAULT_PUE, CarbonModel, Footprint, Price
 from auditor.errors import InvalidInputError
-from auditor.regions import WORLD_AVERAGE, resolve_region
-from auditor.units import Metric
+from auditor.model.regions import WORLD_AVERAGE, resolve_region
+from auditor.model.units import Metric
 
 
 def test_strubell_table_3_transformer_big() -> None:

@@ -24,9 +24,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from auditor.carbon import CarbonModel
+from auditor.model.carbon import CarbonModel
 from auditor.errors import InvalidInputError, LedgerError
-from auditor.hardware import HardwareSpec
+from auditor.model.hardware import HardwareSpec
 from auditor.ledger import EnergyReading, Ledger, TrialRecord
 
 Progress = Callable[[int, int], None]

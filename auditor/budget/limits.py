@@ -17,7 +17,7 @@ The budget is framework-free: the plugins tell it what is spent and what the nex
 forecast to cost, and act on the :class:`Decision`.
 
 Example:
-    >>> from auditor.carbon import Footprint
+    >>> from auditor.model.carbon import Footprint
     >>> budget = Budget.parse("2 kWh")
     >>> spent = Footprint(gpu_hours=1, energy_kwh=1.5, facility_kwh=2.4, co2e_kg=1, cost_usd=None)
     >>> nxt = Footprint(gpu_hours=0.2, energy_kwh=0.6, facility_kwh=0.9, co2e_kg=0.3, cost_usd=None)
@@ -31,9 +31,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from auditor.carbon import Footprint
+from auditor.model.carbon import Footprint
 from auditor.errors import InvalidInputError
-from auditor.units import Quantity, format_amount, parse_quantity
+from auditor.model.units import Quantity, format_amount, parse_quantity
 
 WARN_THRESHOLDS = (0.5, 0.8, 1.0)
 

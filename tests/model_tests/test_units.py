@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from auditor.errors import InvalidInputError
-from auditor.units import (
+from auditor.model.units import (
     LB_PER_KG,
     Metric,
     format_amount,

@@ -14,7 +14,7 @@ import csv
 import io
 from typing import Any
 
-from auditor.units import format_number
+from auditor.model.units import format_number
 
 CSV_COLUMNS = [
     "sweep", "framework", "trials", "complete", "pruned", "failed", "gpu_hours", "energy_kwh",

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from auditor.budget import Action, Budget, Mode, Scope
-from auditor.carbon import Footprint
+from auditor.budget.limits import Action, Budget, Mode, Scope
+from auditor.model.carbon import Footprint
 from auditor.errors import InvalidInputError
-from auditor.units import Metric
+from auditor.model.units import Metric
 
 
 def usage(kwh: float = 0.0, kg: float = 0.0, gpu_h: float = 0.0, usd: float | None = None) -> Footprint:

@@ -21,11 +21,11 @@ import socket
 import threading
 from collections import deque
 
-from auditor.budget import Action, Budget, Decision, FailMode, Scope
-from auditor.carbon import CarbonModel, Footprint
+from auditor.budget.limits import Action, Budget, Decision, FailMode, Scope
+from auditor.model.carbon import CarbonModel, Footprint
 from auditor.errors import AuditorError
 from auditor.ledger import BudgetEvent, Ledger, Usage
-from auditor.units import format_amount
+from auditor.model.units import format_amount
 
 logger = logging.getLogger("auditor")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from auditor.errors import InvalidInputError, UnknownHardwareError
-from auditor.hardware import find_hardware, hardware_table, identify_hardware, search_hardware
+from auditor.model.hardware import find_hardware, hardware_table, identify_hardware, search_hardware
 
 
 def test_table_rows_have_sources_and_corrections() -> None:

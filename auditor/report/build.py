@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor import __version__
-from auditor.carbon import CarbonModel
+from auditor.model.carbon import CarbonModel
 from auditor.ledger import Ledger
 from auditor.ledger.records import StateAggregate
 

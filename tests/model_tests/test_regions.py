@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from auditor.errors import InvalidInputError, UnknownRegionError
-from auditor.regions import cloud_regions, country_regions, resolve_region, search_regions
+from auditor.model.regions import cloud_regions, country_regions, resolve_region, search_regions
 
 
 @pytest.mark.parametrize("text", ["DE", "de", "DEU", "deu", "Germany", " germany "])
