@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from auditor.budget.limits import Budget, FailMode, Mode, Scope
-from auditor.model.carbon import CarbonModel, Price, check_pue
 from auditor.errors import ConfigError, InvalidInputError
+from auditor.model.carbon import CarbonModel, Price, check_pue
 from auditor.model.regions import WORLD_AVERAGE, resolve_region
 
 ENV_PREFIX = "AUDITOR_"

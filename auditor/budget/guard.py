@@ -22,9 +22,9 @@ import threading
 from collections import deque
 
 from auditor.budget.limits import Action, Budget, Decision, FailMode, Scope
-from auditor.model.carbon import CarbonModel, Footprint
 from auditor.errors import AuditorError
 from auditor.ledger import BudgetEvent, Ledger, Usage
+from auditor.model.carbon import CarbonModel, Footprint
 from auditor.model.units import format_amount
 
 logger = logging.getLogger("auditor")

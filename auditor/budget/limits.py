@@ -31,8 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from auditor.model.carbon import Footprint
 from auditor.errors import InvalidInputError
+from auditor.model.carbon import Footprint
 from auditor.model.units import Quantity, format_amount, parse_quantity
 
 WARN_THRESHOLDS = (0.5, 0.8, 1.0)

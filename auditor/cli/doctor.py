@@ -7,7 +7,6 @@ from typing import Any
 
 import typer
 
-from auditor.model.carbon import DEFAULT_PUE, DEFAULT_PUE_SOURCE
 from auditor.cli.common import LEDGER_HELP, TableOrJson, console, print_json, settings_with
 from auditor.errors import AuditorError
 from auditor.ledger import Ledger
@@ -16,6 +15,7 @@ from auditor.ledger.url import display, to_url
 from auditor.meters.cpu import DEFAULT_WATTS_PER_LOGICAL_CPU, probe_cpu
 from auditor.meters.nvml import probe_nvml
 from auditor.meters.rapl import probe_rapl
+from auditor.model.carbon import DEFAULT_PUE, DEFAULT_PUE_SOURCE
 from auditor.model.regions import WORLD_AVERAGE, resolve_region
 
 

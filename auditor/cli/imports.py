@@ -12,9 +12,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from auditor.cli.common import LEDGER_HELP, settings_with, write_atomically
 from auditor.config import carbon_model
 from auditor.errors import AuditorError
-from auditor.model.hardware import find_hardware
-from auditor.imports.importers import export_codecarbon, import_codecarbon, import_optuna, import_ray
+from auditor.imports.importers import (
+    export_codecarbon,
+    import_codecarbon,
+    import_optuna,
+    import_ray,
+)
 from auditor.ledger import Ledger
+from auditor.model.hardware import find_hardware
 
 import_app = typer.Typer(help="Bring searches that ran before the auditor into the ledger.", no_args_is_help=True)
 export_app = typer.Typer(help="Write the ledger in another tool's format.", no_args_is_help=True)

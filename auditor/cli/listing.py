@@ -18,8 +18,8 @@ from auditor.cli.common import (
 )
 from auditor.config import carbon_model
 from auditor.errors import LedgerError
-from auditor.report.build import build_report
 from auditor.model.units import format_number
+from auditor.report.build import build_report
 
 
 class SweepOrder(str, Enum):

@@ -22,11 +22,11 @@ from auditor.cli.common import (
 from auditor.config import carbon_model
 from auditor.errors import AuditorError, InvalidInputError, LedgerError
 from auditor.ledger import Ledger
-from auditor.report.plots import close_figures, save_figures
+from auditor.model.units import format_number
 from auditor.report.build import build_report
 from auditor.report.formats import held_back_sentence, render_csv, render_markdown, render_statement
 from auditor.report.html import figures_for, render_html
-from auditor.model.units import format_number
+from auditor.report.plots import close_figures, save_figures
 
 
 class ReportFormat(str, Enum):

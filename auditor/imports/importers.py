@@ -24,10 +24,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from auditor.model.carbon import CarbonModel
 from auditor.errors import InvalidInputError, LedgerError
-from auditor.model.hardware import HardwareSpec
 from auditor.ledger import EnergyReading, Ledger, TrialRecord
+from auditor.model.carbon import CarbonModel
+from auditor.model.hardware import HardwareSpec
 
 Progress = Callable[[int, int], None]
 CODECARBON_COLUMNS = [

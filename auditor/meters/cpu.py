@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from auditor.model.hardware import HardwareSpec, identify_hardware
 from auditor.meters.base import Device, EnergySource
+from auditor.model.hardware import HardwareSpec, identify_hardware
 
 DEFAULT_WATTS_PER_LOGICAL_CPU = 4.0
 

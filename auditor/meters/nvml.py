@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.model.hardware import identify_hardware
 from auditor.meters.base import Device, EnergySource
+from auditor.model.hardware import identify_hardware
 
 # Assumed draw of a GPU whose model is not in the hardware table, should it stop answering.
 DEFAULT_GPU_WATTS = 300.0

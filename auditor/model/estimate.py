@@ -17,8 +17,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.model.carbon import CarbonModel, Footprint
 from auditor.errors import InvalidInputError
+from auditor.model.carbon import CarbonModel, Footprint
 from auditor.model.hardware import HardwareSpec
 
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor import __version__
-from auditor.model.carbon import CarbonModel
 from auditor.ledger import Ledger
 from auditor.ledger.records import StateAggregate
+from auditor.model.carbon import CarbonModel
 
 REPORT_VERSION = 1
 WASTE_STATES = ("pruned", "failed", "stopped", "interrupted")

@@ -10,9 +10,9 @@ import html
 from typing import Any
 
 from auditor.ledger import Ledger
-from auditor.report.plots import report_figures, to_svg
-from auditor.report.formats import findings
 from auditor.model.units import format_number
+from auditor.report.formats import findings
+from auditor.report.plots import report_figures, to_svg
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:60rem;color:#1a202c;padding:0 1rem}

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from auditor.budget.limits import Action, Budget
-from auditor.model.carbon import CarbonModel
 from auditor.budget.guard import BudgetGuard
+from auditor.budget.limits import Action, Budget
 from auditor.ledger import Ledger, Usage
+from auditor.model.carbon import CarbonModel
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from auditor.budget.limits import Action, Budget, Mode, Scope
-from auditor.model.carbon import Footprint
 from auditor.errors import InvalidInputError
+from auditor.model.carbon import Footprint
 from auditor.model.units import Metric
 
 

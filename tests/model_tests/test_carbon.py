@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from auditor.model.carbon import DEFAULT_PUE, CarbonModel, Footprint, Price
 from auditor.errors import InvalidInputError
+from auditor.model.carbon import DEFAULT_PUE, CarbonModel, Footprint, Price
 from auditor.model.regions import WORLD_AVERAGE, resolve_region
 from auditor.model.units import Metric
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from auditor.model.carbon import CarbonModel
 from auditor.ledger import Ledger, TrialState
+from auditor.model.carbon import CarbonModel
 from auditor.report.build import build_report
 
 HERE = Path(__file__).resolve().parent

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from auditor.model.carbon import CarbonModel
 from auditor.ledger import BudgetEvent, EnergyReading, Ledger, TrialRecord
+from auditor.model.carbon import CarbonModel
 from auditor.model.regions import resolve_region
 from auditor.report.build import build_report
 from auditor.report.formats import latex_escape, render_csv, render_markdown, render_statement
