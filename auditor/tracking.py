@@ -30,49 +30,7 @@ from auditor.ledger import TrialRecord, TrialState
 from auditor.ledger.writer import LedgerWriter
 from auditor.meters import process_meter
 from auditor.meters.sampler import Measurement, Meter
-
-
-def devices_of(measurement: Measurement | None) -> list[dict[str, Any]]:
-    """The GPUs of a measurement as the ledger stores them."""
-    if measurement is None:
-        return []
-    return [{"key": d.key, "index": d.index, "model": d.name} for d in measurement.gpus]
-
-
-def record_for(
-    measurement: Measurement | None,
-    *,
-    sweep: str,
-    trial_key: str,
-    name: str | None,
-    state: TrialState,
-    wall_start: float,
-    wall_end: float,
-    params: dict[str, Any] | None = None,
-    flags: list[str] | None = None,
-    is_final: bool = False,
-    objective: list[float] | None = None,
-    number: int | None = None,
-    stopped_by_budget: bool = False,
-) -> TrialRecord:
-    """A ledger record from a measurement (or from none, flagged ``energy-missing``)."""
-    return TrialRecord(
-        sweep=sweep,
-        trial_key=trial_key,
-        number=number,
-        objective=objective,
-        stopped_by_budget=stopped_by_budget,
-        name=name,
-        state=state,
-        start_time=wall_start,
-        end_time=wall_end,
-        params=params or {},
-        devices=devices_of(measurement),
-        gpu_seconds=measurement.gpu_seconds if measurement else 0.0,
-        energy=dict(measurement.energy) if measurement else {},
-        flags=[*(flags or []), *(measurement.flags if measurement else ["energy-missing"])],
-        is_final=is_final,
-    )
+from auditor.search.records import record_for
 
 
 def write_record(record: TrialRecord, ledger: str | None, framework: str) -> bool:

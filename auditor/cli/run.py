@@ -25,9 +25,10 @@ from auditor.ledger.writer import LedgerWriter
 from auditor.meters import default_sources
 from auditor.meters.cpu import ProcessTree
 from auditor.meters.sampler import Meter
-from auditor.search.recorder import HEARTBEAT_S
-from auditor.tracking import command_name, record_for
 from auditor.model.units import format_number
+from auditor.search.recorder import HEARTBEAT_S
+from auditor.search.records import record_for
+from auditor.tracking import command_name
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 

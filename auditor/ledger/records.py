@@ -9,9 +9,7 @@ from enum import Enum
 from typing import Any
 
 from auditor.ledger.schema import ENERGY_DOMAINS
-
-MEASURED_METHODS = frozenset({"counter", "sampled-power", "rapl"})
-ESTIMATED_METHODS = frozenset({"estimate-tdp", "estimate"})
+from auditor.meters.base import EnergyReading  # what meters measure is what the ledger stores
 
 
 class TrialState(str, Enum):
@@ -24,23 +22,6 @@ class TrialState(str, Enum):
     STOPPED = "stopped"  # stopped from outside: a scheduler, a budget, a signal
     INTERRUPTED = "interrupted"  # its process died; energy up to the last heartbeat
     IDLE = "idle"  # not a trial: a worker's energy between trials, the search's idle overhead
-
-
-@dataclass(frozen=True)
-class EnergyReading:
-    """Energy of one domain (gpu, cpu, memory) and how it was obtained.
-
-    ``method`` is one of ``counter`` (NVML energy counter), ``sampled-power`` (integrated power
-    readings), ``rapl`` (CPU/DRAM counters), ``estimate-tdp`` (time x rated power) or ``none``.
-    """
-
-    joules: float = 0.0
-    method: str = "none"
-
-    @property
-    def is_measured(self) -> bool:
-        """True when the figure comes from a hardware reading rather than an estimate."""
-        return self.method in MEASURED_METHODS
 
 
 @dataclass

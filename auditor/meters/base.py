@@ -25,6 +25,23 @@ def worst_method(methods: set[str] | frozenset[str]) -> str:
 
 
 @dataclass(frozen=True)
+class EnergyReading:
+    """Energy of one domain (gpu, cpu, memory) and how it was obtained.
+
+    ``method`` is one of ``counter`` (NVML energy counter), ``sampled-power`` (integrated power
+    readings), ``rapl`` (CPU/DRAM counters), ``estimate-tdp`` (time x rated power) or ``none``.
+    """
+
+    joules: float = 0.0
+    method: str = "none"
+
+    @property
+    def is_measured(self) -> bool:
+        """True when the figure comes from a hardware reading rather than an estimate."""
+        return self.method in MEASURED
+
+
+@dataclass(frozen=True)
 class Device:
     """One metered device.
 

@@ -32,9 +32,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.ledger.records import EnergyReading
 from auditor.meters.attribution import Accountant, Interval
-from auditor.meters.base import Device, EnergySource, worst_method
+from auditor.meters.base import Device, EnergyReading, EnergySource, worst_method
 from auditor.meters.timeline import DEFAULT_CAPACITY, Timeline
 
 logger = logging.getLogger("auditor")

@@ -23,7 +23,7 @@ from auditor.ledger import Ledger, TrialRecord, TrialState, Usage
 from auditor.ledger.writer import LedgerWriter
 from auditor.meters.attribution import Interval
 from auditor.meters.sampler import Measurement, Meter
-from auditor.tracking import record_for
+from auditor.search.records import record_for
 
 logger = logging.getLogger("auditor")
 
@@ -103,7 +103,7 @@ class Recorder:
     def submit(self, interval: Interval, **fields: Any) -> None:
         """Record the trial of a closed ``interval`` once its energy is final.
 
-        ``fields`` are :func:`auditor.tracking.record_for`'s keyword arguments but the
+        ``fields`` are :func:`auditor.search.records.record_for`'s keyword arguments but the
         measurement and the sweep.
         """
         with self._lock:
