@@ -183,7 +183,7 @@ def run_demo(ledger: str, region: str | None = None, config: dict[str, Any] | No
         task = progress.add_task("trials", total=search["trials"], spent="")
 
         def show(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            decision = audit.guard.last if audit.guard else None
+            decision = audit.keeper.guard.last if audit.keeper.guard else None
             unit = audit.budget.limit.metric.unit if audit.budget else ""
             spent = f"{format_number(decision.spent)} of {format_number(decision.limit)} {unit}" if decision else ""
             progress.update(task, completed=len(study.trials), spent=spent)

@@ -165,7 +165,7 @@ def test_postgresql_restarted_mid_search_loses_no_trial(postgres_url: str, resta
 
 
 def _pending(audit: AuditCallback) -> int:
-    return len(audit._recorder.writer.held) if audit._recorder else 0
+    return len(audit.trials.recorder.writer.held) if audit.trials else 0
 
 
 @pytest.mark.parametrize("fail", ["open", "closed"])

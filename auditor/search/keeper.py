@@ -1,0 +1,105 @@
+"""A search's budget as every plugin keeps it: one guard, what it decided, the reservations.
+
+A plugin tells the :class:`BudgetKeeper` what happened (a trial started, reported, ended) and
+reads back whether the search must stop (:attr:`stopped`) and whether running trials must stop
+too (:attr:`hard_stopped`). The keeper never raises into the search.
+
+Example:
+    >>> from auditor.budget import Budget
+    >>> from auditor.ledger import Ledger
+    >>> from auditor.model.carbon import CarbonModel
+    >>> keeper = BudgetKeeper(Budget.parse("1 kWh"), CarbonModel(), reserve=False)
+    >>> keeper.open(Ledger.open("sqlite://"), "doc")  # in memory
+    >>> keeper.decide(after="trial 0").action.value, keeper.stopped
+    ('go', False)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from auditor.budget.guard import BudgetGuard
+from auditor.budget.limits import Action, Budget, Decision
+from auditor.ledger import Ledger, TrialRecord, TrialState, Usage
+from auditor.model.carbon import CarbonModel
+
+logger = logging.getLogger("auditor")
+
+HARD_CHECK_S = 0.5  # how often a hard budget re-reads the shared ledger from a running trial
+
+
+class BudgetKeeper:
+    """Holds one search to its budget, for any plugin.
+
+    Args:
+        budget: the budget (None: the keeper only records that nothing stops).
+        model: turns energy and GPU time into CO2e and money.
+        reserve: reserve each trial's forecast in the ledger before it runs, so that workers
+            sharing a budget overshoot it by the forecast's error at most.
+    """
+
+    def __init__(self, budget: Budget | None, model: CarbonModel, *, reserve: bool = True) -> None:
+        self.budget = budget
+        self.model = model
+        self.reserve = reserve
+        self.guard: BudgetGuard | None = None
+        self.stopped = False
+        self.hard_stopped = False
+        self._hard_checked_at = 0.0
+
+    def __getstate__(self) -> dict[str, object]:
+        """Frameworks pickle their callbacks (Ray, with the experiment's state): the guard and
+        its connection stay behind and are made again by :meth:`open`; the stop is kept."""
+        return {**self.__dict__, "guard": None}
+
+    def open(self, ledger: Ledger | None, sweep: str) -> None:
+        """Attach to the search's ledger (again, once a ledger that failed to open answers)."""
+        if self.budget is None:
+            return
+        if self.guard is None:
+            self.guard = BudgetGuard(self.budget, self.model, ledger, sweep)
+        elif self.guard.ledger is None:
+            self.guard.ledger = ledger
+
+    def decide(self, pending: Usage | None = None, *, after: str, holder: str | None = None) -> Decision | None:
+        """Ask the budget (reserving for ``holder`` when reservations are on); remember a stop.
+
+        Returns None without a budget.
+        """
+        if self.guard is None:
+            return None
+        decision = self.guard.decide(pending, after=after, holder=holder if self.reserve else None)
+        if decision.action.stops:
+            self.stopped = True
+            self.hard_stopped = self.hard_stopped or decision.action is Action.STOP_ALL
+        return decision
+
+    def hard_stop_now(self, pending: Callable[[], Usage | None]) -> bool:
+        """For a running trial asking whether to stop: True once a hard budget is spent, known
+        here or seen in the shared ledger (read at most every :data:`HARD_CHECK_S`)."""
+        if self.hard_stopped or self.guard is None:
+            return self.hard_stopped
+        now = time.monotonic()
+        if now - self._hard_checked_at >= HARD_CHECK_S:
+            self._hard_checked_at = now
+            self.decide(pending(), after="a report")
+        return self.hard_stopped
+
+    def observe(self, record: TrialRecord) -> None:
+        """A trial's final figures feed the forecast of the next one; a trial without energy
+        is what a budget failing closed stops on."""
+        if self.guard is None or record.state in (TrialState.RUNNING, TrialState.IDLE):
+            return
+        missing = "not measured" if "energy-missing" in record.flags else None
+        self.guard.observe(Usage(record.energy_kwh, record.gpu_hours, 1), missing=missing)
+
+    def release(self, holder: str) -> None:
+        """Drop ``holder``'s reservation (its trial is written or held back), never raising."""
+        if self.guard is None or self.guard.ledger is None or not self.reserve:
+            return
+        try:
+            self.guard.release(holder)
+        except Exception as exc:  # noqa: BLE001 - a reservation left behind expires with its process
+            logger.warning("auditor: budget reservation of %s not released: %s", holder, exc)

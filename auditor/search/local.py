@@ -1,0 +1,114 @@
+"""The trials of a search that run in this process (Optuna's threads, a worker process of a
+shared study): each one an interval on this process's meter, its heartbeat rows while it runs,
+its record written in the background, and the energy between trials kept apart as the search's
+idle overhead.
+
+Example:
+    >>> import os, tempfile
+    >>> from auditor.ledger import TrialState
+    >>> from auditor.meters import process_meter
+    >>> from auditor.search.recorder import Recorder
+    >>> ledger = os.path.join(tempfile.mkdtemp(), "ledger.db")
+    >>> trials = LocalTrials(Recorder(ledger, process_meter(), "doc", "optuna"))
+    >>> trials.begin(7, trial_key="doc/0", number=0)
+    >>> interval = trials.end(7, trial_key="doc/0", name=None, state=TrialState.COMPLETE, number=0)
+    >>> trials.recorder.flush()
+    True
+    >>> trials.recorded(7), trials.recorder.ledger.count_trials("doc")
+    (True, 1)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Hashable
+from typing import Any
+
+from auditor.ledger import TrialState
+from auditor.meters.attribution import Interval
+from auditor.meters.sampler import Measurement
+from auditor.search.recorder import Recorder
+from auditor.search.records import IdleMeasurement
+
+logger = logging.getLogger("auditor")
+
+
+class LocalTrials:
+    """Opens and closes the intervals of the trials running in this process and records them.
+
+    Args:
+        recorder: writes the records (its meter is the one the intervals open on).
+        devices: the GPUs each trial uses: ``"auto"`` (those this process holds a CUDA context
+            on), ``"all"``, or indices/UUIDs.
+
+    ``key`` is the framework's own id of a trial (unique in this process); ``fields`` are
+    :func:`~auditor.search.records.record_for`'s keyword arguments but the measurement, the
+    sweep and the wall times, which this class adds.
+    """
+
+    def __init__(self, recorder: Recorder, devices: Any = "auto") -> None:
+        self.recorder = recorder
+        self.meter = recorder.meter
+        self.devices = devices
+        self._open: dict[Hashable, tuple[Interval, float]] = {}  # key -> interval, wall start
+        self._recorded: set[Hashable] = set()
+        self._lock = threading.Lock()
+        self._since = time.time()
+        self._idle_at_start = self.meter.idle_joules()
+
+    def begin(self, key: Hashable, *, trial_key: str, number: int | None = None, name: str | None = None) -> None:
+        """A trial started: its interval opens and its ``running`` row is written."""
+        interval = self.meter.begin(gpus=self.devices)
+        wall_start = time.time()
+        with self._lock:
+            self._open[key] = (interval, wall_start)
+        self.recorder.start(interval, trial_key=trial_key, number=number, name=name, wall_start=wall_start)
+
+    def end(self, key: Hashable, **fields: Any) -> Interval | None:
+        """A trial ended: its interval closes and its record is written once its energy is
+        final. Returns the interval (None for a trial that was never begun here)."""
+        with self._lock:
+            started = self._open.pop(key, None)
+        if started is None:
+            return None
+        interval, wall_start = started
+        self.meter.end(interval)
+        self.recorder.submit(interval, wall_start=wall_start, wall_end=time.time(), **fields)
+        with self._lock:
+            self._recorded.add(key)
+        return interval
+
+    def recorded(self, key: Hashable) -> bool:
+        """True once the trial was handed over for recording."""
+        with self._lock:
+            return key in self._recorded
+
+    def record_past(self, key: Hashable, wall_start: float, wall_end: float, **fields: Any) -> None:
+        """A trial that ran before this process watched it: measured after the fact from the
+        energy no interval held over its span (flagged so by the meter)."""
+        offset = time.time() - self.meter.clock()
+        measurement: Measurement | None
+        try:
+            measurement = self.meter.measure_past(wall_start - offset, wall_end - offset, gpus=self.devices)
+        except Exception as exc:  # noqa: BLE001 - a record without energy beats no record
+            logger.warning("auditor: energy of trial %s not measured: %s", fields.get("trial_key"), exc)
+            measurement = None
+        self.recorder.record_now(measurement, wall_start=wall_start, wall_end=wall_end, **fields)
+        with self._lock:
+            self._recorded.add(key)
+
+    def record_idle(self, trial_key: str) -> None:
+        """Record the energy no trial held since this began (rewritten each time, one row)."""
+        now = self.meter.idle_joules()
+        by_domain: dict[str, float] = {}
+        for key, joules in now.items():
+            domain = self.meter.devices[key].domain
+            by_domain[domain] = by_domain.get(domain, 0.0) + max(0.0, joules - self._idle_at_start.get(key, 0.0))
+        methods = {d.domain: d.method for d in self.meter.devices.values()}
+        self.recorder.record_now(
+            IdleMeasurement(by_domain, methods) if by_domain else None,
+            trial_key=trial_key, name="idle between trials", state=TrialState.IDLE,
+            wall_start=self._since, wall_end=time.time(),
+        )

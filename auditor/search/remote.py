@@ -1,0 +1,121 @@
+"""Trials measured in other processes: the figures a trial's worker adds to each result it
+reports (``auditor/...``), and the records built from them and from its node meter's final
+figures (:meth:`auditor.meters.node.NodeMeter.final`).
+
+The result keys are the auditor's, whatever the framework: ``auditor/gpu_energy_j``,
+``auditor/cpu_energy_j``, ``auditor/memory_energy_j``, ``auditor/energy_kwh``,
+``auditor/gpu_seconds`` and ``auditor/node_id``.
+
+Example:
+    >>> metrics = result_metrics({"gpu": 3.6e6, "cpu": 0.0, "memory": 0.0}, 3600.0, "node-1")
+    >>> metrics["auditor/energy_kwh"], usage_of(metrics).gpu_hours
+    (1.0, 1.0)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from auditor.ledger import EnergyReading, TrialRecord, TrialState, Usage
+from auditor.search.records import jsonable_params
+
+PREFIX = "auditor/"
+DOMAINS = ("gpu", "cpu", "memory")
+NAME_LIMIT = 255  # the ledger's column
+
+
+def result_metrics(joules: dict[str, float], gpu_seconds: float, node_id: str) -> dict[str, Any]:
+    """The figures a worker adds to a result: joules per domain, IT kWh, GPU-seconds, node."""
+    figures: dict[str, Any] = {f"{domain}_energy_j": float(joules.get(domain, 0.0)) for domain in DOMAINS}
+    figures["gpu_seconds"] = float(gpu_seconds)
+    figures["energy_kwh"] = sum(figures[f"{domain}_energy_j"] for domain in DOMAINS) / 3.6e6
+    return {**{PREFIX + key: value for key, value in figures.items()}, PREFIX + "node_id": node_id}
+
+
+def usage_of(result: dict[str, Any]) -> Usage:
+    """One trial's energy and GPU time as its last result reported them."""
+    joules = sum(float(result.get(f"{PREFIX}{domain}_energy_j", 0.0)) for domain in DOMAINS)
+    return Usage(joules / 3.6e6, float(result.get(PREFIX + "gpu_seconds", 0.0)) / 3600, 1)
+
+
+def _energy_of_result(result: dict[str, Any]) -> dict[str, EnergyReading]:
+    methods = {"gpu": "counter", "cpu": "estimate-tdp", "memory": "estimate"}
+    return {domain: EnergyReading(float(result[f"{PREFIX}{domain}_energy_j"]), methods[domain])
+            for domain in DOMAINS if f"{PREFIX}{domain}_energy_j" in result}
+
+
+def running_record(sweep: str, trial_key: str, name: str, start: float, params: dict[str, Any],
+                   latest: dict[str, Any]) -> TrialRecord:
+    """A running trial's heartbeat row, with its figures as of its last result."""
+    now = time.time()
+    return TrialRecord(
+        sweep=sweep, trial_key=trial_key, name=name[:NAME_LIMIT], state=TrialState.RUNNING,
+        start_time=start, end_time=now, params=jsonable_params(params),
+        gpu_seconds=float(latest.get(PREFIX + "gpu_seconds", 0.0)), energy=_energy_of_result(latest), flags=["heartbeat"],
+    )
+
+
+@dataclass
+class Ending:
+    """What the framework said of a trial's end, kept until its final figures arrive.
+
+    Attributes:
+        failed: the trial raised.
+        cut_short: it was stopped before it ended by itself (a scheduler, a stopper, the
+            experiment's end).
+        by_budget: the budget stopped it.
+        end: when it ended (wall clock).
+        latest: its last result.
+        params: its configuration.
+        name: its name in the framework.
+    """
+
+    failed: bool
+    cut_short: bool
+    by_budget: bool
+    end: float
+    latest: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+
+
+def final_record(sweep: str, trial_key: str, start: float, ending: Ending, final: dict[str, Any] | None) -> TrialRecord:
+    """A finished trial's row: its GPU figures from its node meter's ``final`` (or, if they
+    never came, from its last result, flagged), its CPU and memory figures from its worker."""
+    latest = ending.latest
+    node_id = latest.get(PREFIX + "node_id")
+    worker = (final or {}).get("worker", {})
+    if ending.failed:
+        state = TrialState.FAILED
+    elif ending.by_budget or ending.cut_short or worker.get("finished") is False:
+        state = TrialState.STOPPED
+    else:
+        state = TrialState.COMPLETE
+    flags = list((final or {}).get("flags", []))
+    energy = _energy_of_result(latest)
+    for domain in ("cpu", "memory"):
+        if domain in worker:
+            energy[domain] = EnergyReading(worker[domain]["joules"], worker[domain]["method"])
+    if final is not None:
+        energy["gpu"] = EnergyReading(final["gpu_energy_j"], final["gpu_energy_method"])
+    else:
+        flags.append("energy-up-to-last-report" if latest else "energy-missing")
+    if ending.by_budget:
+        flags.append("stopped-by-budget")
+    return TrialRecord(
+        sweep=sweep,
+        trial_key=trial_key,
+        name=ending.name[:NAME_LIMIT],
+        state=state,
+        start_time=start,
+        end_time=ending.end,
+        params=jsonable_params(ending.params),
+        host=str(latest.get("hostname") or latest.get("node_ip") or "unknown"),
+        devices=(final or {}).get("devices", []),
+        gpu_seconds=float((final or {}).get("gpu_seconds", latest.get(PREFIX + "gpu_seconds", 0.0))),
+        energy=energy,
+        flags=[f"node: {node_id}", *flags] if node_id else flags,
+        stopped_by_budget=ending.by_budget,
+    )
