@@ -9,7 +9,10 @@
 - memory: the RAPL DRAM counter where readable, else resident memory x 0.375 W/GB (flagged
   ``estimate``).
 
-:func:`process_meter` is the one meter of this process that plugins and ``auditor.track`` share.
+:func:`process_meter` is the one meter of this process that plugins and ``auditor.track`` share;
+:mod:`~auditor.meters.node` meters trials that run elsewhere (one meter per machine of a
+cluster, hosted by the framework). The first step of the flow: it imports nothing of the
+auditor but ``auditor.errors`` and ``auditor.model`` (the hardware table, for rated power).
 """
 
 from __future__ import annotations
