@@ -25,18 +25,22 @@ JOULES_PER_KWH = 3.6e6
 LB_PER_KG = 2.20462262185
 GRAMS_PER_KG = 1000.0
 
-# Factors to the canonical unit, keyed by the unit as users write it (lower case).
+# Factors to the canonical unit, keyed by the unit as SI writes it. Prefixes are case-sensitive:
+# m is milli and M mega, so "20 mWh" is 0.02 Wh, never 20 MWh.
 ENERGY_TO_KWH = {
-    "j": 1 / JOULES_PER_KWH,
-    "kj": 1e3 / JOULES_PER_KWH,
-    "mj": 1e6 / JOULES_PER_KWH,
-    "gj": 1e9 / JOULES_PER_KWH,
-    "wh": 1e-3,
-    "kwh": 1.0,
-    "mwh": 1e3,
-    "gwh": 1e6,
+    "mJ": 1e-3 / JOULES_PER_KWH,
+    "J": 1 / JOULES_PER_KWH,
+    "kJ": 1e3 / JOULES_PER_KWH,
+    "MJ": 1e6 / JOULES_PER_KWH,
+    "GJ": 1e9 / JOULES_PER_KWH,
+    "mWh": 1e-6,
+    "Wh": 1e-3,
+    "kWh": 1.0,
+    "MWh": 1e3,
+    "GWh": 1e6,
 }
 MASS_TO_KG = {
+    "mg": 1e-6,
     "g": 1e-3,
     "kg": 1.0,
     "t": 1e3,
@@ -50,7 +54,30 @@ USD_UNITS = {"usd", "$", "dollar", "dollars", "us$"}
 
 _NUMBER = r"[+-]?(?:\d[\d,_]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _QUANTITY = re.compile(rf"^\s*(?P<prefix>\$|us\$)?\s*(?P<number>{_NUMBER})\s*(?P<unit>.*?)\s*$", re.I)
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?(?:[eE][+-]?\d+)?$")
 _CO2_SUFFIX = re.compile(r"\s*co2(?:e|eq|-eq|-e)?$", re.I)
+
+
+def unit_factor(unit: str, table: dict[str, float], what: str) -> float | None:
+    """The factor of ``unit`` in ``table``: spelled as SI writes it, or in another case where
+    that is not ambiguous (``KWH`` is kWh; ``mwh`` could be mWh or MWh and is refused).
+
+    Raises:
+        InvalidInputError: the unit matches several entries but for their case.
+
+    Example:
+        >>> unit_factor("mWh", ENERGY_TO_KWH, "energy"), unit_factor("KWH", ENERGY_TO_KWH, "energy")
+        (1e-06, 1.0)
+    """
+    if unit in table:
+        return table[unit]
+    matches = [name for name in table if name.lower() == unit.lower()]
+    if len(matches) > 1:
+        raise InvalidInputError(
+            f"{what} unit {unit!r} is ambiguous: write {' or '.join(sorted(matches, key=table.get))} "
+            "(SI prefixes are case-sensitive: m is milli, M is mega)"
+        )
+    return table[matches[0]] if matches else None
 
 
 class Metric(str, Enum):
@@ -87,16 +114,22 @@ class Quantity:
 
 
 def _split(text: str, what: str, example: str) -> tuple[float, str, bool]:
-    """Split ``text`` into a non-negative finite number and its unit (lower case)."""
+    """Split ``text`` into a non-negative finite number and its unit (as written)."""
     if not isinstance(text, str) or not text.strip():
         raise InvalidInputError(f"empty {what}: give a number with a unit, e.g. {example!r}")
     match = _QUANTITY.match(text)
     if match is None:
         raise InvalidInputError(f"cannot read {what} {text!r}: give a number with a unit, e.g. {example!r}")
-    value = float(match["number"].replace(",", "").replace("_", ""))
+    number = match["number"]
+    if "," in number and not _THOUSANDS.match(number):
+        raise InvalidInputError(
+            f"cannot read {what} {text!r}: write decimals with a point ({number.replace(',', '.')!r}); "
+            "a comma only separates thousands (1,500)"
+        )
+    value = float(number.replace(",", "").replace("_", ""))
     if not math.isfinite(value) or value < 0:
         raise InvalidInputError(f"{what} {text!r} must be a finite number >= 0")
-    unit = " ".join(match["unit"].lower().split())
+    unit = " ".join(match["unit"].split())
     return value, unit, bool(match["prefix"])
 
 
@@ -113,24 +146,25 @@ def parse_quantity(text: str) -> Quantity:
     example = "5 kg, 1.2 t, 300 kWh, 100 GPUh, $250"
     value, unit, dollar_prefix = _split(text, "amount", example)
     if dollar_prefix:
-        if unit not in ("", "usd"):
+        if unit.lower() not in ("", "usd"):
             raise InvalidInputError(f"cannot read amount {text!r}: '$' amounts take no unit after them")
         return Quantity(Metric.COST_USD, value)
-    carbon_unit = _CO2_SUFFIX.sub("", unit)
-    if carbon_unit in MASS_TO_KG:
-        return Quantity(Metric.CO2E_KG, value * MASS_TO_KG[carbon_unit])
-    if unit in ENERGY_TO_KWH:
-        return Quantity(Metric.ENERGY_KWH, value * ENERGY_TO_KWH[unit])
-    if unit in GPU_HOUR_UNITS:
+    mass = unit_factor(_CO2_SUFFIX.sub("", unit), MASS_TO_KG, "mass")
+    if mass is not None:
+        return Quantity(Metric.CO2E_KG, value * mass)
+    energy = unit_factor(unit, ENERGY_TO_KWH, "energy")
+    if energy is not None:
+        return Quantity(Metric.ENERGY_KWH, value * energy)
+    if unit.lower() in GPU_HOUR_UNITS:
         return Quantity(Metric.GPU_HOURS, value)
-    if unit in USD_UNITS:
+    if unit.lower() in USD_UNITS:
         return Quantity(Metric.COST_USD, value)
     if not unit:
         raise InvalidInputError(f"amount {text!r} has no unit: write e.g. {example}")
-    if unit in {"eur", "€", "gbp", "£", "chf", "jpy", "¥"}:
+    if unit.lower() in {"eur", "€", "gbp", "£", "chf", "jpy", "¥"}:
         raise InvalidInputError(f"amount {text!r}: only US dollars are supported, e.g. '$250' or '250 USD'")
     raise InvalidInputError(
-        f"unknown unit {unit!r} in {text!r}: use kg, t, g or lb (CO2e), J, Wh, kWh or MWh "
+        f"unknown unit {unit!r} in {text!r}: use mg, g, kg, t or lb (CO2e), J, Wh, mWh, kWh, MWh or GWh "
         "(energy), GPUh (device time) or USD/$ (money)"
     )
 
@@ -144,7 +178,7 @@ def parse_energy_kwh(text: str) -> float:
     """
     quantity = parse_quantity(text)
     if quantity.metric is not Metric.ENERGY_KWH:
-        raise InvalidInputError(f"{text!r} is not an energy: use J, kJ, MJ, Wh, kWh or MWh")
+        raise InvalidInputError(f"{text!r} is not an energy: use J, kJ, MJ, Wh, mWh, kWh, MWh or GWh")
     return quantity.value
 
 
@@ -162,14 +196,14 @@ def parse_intensity(text: str) -> float:
     example = "545 g/kWh"
     value, unit, dollar_prefix = _split(text, "intensity", example)
     numerator, slash, denominator = unit.partition("/")
-    numerator = _CO2_SUFFIX.sub("", numerator.strip())
-    denominator = denominator.strip()
-    if dollar_prefix or not slash or numerator not in MASS_TO_KG or denominator not in ENERGY_TO_KWH:
+    mass = unit_factor(_CO2_SUFFIX.sub("", numerator.strip()), MASS_TO_KG, "mass") if slash else None
+    energy = unit_factor(denominator.strip(), ENERGY_TO_KWH, "energy") if slash else None
+    if dollar_prefix or mass is None or energy is None:
         raise InvalidInputError(
             f"cannot read intensity {text!r}: write mass per energy, e.g. '545 g/kWh', "
             "'0.954 lb/kWh' or '0.4 kg/kWh'"
         )
-    return value * MASS_TO_KG[numerator] * GRAMS_PER_KG / ENERGY_TO_KWH[denominator]
+    return value * mass * GRAMS_PER_KG / energy
 
 
 def format_number(value: float) -> str:

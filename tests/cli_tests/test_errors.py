@@ -34,6 +34,9 @@ BAD_INPUTS = [
     (["hardware", "--type", "fpga"], 2, "'fpga' is not one of gpu, cpu, tpu"),
     (["config", "set", "regoin", "DE"], 2, "unknown setting 'regoin'. Did you mean 'region'?"),
     (["config", "set", "pue", "fast"], 2, "setting pue: 'fast' is not a number"),
+    (["config", "set", "budget", "1,5 kg"], 2, "write decimals with a point ('1.5')"),
+    (["config", "set", "budget", "20 mwh"], 2, "'mwh' is ambiguous: write mWh or MWh"),
+    ([*EST, "--intensity", "0,4 kg/kWh"], 2, "write decimals with a point ('0.4')"),
     (["doctor", "--ledger", "oracle://u@h/db"], 1, "'oracle', which is not supported"),
     (["doctor", "--ledger", "postgresql://u@h:notaport/db"], 1, "cannot read ledger URL"),
 ]
@@ -82,3 +85,13 @@ def test_unexpected_errors_are_one_line_too(audit, monkeypatch: pytest.MonkeyPat
     result = audit("hardware")
     assert result.code == 1
     assert result.err == "error: unexpected RuntimeError: boom. Rerun with AUDITOR_DEBUG=1 and report it with the traceback\n"
+
+
+def test_a_budget_set_in_milliwatt_hours_stays_in_milliwatt_hours(audit, clean_environment: Path) -> None:
+    """`audit config set budget` reads the amount with the same parser as the plugins."""
+    assert audit("config", "set", "budget", "20 mWh").code == 0
+    from auditor.config import budget_from, load_settings
+
+    budget = budget_from(load_settings(start=clean_environment))
+    assert budget is not None and budget.limit.value == pytest.approx(20e-6)
+    assert budget.describe().startswith("0.00002000 kWh")

@@ -113,3 +113,64 @@ def test_formatting() -> None:
     assert format_number(0) == "0"
     assert format_amount(Metric.COST_USD, 1250) == "$1,250.00"
     assert format_amount(Metric.GPU_HOURS, 12.5) == "12.5 GPU-h"
+
+
+@pytest.mark.parametrize(
+    ("text", "metric", "value"),
+    [
+        ("20 mWh", Metric.ENERGY_KWH, 20e-6),  # milli, not mega: the demo's own budget
+        ("20 MWh", Metric.ENERGY_KWH, 20_000.0),
+        ("2 GWh", Metric.ENERGY_KWH, 2e6),
+        ("2 KWH", Metric.ENERGY_KWH, 2.0),  # another case, where it is not ambiguous
+        ("500 mJ", Metric.ENERGY_KWH, 0.5 / 3.6e6),
+        ("12 mg", Metric.CO2E_KG, 12e-6),
+        ("12 mgCO2e", Metric.CO2E_KG, 12e-6),
+        ("1,500 kg", Metric.CO2E_KG, 1500.0),  # a thousands separator
+    ],
+)
+def test_si_prefixes_are_case_sensitive(text: str, metric: Metric, value: float) -> None:
+    quantity = parse_quantity(text)
+    assert quantity.metric is metric
+    assert quantity.value == pytest.approx(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1,5 kg", "write decimals with a point ('1.5')"),
+        ("0,25 kWh", "write decimals with a point ('0.25')"),
+        ("1,50 t", "a comma only separates thousands"),
+        ("3 mwh", "'mwh' is ambiguous: write mWh or MWh"),
+        ("3 MJ/kwh", None),
+    ],
+)
+def test_a_decimal_comma_or_an_ambiguous_prefix_is_refused_with_a_hint(text: str, message: str | None) -> None:
+    with pytest.raises(InvalidInputError) as error:
+        parse_quantity(text)
+    if message:
+        assert message in str(error.value)
+
+
+def test_intensities_take_the_same_units() -> None:
+    assert parse_intensity("450 g/kWh") == pytest.approx(450.0)
+    assert parse_intensity("450 kg/MWh") == pytest.approx(450.0)
+    assert parse_intensity("0.45 mg/Wh") == pytest.approx(0.45e-3 / 1e-3)
+    with pytest.raises(InvalidInputError, match="ambiguous"):
+        parse_intensity("450 g/mwh")
+    with pytest.raises(InvalidInputError, match="decimals with a point"):
+        parse_intensity("0,4 kg/kWh")
+
+
+@given(
+    metric=st.sampled_from(list(Metric)),
+    value=st.floats(min_value=0, max_value=1e12, allow_nan=False, allow_infinity=False),
+)
+def test_parsing_what_the_formatter_prints_gives_the_same_amount_back(metric: Metric, value: float) -> None:
+    printed = format_amount(metric, value)
+    quantity = parse_quantity(printed)
+    assert quantity.metric is metric
+    if metric is Metric.COST_USD:
+        assert quantity.value == pytest.approx(value, abs=0.005)
+    else:
+        assert quantity.value == pytest.approx(value, rel=5e-4, abs=1e-300)
+    assert format_amount(metric, quantity.value) == printed
