@@ -31,5 +31,9 @@ class LedgerError(AuditorError):
     """The ledger cannot be opened, read or written."""
 
 
+class NoLedgerError(LedgerError):
+    """A command that only reads found no ledger where it was told to look (it creates none)."""
+
+
 class SchemaTooNewError(LedgerError):
     """The ledger was written by a newer version of the auditor than this one."""

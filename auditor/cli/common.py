@@ -82,7 +82,7 @@ def open_ledger(settings: Settings) -> Iterator[tuple[Ledger, int]]:
     file when it ended) are written first; if the ledger still refuses them, a warning says so
     and the count tells the report what is missing.
     """
-    with Ledger.open(settings.ledger) as ledger:
+    with Ledger.open(settings.ledger, create=False) as ledger:  # a command that reads creates nothing
         missing = 0
         try:
             written = replay(ledger, settings.spool_dir)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
 
 from auditor.cli.common import LEDGER_HELP, TableOrJson, console, print_json, settings_with
-from auditor.errors import AuditorError
+from auditor.errors import AuditorError, NoLedgerError
 from auditor.ledger import Ledger
 from auditor.ledger.spool import default_spool_dir, held_back
 from auditor.ledger.url import display, to_url
@@ -20,15 +19,15 @@ from auditor.model.regions import WORLD_AVERAGE, resolve_region
 
 
 def _ledger_report(target: str, spool_dir: str | None = None) -> dict[str, Any]:
-    url = to_url(target)
-    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
-        return {"location": target, "ok": True, "status": "not created yet: the first recorded trial creates it"}
+    to_url(target)  # a URL that cannot be used is the user's error, said as one
     try:
-        with Ledger.open(target, busy_timeout_s=5.0) as ledger:
+        with Ledger.open(target, busy_timeout_s=5.0, create=False) as ledger:
             status = (
                 f"{ledger.backend}, schema {ledger.schema_version}, {len(ledger.sweeps())} sweeps, "
                 f"{ledger.count_trials()} trials"
             )
+    except NoLedgerError:
+        return {"location": display(target), "ok": True, "status": "not created yet: the first recorded trial creates it"}
     except AuditorError as exc:
         return {"location": display(target), "ok": False, "status": str(exc)}
     waiting = held_back(Ledger.location_of(target), spool_dir, include_live=True)

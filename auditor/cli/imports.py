@@ -97,7 +97,7 @@ def export_codecarbon_command(
 ) -> None:
     """Write the ledger's trials as CodeCarbon's emissions.csv (for its dashboard)."""
     settings = settings_with(ledger=ledger, region=region, pue=pue)
-    with Ledger.open(settings.ledger) as store:
+    with Ledger.open(settings.ledger, create=False) as store:
         known = {s.name for s in store.sweeps()}
         missing = [name for name in sweep or [] if name not in known]
         if missing:

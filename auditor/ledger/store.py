@@ -49,7 +49,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from auditor import __version__
-from auditor.errors import LedgerError, SchemaTooNewError
+from auditor.errors import LedgerError, NoLedgerError, SchemaTooNewError
 from auditor.ledger import schema
 from auditor.ledger.records import (
     BudgetEvent,
@@ -88,6 +88,11 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(original).__name__
 
 
+def _no_ledger(where: str, why: str) -> str:
+    return (f"no ledger at {where} ({why}): check --ledger or the `ledger` setting (`audit config`); "
+            "an audited search creates it")
+
+
 def _make_private(path: Path) -> None:
     """Create the ledger's directory and file readable by their owner only."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -108,13 +113,16 @@ def _read_only_mode(path: Path) -> str | None:
     return None if os.access(path, os.W_OK) else "ro"
 
 
-def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
-    """A SQLite engine: read-write (creating a private file), or read-only for a ledger file
-    this process cannot write (reports still work; writes fail with a clear error)."""
+def _sqlite_engine(url: URL, busy_timeout_s: float, create: bool = True) -> Engine:
+    """A SQLite engine: read-write (creating a private file if ``create``), or read-only for a
+    ledger file this process cannot write (reports still work; writes fail with a clear error)."""
     path = url.database
-    mode = _read_only_mode(Path(path)) if path not in (None, "", ":memory:") else None
+    on_disk = path not in (None, "", ":memory:")
+    if on_disk and not create and not Path(path).is_file():
+        raise NoLedgerError(_no_ledger(str(path), "no such file"))
+    mode = _read_only_mode(Path(path)) if on_disk else None
     if mode is None:
-        if path not in (None, "", ":memory:"):
+        if on_disk and create:
             _make_private(Path(path))
         engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
     else:
@@ -169,10 +177,12 @@ class Ledger:
     # -- opening -----------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, target: str | Path, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> Ledger:
-        """Open (creating if needed) the ledger at a file path or SQLAlchemy URL.
+    def open(cls, target: str | Path, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S, create: bool = True) -> Ledger:
+        """Open the ledger at a file path or SQLAlchemy URL, creating it (its file, directory or
+        tables) if needed and ``create`` is True.
 
         Raises:
+            NoLedgerError: ``create`` is False and there is no ledger there.
             LedgerError: the location is unusable, the server does not answer, the file is not
                 a ledger, or the ledger stays locked past ``busy_timeout_s``.
             SchemaTooNewError: the ledger was written by a newer auditor.
@@ -180,7 +190,7 @@ class Ledger:
         url = to_url(target)
         try:
             if url.get_backend_name() == "sqlite":
-                engine = _sqlite_engine(url, busy_timeout_s)
+                engine = _sqlite_engine(url, busy_timeout_s, create)
             else:
                 engine = create_engine(
                     url, pool_pre_ping=True, connect_args={"connect_timeout": max(1, int(busy_timeout_s))}
@@ -189,7 +199,7 @@ class Ledger:
             raise LedgerError(f"cannot create the ledger at {display(url)}: {exc.strerror}; choose another --ledger") from None
         ledger = cls(engine, url, busy_timeout_s)
         try:
-            ledger._ensure_schema()
+            ledger._ensure_schema(create)
         except BaseException:
             engine.dispose()
             raise
@@ -286,9 +296,11 @@ class Ledger:
         elif self.backend in ("mysql", "mariadb"):
             conn.exec_driver_sql(f"SELECT GET_LOCK('auditor_schema_{_SCHEMA_LOCK_ID}', {int(self.busy_timeout_s)})")
 
-    def _ensure_schema(self) -> None:
+    def _ensure_schema(self, create: bool = True) -> None:
         with self._read() as conn:
             version = self._stored_version(conn)
+        if version is None and not create:
+            raise NoLedgerError(_no_ledger(self.location, "the database holds no ledger tables"))
         if version is None:
             with self._guard(), self._writer.connect() as conn:
                 with conn.begin():
