@@ -25,7 +25,7 @@ import warnings
 from contextlib import ContextDecorator
 from typing import Any
 
-from auditor.config import load_settings
+from auditor.config import carbon_model, load_settings
 from auditor.ledger import TrialRecord, TrialState
 from auditor.ledger.writer import LedgerWriter
 from auditor.meters import process_meter
@@ -41,7 +41,7 @@ def write_record(record: TrialRecord, ledger: str | None, framework: str) -> boo
         True if the record is in the ledger now.
     """
     settings = load_settings()
-    writer = LedgerWriter(ledger or settings.ledger, record.sweep, framework,
+    writer = LedgerWriter(ledger or settings.ledger, record.sweep, framework, {"settings": carbon_model(settings).to_record()},
                           timeout_s=settings.ledger_timeout, spool_dir=settings.spool_dir)
     written = writer.write([record])
     if writer.ledger is not None:

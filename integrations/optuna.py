@@ -182,7 +182,8 @@ class AuditCallback:
                 self.sweep = self.sweep or study.study_name
                 recorder = Recorder(
                     self.settings.ledger, self.meter, self.sweep, "optuna",
-                    {"study": study.study_name, "directions": [d.name.lower() for d in study.directions]},
+                    {"study": study.study_name, "directions": [d.name.lower() for d in study.directions],
+                     "settings": self.model.to_record()},
                     on_record=self.keeper.observe, timeout_s=self.settings.ledger_timeout, spool_dir=self.settings.spool_dir,
                 )
                 self.trials = LocalTrials(recorder, self.devices)

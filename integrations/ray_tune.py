@@ -155,7 +155,8 @@ class AuditLoggerCallback(LoggerCallback):
     def _open(self, trial: Any) -> None:
         if self.writer is None:
             self.sweep = self.sweep or trial.experiment_dir_name
-            self.writer = LedgerWriter(self.settings.ledger, self.sweep, "ray", timeout_s=self.settings.ledger_timeout,
+            self.writer = LedgerWriter(self.settings.ledger, self.sweep, "ray", {"settings": self.model.to_record()},
+                                       timeout_s=self.settings.ledger_timeout,
                                        spool_dir=self.settings.spool_dir)
         self.keeper.open(self.ledger, self.sweep)  # type: ignore[arg-type]
         self._started.setdefault(trial.trial_id, time.time())

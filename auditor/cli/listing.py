@@ -16,6 +16,7 @@ from auditor.cli.common import (
     print_json,
     settings_with,
 )
+from auditor.cli.report import overrides_from
 from auditor.config import carbon_model
 from auditor.errors import LedgerError
 from auditor.model.units import format_number
@@ -33,14 +34,14 @@ class SweepOrder(str, Enum):
 def sweeps_command(
     sort: SweepOrder = typer.Option(SweepOrder.name, "--sort", help="name, trials, co2e, energy or gpu-hours (largest first)."),
     framework: str | None = typer.Option(None, "--framework", help="Only sweeps of this framework (optuna, ray, run)."),
-    region: str | None = typer.Option(None, "--region", help="Grid for the CO2e column."),
+    region: str | None = typer.Option(None, "--region", help="Grid for the CO2e column (default: each sweep's own)."),
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
     output: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table or json."),
 ) -> None:
     """List the ledger's sweeps with their trials, GPU-hours, energy and CO2e."""
     settings = settings_with(ledger=ledger, region=region)
     with open_ledger(settings) as (store, _missing):
-        rows = build_report(store, carbon_model(settings))["sweeps"]
+        rows = build_report(store, carbon_model(settings), overrides=overrides_from(region, None))["sweeps"]
     if framework:
         rows = [r for r in rows if r["framework"] == framework]
     keys = {"name": ("name", False), "trials": ("trials", True), "co2e": ("co2e_kg", True),

@@ -22,9 +22,17 @@ from auditor.cli.common import (
 from auditor.config import carbon_model
 from auditor.errors import AuditorError, InvalidInputError, LedgerError
 from auditor.ledger import Ledger
+from auditor.model.regions import resolve_region
 from auditor.model.units import format_number
-from auditor.report.build import build_report
-from auditor.report.formats import held_back_sentence, render_csv, render_markdown, render_statement
+from auditor.report.build import Overrides, build_report
+from auditor.report.formats import (
+    grid_of,
+    held_back_sentence,
+    mixed_grids,
+    render_csv,
+    render_markdown,
+    render_statement,
+)
 from auditor.report.html import figures_for, render_html
 from auditor.report.plots import close_figures, save_figures
 
@@ -51,8 +59,8 @@ def _since(text: str | None) -> float | None:
 def report_command(
     sweep: list[str] | None = typer.Option(None, "--sweep", help="Only this sweep (repeatable)."),
     since: str | None = typer.Option(None, "--since", help="Only trials started on or after this date (2026-11-24)."),
-    region: str | None = typer.Option(None, "--region", help="Recompute carbon for this grid."),
-    pue: float | None = typer.Option(None, "--pue", min=1.0, help="Recompute with this PUE."),
+    region: str | None = typer.Option(None, "--region", help="Recompute every sweep's carbon for this grid (default: each sweep's own)."),
+    pue: float | None = typer.Option(None, "--pue", min=1.0, help="Recompute every sweep with this PUE (default: each sweep's own)."),
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
     output: ReportFormat = typer.Option(ReportFormat.table, "--format", help="table, markdown, json, csv or statement."),
     out: Path | None = typer.Option(None, "--out", help="Write the report to this file instead of the screen."),
@@ -66,7 +74,7 @@ def report_command(
         for name in sweep or []:
             if name not in known:
                 raise LedgerError(f"no sweep called {name!r} in {store.location}: it holds {', '.join(sorted(known)) or 'none yet'}")
-        report = build(store, settings, sweep, since_ts)
+        report = build(store, settings, sweep, since_ts, overrides_from(region, pue))
         report["held_back_trials"] = missing
         figures = {}
         if output is ReportFormat.html or plots:
@@ -102,32 +110,40 @@ def report_command(
     typer.echo(f"report written to {out}", err=True)
 
 
-def build(store: Ledger, settings: Any, sweeps: list[str] | None, since: float | None = None) -> dict[str, Any]:
-    """The report of ``sweeps`` (all when None) with the carbon model of ``settings``."""
-    return build_report(store, carbon_model(settings), sweeps or None, since)
+def overrides_from(region: str | None, pue: float | None) -> Overrides:
+    """The report's own --region and --pue, which replace every sweep's recorded ones."""
+    return Overrides(region=resolve_region(region) if region else None, pue=pue)
+
+
+def build(store: Ledger, settings: Any, sweeps: list[str] | None, since: float | None = None,
+          overrides: Overrides | None = None) -> dict[str, Any]:
+    """The report of ``sweeps`` (all when None): each sweep with the settings it ran with,
+    ``overrides`` in their place, and the settings in force for sweeps recorded without any."""
+    return build_report(store, carbon_model(settings), sweeps or None, since, overrides)
 
 
 def print_report(report: dict[str, Any]) -> None:
     """The report as a table, a few sentences and what to do next."""
     out = console()
     region, pue, totals = report["region"], report["pue"], report["totals"]
-    grid = f"grid {region['code']} {region['g_co2e_per_kwh']:g} g/kWh ({region['source']})"
+    mixed = mixed_grids(report)
+    grid = f"grid {region['code']} {region['g_co2e_per_kwh']:g} g/kWh ({region['source']}) · PUE {pue['value']:g}"
     if region["is_fallback"]:
-        grid = f"grid: world average {region['g_co2e_per_kwh']:g} g/kWh, no region set"
-    out.print(
-        f"Ledger {report['ledger']} · {len(report['sweeps'])} sweeps · {totals['trials']} trials · {grid} · PUE {pue['value']:g}",
-        overflow="fold",
-    )
+        grid = f"grid: world average {region['g_co2e_per_kwh']:g} g/kWh, no region set · PUE {pue['value']:g}"
+    if mixed:
+        grid = "grid and PUE: each sweep's own, as it ran (column grid)"
+    out.print(f"Ledger {report['ledger']} · {len(report['sweeps'])} sweeps · {totals['trials']} trials · {grid}", overflow="fold")
     priced = totals["cost_usd"] is not None
     headers = ["sweep", "framework", "trials (done/stopped/failed)", "GPU-h", "facility kWh", "kgCO2e", "measured"]
-    table = make_table(*headers, *(["USD"] if priced else []))
+    table = make_table(*headers, *(["USD"] if priced else []), *(["grid"] if mixed else []))
     for row in [*report["sweeps"], {"name": "whole project", "framework": "", **totals}]:
         states = row["trials_by_state"]
         counts = f"{row['trials']} ({states.get('complete', 0)}/{states.get('pruned', 0) + states.get('stopped', 0)}/{states.get('failed', 0)})"
         measured = "-" if row["measured_fraction"] is None else f"{row['measured_fraction']:.0%}"
         cells = [row["name"], row["framework"], counts, format_number(row["gpu_hours"]),
                  format_number(row["facility_kwh"]), format_number(row["co2e_kg"]), measured]
-        table.add_row(*cells, *([f"${row['cost_usd']:,.2f}"] if priced else []))
+        table.add_row(*cells, *([f"${row['cost_usd']:,.2f}"] if priced else []),
+                      *([grid_of(row) if "region" in row else ""] if mixed else []))
     out.print(table)
     for sweep in report["sweeps"]:
         for event in sweep["budget_events"]:
@@ -154,5 +170,8 @@ def print_report(report: dict[str, Any]) -> None:
     missing = held_back_sentence(report)
     if missing:
         out.print(missing, overflow="fold")
-    if region["is_fallback"]:
-        out.print("Set the grid for exact carbon: audit report --region DE (or `audit config set region ...`).")
+    unset = [s["name"] for s in report["sweeps"] if s["region"]["is_fallback"]]
+    if unset:
+        which = "" if len(unset) == len(report["sweeps"]) else f" ({', '.join(unset)} ran with no region set)"
+        out.print(f"Set the grid for exact carbon{which}: audit report --region DE (or `audit config set region ...` "
+                  "for the next searches).", overflow="fold")

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import typer
 
 from auditor.cli.common import LEDGER_HELP, settings_with
+from auditor.config import carbon_model
 from auditor.errors import AuditorError
 from auditor.ledger import Ledger, TrialState
 from auditor.ledger.writer import LedgerWriter
@@ -74,7 +75,7 @@ def run_command(
     """Run a command, meter it and its child processes, and record it as a trial."""
     settings = settings_with(ledger=ledger)
     store = Ledger.open(settings.ledger)  # a bad ledger stops us before the command runs
-    store.ensure_sweep(sweep, framework="run")
+    store.ensure_sweep(sweep, framework="run", attrs={"settings": carbon_model(settings).to_record()})
     label = name or command_name(command)
     wall_start = time.time()
     try:
@@ -129,7 +130,8 @@ def run_command(
     store.close()
     with warnings.catch_warnings():  # the reason is in the line below
         warnings.simplefilter("ignore", RuntimeWarning)
-        writer = LedgerWriter(settings.ledger, sweep, "run", timeout_s=settings.ledger_timeout, spool_dir=settings.spool_dir)
+        writer = LedgerWriter(settings.ledger, sweep, "run", {"settings": carbon_model(settings).to_record()},
+                              timeout_s=settings.ledger_timeout, spool_dir=settings.spool_dir)
         if writer.write([record]):
             where = f"recorded in sweep {sweep!r} of {store.location}"
         else:

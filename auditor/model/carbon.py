@@ -20,7 +20,8 @@ Example (Strubell et al. 2019, Table 3, Transformer big: 1515.43 W for 84 h):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 from auditor.errors import InvalidInputError
 from auditor.model.regions import WORLD_AVERAGE, Region
@@ -160,3 +161,40 @@ class CarbonModel:
             co2e_kg=facility_kwh * self.region.g_co2e_per_kwh / GRAMS_PER_KG,
             cost_usd=self.price.cost(gpu_hours, facility_kwh),
         )
+
+    def to_record(self) -> dict[str, Any]:
+        """The model as plain data, kept with a sweep so that every later figure of the sweep
+        uses the grid, PUE and price it was run (and budgeted) with.
+
+        Example:
+            >>> from auditor.model.regions import resolve_region
+            >>> model = CarbonModel(resolve_region("FR"), pue=1.2)
+            >>> CarbonModel.from_record(model.to_record()) == model
+            True
+        """
+        return {"region": asdict(self.region), "pue": self.pue, "price": asdict(self.price)}
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> CarbonModel:
+        """The model :meth:`to_record` wrote.
+
+        Raises:
+            InvalidInputError: the data is not such a record.
+        """
+        try:
+            region = Region(**data["region"])
+            if not math.isfinite(float(region.g_co2e_per_kwh)) or region.g_co2e_per_kwh < 0:
+                raise ValueError("intensity")
+            return cls(region=region, pue=data.get("pue"), price=Price(**(data.get("price") or {})))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInputError(f"not a recorded carbon model ({exc})") from None
+
+    def with_overrides(self, region: Region | None = None, pue: float | None = None, price: Price | None = None) -> CarbonModel:
+        """This model with what the user gave in its place (``None``: keep this model's).
+
+        Example:
+            >>> CarbonModel(pue=1.1).with_overrides(pue=1.5).effective_pue
+            1.5
+        """
+        return replace(self, region=region or self.region, pue=self.pue if pue is None else pue,
+                       price=price if price is not None and price.is_set else self.price)

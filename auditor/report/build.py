@@ -2,8 +2,11 @@
 
 The figures are summed by the database (per sweep and state), so a report over a million
 trials reads no trial row into Python. Carbon and cost are computed here from the stored energy
-and GPU time with the region and PUE given to the report: corrected settings correct every
-figure. The JSON form (``audit report --format json``) is versioned: ``REPORT_VERSION``.
+and GPU time, each sweep with the grid, PUE and price it was run with (recorded with the sweep,
+what its budget and its trials' figures used), unless the report is told to use others: then
+corrected settings correct every figure. Sweeps recorded before settings were kept with them
+use the report's. The JSON form (``audit report --format json``) is versioned:
+``REPORT_VERSION``.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor import __version__
+from auditor.errors import InvalidInputError
 from auditor.ledger import Ledger
-from auditor.ledger.records import StateAggregate
-from auditor.model.carbon import CarbonModel
+from auditor.ledger.records import StateAggregate, SweepRecord
+from auditor.model.carbon import CarbonModel, Footprint, Price
+from auditor.model.regions import Region
 
 REPORT_VERSION = 1
 WASTE_STATES = ("pruned", "failed", "stopped", "interrupted")
@@ -52,8 +57,11 @@ class Totals:
             self.waste_joules += row.joules
         self.by_state[row.state] += row.trials
 
-    def to_dict(self, model: CarbonModel) -> dict[str, Any]:
-        fp = model.footprint(self.joules / 3.6e6, self.gpu_seconds / 3600)
+    def footprint(self, model: CarbonModel) -> Footprint:
+        """The footprint of these trials under ``model``."""
+        return model.footprint(self.joules / 3.6e6, self.gpu_seconds / 3600)
+
+    def to_dict(self, fp: Footprint) -> dict[str, Any]:
         return {
             "trials": self.trials,
             "trials_by_state": dict(sorted(self.by_state.items())),
@@ -78,14 +86,94 @@ def _hardware(device_lists: dict[str, int]) -> dict[str, int]:
     return dict(models.most_common())
 
 
+@dataclass(frozen=True)
+class Overrides:
+    """What the user asked the report to use in place of each sweep's recorded settings."""
+
+    region: Region | None = None
+    pue: float | None = None
+    price: Price | None = None
+
+    @property
+    def any(self) -> bool:
+        return self.region is not None or self.pue is not None or (self.price is not None and self.price.is_set)
+
+
+def sweep_model(sweep: SweepRecord | None, default: CarbonModel, overrides: Overrides) -> tuple[CarbonModel, str]:
+    """The model a sweep's figures use, and where it comes from: ``sweep`` (recorded when it
+    ran), ``report`` (a sweep recorded without settings: the report's) or ``override``."""
+    recorded = (sweep.attrs.get("settings") if sweep is not None else None)
+    model, origin = default, "report"
+    if isinstance(recorded, dict):
+        try:
+            model, origin = CarbonModel.from_record(recorded), "sweep"
+        except InvalidInputError:
+            pass  # a damaged record: the report's settings, said as such
+    if overrides.any:
+        return model.with_overrides(overrides.region, overrides.pue, overrides.price), "override"
+    return model, origin
+
+
+def _describe(model: CarbonModel, origin: str) -> dict[str, Any]:
+    region = model.region
+    return {
+        "region": {"code": region.code, "name": region.name, "g_co2e_per_kwh": region.g_co2e_per_kwh,
+                   "source": region.describe_source(), "is_fallback": region.is_fallback},
+        "pue": {"value": model.effective_pue, "source": model.pue_source},
+        "price": model.price.describe(),
+        "settings_from": origin,
+    }
+
+
+def _sum_footprints(footprints: list[Footprint], whole: Totals) -> Footprint:
+    costs = [fp.cost_usd for fp in footprints]
+    return Footprint(
+        gpu_hours=whole.gpu_seconds / 3600,
+        energy_kwh=whole.joules / 3.6e6,
+        facility_kwh=sum(fp.facility_kwh for fp in footprints),
+        co2e_kg=sum(fp.co2e_kg for fp in footprints),
+        cost_usd=sum(c for c in costs if c is not None) if costs and all(c is not None for c in costs) else None,
+    )
+
+
+def _common_settings(described: list[dict[str, Any]], development: dict[str, Any]) -> dict[str, Any]:
+    """The report's grid, PUE and price: the sweeps' own where they share one, else what they
+    add up to, said as such."""
+    def shared(key: str) -> bool:
+        return bool(described) and all(d[key] == described[0][key] for d in described)
+
+    facility, energy = development["facility_kwh"], development["energy_kwh"]
+    return {
+        "region": described[0]["region"] if shared("region") else {
+            "code": "per-sweep", "name": "each sweep's own grid",
+            "g_co2e_per_kwh": 1000 * development["co2e_kg"] / facility if facility else 0.0,
+            "source": "each sweep's recorded grid (see sweeps); the figure is their energy-weighted mean",
+            "is_fallback": all(d["region"]["is_fallback"] for d in described)},
+        "pue": described[0]["pue"] if shared("pue") else {
+            "value": facility / energy if energy else 0.0, "source": "each sweep's own (see sweeps); the figure is their mean"},
+        "price": described[0]["price"] if shared("price") else "each sweep's own (see sweeps)",
+    }
+
+
 def build_report(
-    ledger: Ledger, model: CarbonModel, sweeps: list[str] | None = None, since: float | None = None
+    ledger: Ledger, model: CarbonModel, sweeps: list[str] | None = None, since: float | None = None,
+    overrides: Overrides | None = None,
 ) -> dict[str, Any]:
     """The report as a JSON-ready dict: ``version``, ``region``, ``pue``, ``totals``, ``sweeps``,
-    ``final_run``, ``search_to_final_ratio``, ``equivalents``, ``hardware``, ``span``."""
+    ``final_run``, ``search_to_final_ratio``, ``equivalents``, ``hardware``, ``span``.
+
+    Args:
+        ledger: the ledger.
+        model: the settings in force, for sweeps recorded without their own.
+        sweeps: only these sweeps (all when None).
+        since: only trials started at or after this time.
+        overrides: settings the user gave for this report, in place of each sweep's.
+    """
+    overrides = overrides or Overrides()
     wanted = set(sweeps) if sweeps else None
     per_sweep: dict[str, Totals] = defaultdict(Totals)
-    frameworks: dict[str, str] = {s.name: s.framework for s in ledger.sweeps()}
+    records: dict[str, SweepRecord] = {s.name: s for s in ledger.sweeps()}
+    frameworks: dict[str, str] = {name: s.framework for name, s in records.items()}
     whole = Totals()
     aggregates = ledger.aggregate(since)
     for row in aggregates:
@@ -93,6 +181,8 @@ def build_report(
             per_sweep[row.sweep].add(row)
             whole.add(row)
     names = [name for name in frameworks if (wanted is None or name in wanted)]
+    models = {name: sweep_model(records.get(name), model, overrides) for name in names}
+    footprints = {name: per_sweep[name].footprint(models[name][0]) for name in names}
     events = defaultdict(list)
     for event in ledger.budget_events():
         if event.sweep is not None:
@@ -104,12 +194,13 @@ def build_report(
     final = finals[-1] if finals else None
     final_kind = "marked final" if final else None
     if final is None and len(names) == 1:  # one search, no final run marked: its best trial
-        attrs = next((s.attrs for s in ledger.sweeps() if s.name == names[0]), {})
+        attrs = records[names[0]].attrs
         maximize = (attrs.get("directions") or ["minimize"])[0] == "maximize"
         final = ledger.best_trial(names[0], maximize=maximize)
         final_kind = "best trial" if final else None
-    final_fp = model.footprint(final.energy_kwh, final.gpu_hours) if final else None
-    development = whole.to_dict(model)
+    final_model = sweep_model(records.get(final.sweep), model, overrides)[0] if final else model
+    final_fp = final_model.footprint(final.energy_kwh, final.gpu_hours) if final else None
+    development = whole.to_dict(_sum_footprints(list(footprints.values()), whole))
     ratio = None
     if final_fp is not None and final_fp.co2e_kg > 0:
         ratio = (development["co2e_kg"] - final_fp.co2e_kg) / final_fp.co2e_kg
@@ -118,18 +209,20 @@ def build_report(
     ends = [row.last_end for row in rows if row.last_end is not None]
     first, last = (min(starts), max(ends)) if starts and ends else (None, None)
     device_lists = ledger.device_lists(since)
-    region = model.region
+    described = {name: _describe(*models[name]) for name in names}
+    common = _common_settings(list(described.values()), development) if names else _describe(
+        *sweep_model(None, model, overrides))
     return {
         "version": REPORT_VERSION,
         "generator": f"hpo-auditor {__version__}",
         "ledger": ledger.location,
-        "region": {"code": region.code, "name": region.name, "g_co2e_per_kwh": region.g_co2e_per_kwh,
-                   "source": region.describe_source(), "is_fallback": region.is_fallback},
-        "pue": {"value": model.effective_pue, "source": model.pue_source},
-        "price": model.price.describe(),
+        "region": common["region"],
+        "pue": common["pue"],
+        "price": common["price"],
         "totals": development,
         "sweeps": [
-            {"name": name, "framework": frameworks[name], **per_sweep[name].to_dict(model),
+            {"name": name, "framework": frameworks[name], **per_sweep[name].to_dict(footprints[name]),
+             **described[name],
              "stopped_by_budget": any(e["action"] in ("stop-new", "stop-all") for e in events[name]),
              "trials_stopped_by_budget": per_sweep[name].stopped_by_budget,
              "budget_events": events[name]}

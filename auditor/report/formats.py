@@ -19,6 +19,8 @@ from auditor.model.units import format_number
 CSV_COLUMNS = [
     "sweep", "framework", "trials", "complete", "pruned", "failed", "gpu_hours", "energy_kwh",
     "facility_kwh", "co2e_kg", "cost_usd", "measured_fraction", "waste_fraction", "stopped_by_budget",
+    # added in 0.1 without a version change (columns are only ever added at the end):
+    "stopped", "interrupted", "region", "g_co2e_per_kwh", "pue", "settings_from",
 ]
 _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
           "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -38,7 +40,19 @@ def markdown_escape(text: str) -> str:
 
 
 def _rows(report: dict[str, Any]) -> list[dict[str, Any]]:
-    return [*report["sweeps"], {"name": "whole project", "framework": "", **report["totals"], "stopped_by_budget": None}]
+    whole = {"name": "whole project", "framework": "", **report["totals"], "stopped_by_budget": None,
+             "region": report["region"], "pue": report["pue"], "settings_from": None}
+    return [*report["sweeps"], whole]
+
+
+def mixed_grids(report: dict[str, Any]) -> bool:
+    """True when the report's sweeps were run on different grids or PUEs (each is shown)."""
+    return len({(s["region"]["code"], s["region"]["g_co2e_per_kwh"], s["pue"]["value"]) for s in report["sweeps"]}) > 1
+
+
+def grid_of(row: dict[str, Any]) -> str:
+    """A sweep's grid and PUE in a few words: ``FR 56 g/kWh, PUE 1.2``."""
+    return f"{row['region']['code']} {row['region']['g_co2e_per_kwh']:.4g} g/kWh, PUE {row['pue']['value']:.3g}"
 
 
 def render_csv(report: dict[str, Any]) -> str:
@@ -52,7 +66,9 @@ def render_csv(report: dict[str, Any]) -> str:
             "sweep": row["name"], "framework": row["framework"], "trials": row["trials"],
             "complete": states.get("complete", 0), "pruned": states.get("pruned", 0), "failed": states.get("failed", 0),
             **{key: row[key] for key in ("gpu_hours", "energy_kwh", "facility_kwh", "co2e_kg", "cost_usd",
-                                         "measured_fraction", "waste_fraction", "stopped_by_budget")},
+                                         "measured_fraction", "waste_fraction", "stopped_by_budget", "settings_from")},
+            "stopped": states.get("stopped", 0), "interrupted": states.get("interrupted", 0),
+            "region": row["region"]["code"], "g_co2e_per_kwh": row["region"]["g_co2e_per_kwh"], "pue": row["pue"]["value"],
         })
     return out.getvalue()
 
@@ -63,22 +79,27 @@ def _pct(value: float | None) -> str:
 
 def render_markdown(report: dict[str, Any]) -> str:
     """Headline, one table row per sweep, and the findings in sentences."""
-    region = report["region"]
+    region, mixed = report["region"], mixed_grids(report)
+    headline = (
+        "Grid and PUE: each sweep's own, as it ran (column grid)." if mixed else
+        f"Grid: {markdown_escape(region['name'])}, {region['g_co2e_per_kwh']:g} gCO2e/kWh ({markdown_escape(region['source'])}). "
+        f"PUE {report['pue']['value']:g} ({markdown_escape(report['pue']['source'])})."
+    )
     lines = [
         "# Development footprint",
         "",
-        f"Grid: {markdown_escape(region['name'])}, {region['g_co2e_per_kwh']:g} gCO2e/kWh ({markdown_escape(region['source'])}). "
-        f"PUE {report['pue']['value']:g} ({markdown_escape(report['pue']['source'])}).",
+        headline,
         "",
-        "| sweep | framework | trials (done/stopped/failed) | GPU-h | facility kWh | kgCO2e | measured |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| sweep | framework | trials (done/stopped/failed) | GPU-h | facility kWh | kgCO2e | measured |" + (" grid |" if mixed else ""),
+        "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if mixed else ""),
     ]
     for row in _rows(report):
         states = row["trials_by_state"]
         counts = f"{row['trials']} ({states.get('complete', 0)}/{states.get('pruned', 0) + states.get('stopped', 0)}/{states.get('failed', 0)})"
+        grid = f" {markdown_escape(grid_of(row)) if row['settings_from'] else ''} |" if mixed else ""
         lines.append(
             f"| {markdown_escape(row['name'])} | {markdown_escape(row['framework'])} | {counts} | {format_number(row['gpu_hours'])} "
-            f"| {format_number(row['facility_kwh'])} | {format_number(row['co2e_kg'])} | {_pct(row['measured_fraction'])} |"
+            f"| {format_number(row['facility_kwh'])} | {format_number(row['co2e_kg'])} | {_pct(row['measured_fraction'])} |{grid}"
         )
     lines.append("")
     lines.extend(f"- {sentence}" for sentence in findings(report, escape=markdown_escape))
@@ -140,9 +161,15 @@ def statement(report: dict[str, Any], escape: Any, latex: bool = False) -> str:
         f"Developing this work took {totals['trials']} training runs across {searches} "
         f"search{'es' if searches != 1 else ''} over {duration}, using {format_number(totals['gpu_hours'])} GPU-hours on {hardware}. "
         f"They drew {format_number(totals['energy_kwh'])} kWh at the devices and {format_number(totals['facility_kwh'])} kWh "
-        f"at the facility (PUE {pue['value']:g}, {escape(pue['source'])}). At {region['g_co2e_per_kwh']:g} g{co2}/kWh "
-        f"({escape(region['name'])}; {escape(region['source'])}), this is {format_number(totals['co2e_kg'])} kg {co2}"
+        f"at the facility (PUE {pue['value']:.3g}, {escape(pue['source'])}). "
     )
+    if mixed_grids(report):
+        grids = "; ".join(sorted({escape(grid_of(s)) for s in report["sweeps"]}))
+        text += (f"With the grid and PUE each search ran on ({grids}; energy-weighted mean "
+                 f"{region['g_co2e_per_kwh']:.4g} g{co2}/kWh), this is {format_number(totals['co2e_kg'])} kg {co2}")
+    else:
+        text += (f"At {region['g_co2e_per_kwh']:g} g{co2}/kWh ({escape(region['name'])}; {escape(region['source'])}), "
+                 f"this is {format_number(totals['co2e_kg'])} kg {co2}")
     if totals["cost_usd"] is not None:
         cost = f"${totals['cost_usd']:,.2f}"
         text += f" and cost {escape(cost)}"

@@ -309,3 +309,30 @@ def test_idle_energy_between_trials_is_recorded_apart(ledger_path: str, gpu_mete
     with Ledger.open(ledger_path) as store:
         totals = build_report(store, CarbonModel())["totals"]
     assert totals["trials"] == 3 and totals["idle_kwh"] == pytest.approx(idle.energy_kwh)
+
+
+def test_the_report_uses_the_region_pue_and_price_the_search_ran_with(ledger_path: str, gpu_meter: Meter, audit) -> None:
+    """AuditCallback(region="FR") then `audit report`: France, not the world average (8x more)."""
+    import json
+
+    study = optuna.create_study(study_name="fr")
+    callback = AuditCallback(ledger=ledger_path, devices="all", meter=gpu_meter, region="FR", pue=1.2,
+                          price_per_kwh=0.3, budget="2 kg").attach(study)
+    study.optimize(lambda t: time.sleep(0.2) or t.suggest_float("x", 0, 1), n_trials=3, callbacks=[callback])
+    callback.close()
+    report = json.loads(audit("--ledger", ledger_path, "report", "--format", "json").out)
+    [sweep] = report["sweeps"]
+    assert sweep["settings_from"] == "sweep" and sweep["region"]["code"] == "FR" and sweep["pue"]["value"] == 1.2
+    assert report["region"]["code"] == "FR" and sweep["price"] == "$0.3 per kWh"
+    kwh = report["totals"]["energy_kwh"]
+    assert report["totals"]["co2e_kg"] == pytest.approx(kwh * 1.2 * callback.model.region.g_co2e_per_kwh / 1000, rel=1e-9)
+    assert report["totals"]["cost_usd"] == pytest.approx(kwh * 1.2 * 0.3, rel=1e-9)
+    # the budget's events record the same grid and PUE
+    with Ledger.open(ledger_path) as store:
+        assert all(e.intensity_g_per_kwh == callback.model.region.g_co2e_per_kwh and e.pue == 1.2 for e in store.budget_events())
+    # --region and --pue recompute, and say so
+    moved = json.loads(audit("--ledger", ledger_path, "report", "--format", "json", "--region", "PL", "--pue", "1.5").out)
+    assert moved["sweeps"][0]["settings_from"] == "override" and moved["region"]["code"] == "PL"
+    assert moved["totals"]["co2e_kg"] == pytest.approx(kwh * 1.5 * moved["region"]["g_co2e_per_kwh"] / 1000, rel=1e-9)
+    table = " ".join(audit("--ledger", ledger_path, "report").out.split())
+    assert "grid FR 56 g/kWh" in table and "no region set" not in table
