@@ -33,7 +33,7 @@ from enum import Enum
 
 from auditor.errors import InvalidInputError
 from auditor.model.carbon import Footprint
-from auditor.model.units import Quantity, format_amount, parse_quantity
+from auditor.model.units import Metric, Quantity, format_amount, parse_quantity
 
 WARN_THRESHOLDS = (0.5, 0.8, 1.0)
 
@@ -154,9 +154,26 @@ class Budget:
         """What stopping means for this budget's mode."""
         return Action.STOP_ALL if self.mode is Mode.HARD else Action.STOP_NEW
 
+    @property
+    def counts(self) -> str:
+        """What the limit is compared with, in words (an energy budget counts IT energy).
+
+        Example:
+            >>> Budget.parse("2 kWh").counts
+            'IT energy at the devices (before PUE)'
+        """
+        return {
+            Metric.ENERGY_KWH: "IT energy at the devices (before PUE)",
+            Metric.CO2E_KG: "CO2e of the facility energy (IT energy x PUE x intensity)",
+            Metric.GPU_HOURS: "GPU-hours (devices x wall hours)",
+            Metric.COST_USD: "cost at the given price",
+        }[self.limit.metric]
+
     def describe(self) -> str:
-        """The budget in words, e.g. ``'2 kgCO2e per sweep (stop-new)'``."""
-        return f"{self.limit.describe()} per {self.scope.value} ({self.mode.value})"
+        """The budget in words, e.g. ``'2 kgCO2e per sweep (stop-new)'``; an energy budget says
+        it counts IT energy (``'2 kWh IT per sweep (stop-new)'``)."""
+        qualifier = " IT" if self.limit.metric is Metric.ENERGY_KWH else ""
+        return f"{self.limit.describe()}{qualifier} per {self.scope.value} ({self.mode.value})"
 
     def _fmt(self, value: float) -> str:
         return format_amount(self.limit.metric, value)
@@ -176,7 +193,8 @@ class Budget:
         def decide(action: Action, reason: str) -> Decision:
             return Decision(action, used, limit, ahead, threshold, reason)
 
-        spent_text = f"spent {self._fmt(used)} of the {self._fmt(limit)} budget"
+        it = " (IT energy, before PUE)" if metric is Metric.ENERGY_KWH else ""
+        spent_text = f"spent {self._fmt(used)} of the {self._fmt(limit)} budget{it}"
         if self.mode is Mode.WARN:
             if threshold is None:
                 return decide(Action.GO, spent_text)

@@ -51,10 +51,11 @@ def sweeps_command(
     if output is TableOrJson.json:
         print_json([{k: v for k, v in r.items() if k != "budget_events"} for r in rows])
         return
-    table = make_table("sweep", "framework", "trials", "GPU-h", "energy kWh", "kgCO2e", "budget")
+    table = make_table("sweep", "framework", "trials", "GPU-h", "IT kWh", "facility kWh", "kgCO2e", "budget")
     for r in rows:
         table.add_row(r["name"], r["framework"], str(r["trials"]), format_number(r["gpu_hours"]),
-                      format_number(r["energy_kwh"]), format_number(r["co2e_kg"]), "stopped" if r["stopped_by_budget"] else "")
+                      format_number(r["energy_kwh"]), format_number(r["facility_kwh"]), format_number(r["co2e_kg"]),
+                      "stopped" if r["stopped_by_budget"] else "")
     console().print(table)
 
 

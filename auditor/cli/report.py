@@ -134,13 +134,13 @@ def print_report(report: dict[str, Any]) -> None:
         grid = "grid and PUE: each sweep's own, as it ran (column grid)"
     out.print(f"Ledger {report['ledger']} · {len(report['sweeps'])} sweeps · {totals['trials']} trials · {grid}", overflow="fold")
     priced = totals["cost_usd"] is not None
-    headers = ["sweep", "framework", "trials (done/stopped/failed)", "GPU-h", "facility kWh", "kgCO2e", "measured"]
+    headers = ["sweep", "framework", "trials (done/stopped/failed)", "GPU-h", "IT kWh", "facility kWh", "kgCO2e", "measured"]
     table = make_table(*headers, *(["USD"] if priced else []), *(["grid"] if mixed else []))
     for row in [*report["sweeps"], {"name": "whole project", "framework": "", **totals}]:
         states = row["trials_by_state"]
         counts = f"{row['trials']} ({states.get('complete', 0)}/{states.get('pruned', 0) + states.get('stopped', 0)}/{states.get('failed', 0)})"
         measured = "-" if row["measured_fraction"] is None else f"{row['measured_fraction']:.0%}"
-        cells = [row["name"], row["framework"], counts, format_number(row["gpu_hours"]),
+        cells = [row["name"], row["framework"], counts, format_number(row["gpu_hours"]), format_number(row["energy_kwh"]),
                  format_number(row["facility_kwh"]), format_number(row["co2e_kg"]), measured]
         table.add_row(*cells, *([f"${row['cost_usd']:,.2f}"] if priced else []),
                       *([grid_of(row) if "region" in row else ""] if mixed else []))

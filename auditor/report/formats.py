@@ -90,8 +90,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         headline,
         "",
-        "| sweep | framework | trials (done/stopped/failed) | GPU-h | facility kWh | kgCO2e | measured |" + (" grid |" if mixed else ""),
-        "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if mixed else ""),
+        "| sweep | framework | trials (done/stopped/failed) | GPU-h | IT kWh | facility kWh | kgCO2e | measured |" + (" grid |" if mixed else ""),
+        "| --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if mixed else ""),
     ]
     for row in _rows(report):
         states = row["trials_by_state"]
@@ -99,7 +99,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         grid = f" {markdown_escape(grid_of(row)) if row['settings_from'] else ''} |" if mixed else ""
         lines.append(
             f"| {markdown_escape(row['name'])} | {markdown_escape(row['framework'])} | {counts} | {format_number(row['gpu_hours'])} "
-            f"| {format_number(row['facility_kwh'])} | {format_number(row['co2e_kg'])} | {_pct(row['measured_fraction'])} |{grid}"
+            f"| {format_number(row['energy_kwh'])} | {format_number(row['facility_kwh'])} | {format_number(row['co2e_kg'])} | {_pct(row['measured_fraction'])} |{grid}"
         )
     lines.append("")
     lines.extend(f"- {sentence}" for sentence in findings(report, escape=markdown_escape))

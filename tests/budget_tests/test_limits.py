@@ -4,7 +4,7 @@ import pytest
 
 from auditor.budget.limits import Action, Budget, Mode, Scope
 from auditor.errors import InvalidInputError
-from auditor.model.carbon import Footprint
+from auditor.model.carbon import CarbonModel, Footprint
 from auditor.model.units import Metric
 
 
@@ -95,3 +95,13 @@ def test_each_metric_reads_its_own_figure() -> None:
 def test_usd_budget_without_price_is_an_error() -> None:
     with pytest.raises(InvalidInputError, match="needs a price"):
         Budget.parse("$5").check(usage(kwh=1))
+
+
+def test_an_energy_budget_says_it_counts_it_energy() -> None:
+    """The report shows facility kWh too: a kWh budget must say which one it counts."""
+    budget = Budget.parse("2 kWh")
+    assert budget.describe() == "2 kWh IT per sweep (stop-new)"
+    assert budget.counts == "IT energy at the devices (before PUE)"
+    assert Budget.parse("2 kg").describe() == "2 kgCO2e per sweep (stop-new)"
+    spent = CarbonModel(pue=1.5).footprint(energy_kwh=2.0, gpu_hours=0.0)
+    assert budget.check(spent).reason == "budget reached: spent 2 kWh of the 2 kWh budget (IT energy, before PUE)"

@@ -65,3 +65,15 @@ def test_report_unknown_sweep(audit, clean_environment: Path) -> None:
     result = audit("report", "--ledger", str(ledger), "--sweep", "nope")
     assert result.code == 1
     assert result.err == f"error: no sweep called 'nope' in {ledger}: it holds final, search\n"
+
+
+def test_it_and_facility_energy_are_shown_side_by_side(audit, clean_environment: Path) -> None:
+    ledger = clean_environment / "l.db"
+    seed_ledger(ledger)
+    lines = audit("report", "--ledger", str(ledger), "--pue", "1.5", "--region", "DE").out.splitlines()
+    header = next(line for line in lines if line.startswith("sweep"))
+    assert "IT kWh" in header and "facility kWh" in header
+    whole = next(line for line in lines if line.startswith("whole project")).split()
+    assert "5.4" in whole and "8.1" in whole  # 5.4 kWh at the devices, x 1.5 at the facility
+    listing = audit("sweeps", "--ledger", str(ledger)).out
+    assert "IT kWh" in listing and "facility kWh" in listing

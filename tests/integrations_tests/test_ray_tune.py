@@ -76,6 +76,9 @@ def test_fractional_gpus_share_their_energy(tmp_path: Path, ray_session: None) -
     attributed = sum(t.energy["gpu"].joules for t in trials.values())
     assert attributed + idle_delta == pytest.approx(delta, abs=1.0)  # nothing counted twice
     assert attributed <= 300 * sum(t.gpu_seconds for t in trials.values()) * 1.05
+    with Ledger.open(ledger) as store:  # the sweep keeps the grid it ran with, for every report
+        [sweep] = store.sweeps()
+    assert sweep.attrs["settings"]["region"]["code"] == "DE"
 
 
 def test_errored_and_scheduler_stopped_trials(tmp_path: Path, ray_session: None) -> None:
