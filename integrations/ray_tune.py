@@ -194,10 +194,11 @@ class AuditLoggerCallback(LoggerCallback):
         self._collect()
         if self.keeper.guard is None:
             return
-        pending = [usage_of(r) for key, r in self._latest.items() if key not in self._recorded]
+        pending = {key: usage_of(r) for key, r in self._latest.items() if key not in self._recorded}
         held = [r for r in self.writer.held if r.state is not TrialState.RUNNING] if self.writer else []  # a ledger fault
-        pending += [Usage(r.energy_kwh, r.gpu_hours, 1) for r in held]
-        usage = Usage(sum(u.energy_kwh for u in pending), sum(u.gpu_hours for u in pending), len(pending))
+        pending.update({r.trial_key: Usage(r.energy_kwh, r.gpu_hours, 1) for r in held})
+        usage = Usage(sum(u.energy_kwh for u in pending.values()), sum(u.gpu_hours for u in pending.values()),
+                      len(pending), frozenset(pending))  # their heartbeat rows in the ledger are left out
         self.keeper.decide(usage, after=f"a result of trial {trial.trial_id}")
 
     @never_raise

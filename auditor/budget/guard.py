@@ -114,8 +114,8 @@ class BudgetGuard:
 
     def spent(self, pending: Usage | None = None) -> Footprint:
         """What is spent: the ledger's trials in the budget's scope plus ``pending`` ones."""
-        usage = self.ledger.usage(self.sweep if self.budget.scope is Scope.SWEEP else None)
         pending = pending or Usage()
+        usage = self.ledger.usage(self.sweep if self.budget.scope is Scope.SWEEP else None, exclude=(self.sweep, pending.keys))
         return self.model.footprint(usage.energy_kwh + pending.energy_kwh, usage.gpu_hours + pending.gpu_hours)
 
     def check(self, pending: Usage | None = None, after: str = "") -> Decision:
@@ -149,7 +149,7 @@ class BudgetGuard:
         # other worker sees a moment where they are neither reserved nor in the ledger.
         ahead = Usage(forecast.energy_kwh + pending.energy_kwh, forecast.gpu_hours + pending.gpu_hours, 1)
         scope_project = self.budget.scope is Scope.PROJECT
-        self.ledger.reserve(self.sweep, holder, ahead, decide, project=scope_project)
+        self.ledger.reserve(self.sweep, holder, ahead, decide, project=scope_project, exclude=pending.keys)
         return self._settle(decisions[-1], after)
 
     def release(self, holder: str) -> None:

@@ -111,11 +111,17 @@ class BudgetEvent:
 
 @dataclass(frozen=True)
 class Usage:
-    """Summed IT energy and GPU time of a set of trials, what budgets are checked against."""
+    """Summed IT energy and GPU time of a set of trials, what budgets are checked against.
+
+    ``keys``: for trials not in the ledger yet (a process's pending ones), their trial keys, so
+    that a tally adding them to the ledger's sum leaves out the ledger's rows of the same trials
+    (their ``running`` heartbeats): each trial is counted once.
+    """
 
     energy_kwh: float = 0.0
     gpu_hours: float = 0.0
     trials: int = 0
+    keys: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

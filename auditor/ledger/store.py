@@ -24,7 +24,7 @@ import socket
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -541,13 +541,18 @@ class Ledger:
         with self._read() as conn:
             return int(conn.execute(query).scalar_one())
 
-    def usage(self, sweep: str | None = None) -> Usage:
-        """Summed IT energy and GPU time of one sweep's trials (or of the whole ledger)."""
+    def usage(self, sweep: str | None = None, exclude: tuple[str, Collection[str]] | None = None) -> Usage:
+        """Summed IT energy and GPU time of one sweep's trials (or of the whole ledger).
+
+        ``exclude``: a sweep and trial keys whose rows are left out (trials a caller counts
+        itself, from figures newer than their rows here).
+        """
         t = schema.trials
         trials = func.coalesce(func.sum(case((t.c.state != "idle", 1), else_=0)), 0)
         query = select(func.coalesce(func.sum(t.c.energy_j), 0.0), func.coalesce(func.sum(t.c.gpu_seconds), 0.0), trials)
         if sweep is not None:
             query = query.where(t.c.sweep_id == self._sweep_id(sweep))
+        query = self._excluding(query, exclude)
         with self._read() as conn:
             joules, gpu_seconds, count = conn.execute(query).one()
         return Usage(energy_kwh=float(joules) / 3.6e6, gpu_hours=float(gpu_seconds) / 3600.0, trials=int(count))
@@ -629,6 +634,12 @@ class Ledger:
 
     # -- budget reservations ----------------------------------------------------------------
 
+    def _excluding(self, query: Any, exclude: tuple[str, Collection[str]] | None) -> Any:
+        if not exclude or not exclude[1]:
+            return query
+        t = schema.trials
+        return query.where(~((t.c.sweep_id == self._sweep_id(exclude[0])) & t.c.trial_key.in_(sorted(exclude[1]))))
+
     def reserve(
         self,
         sweep: str,
@@ -636,10 +647,12 @@ class Ledger:
         ahead: Usage,
         decide: Callable[[Usage, Usage], bool],
         project: bool = False,
+        exclude: Collection[str] = (),
     ) -> bool:
         """Reserve ``ahead`` for ``holder``'s next trial if ``decide(committed, ahead)`` allows
         it, in one transaction that other workers' reservations wait for. ``committed`` is what
-        the scope's trials spent plus what the other holders reserved. Returns the answer; a
+        the scope's trials spent plus what the other holders reserved, leaving out the rows of
+        ``exclude`` (trial keys of ``sweep`` the caller counts itself). Returns the answer; a
         refused holder keeps no reservation."""
         t, r = schema.trials, schema.reservations
         sweep_id = self._sweep_id(sweep)
@@ -653,6 +666,7 @@ class Ledger:
             )
             if not project:
                 spent, held = spent.where(t.c.sweep_id == sweep_id), held.where(r.c.sweep_id == sweep_id)
+            spent = self._excluding(spent, (sweep, exclude))
             spent_j, spent_s = conn.execute(spent).one()
             held_j, held_s = conn.execute(held).one()
             committed = Usage((float(spent_j) + float(held_j)) / 3.6e6, (float(spent_s) + float(held_s)) / 3600)

@@ -75,7 +75,7 @@ class Recorder:
         self._jobs: queue.Queue[_Job | _Start | threading.Event] = queue.Queue()
         self._running: dict[int, tuple[Interval, dict[str, Any], float]] = {}  # interval id -> ..., last beat
         self.heartbeat_s = HEARTBEAT_S
-        self._pending: dict[int, Interval] = {}
+        self._pending: dict[int, tuple[Interval, str]] = {}  # interval id -> interval, trial key
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="auditor-recorder", daemon=True)
         self._thread.start()
@@ -107,7 +107,7 @@ class Recorder:
         measurement and the sweep.
         """
         with self._lock:
-            self._pending[interval.id] = interval
+            self._pending[interval.id] = (interval, str(fields.get("trial_key", "")))
         self._jobs.put(_Job(interval, fields))
 
     def record_now(self, measurement: Measurement | None, **fields: Any) -> None:
@@ -115,16 +115,27 @@ class Recorder:
         self._write([record_for(measurement, sweep=self.sweep, **fields)])
 
     def pending_usage(self) -> Usage:
-        """Energy and GPU time of trials handed over but not yet written (as measured so far)."""
+        """Energy and GPU time of trials handed over but not yet written (as measured so far),
+        each trial once, with their keys: a tally leaves the ledger's rows of these trials out
+        (a heartbeat, or the final row written since this was read), so that each trial is
+        counted once, whether it is queued, being written or in the ledger."""
         with self._lock:
             intervals = list(self._pending.values())
             unwritten = self.writer.held
-        joules = sum(sum(iv.energy.values()) for iv in intervals) + sum(r.energy_joules for r in unwritten)
+        keys = {key for _, key in intervals}
+        latest: dict[str, Any] = {}
+        for record in unwritten:  # a trial's final record over its held-back heartbeats
+            if record.trial_key in keys:
+                continue
+            if record.state is not TrialState.RUNNING or latest.get(record.trial_key) is None \
+                    or latest[record.trial_key].state is TrialState.RUNNING:
+                latest[record.trial_key] = record
+        joules = sum(sum(iv.energy.values()) for iv, _ in intervals) + sum(r.energy_joules for r in latest.values())
         gpu_seconds = sum(
-            (iv.end - since) for iv in intervals if iv.end is not None
+            (iv.end - since) for iv, _ in intervals if iv.end is not None
             for key, since in iv.devices.items() if key.startswith("gpu:")
-        ) + sum(r.gpu_seconds for r in unwritten)
-        return Usage(joules / 3.6e6, gpu_seconds / 3600.0, len(intervals) + len(unwritten))
+        ) + sum(r.gpu_seconds for r in latest.values())
+        return Usage(joules / 3.6e6, gpu_seconds / 3600.0, len(intervals) + len(latest), frozenset(keys | set(latest)))
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Wait until every trial handed over has been written (or held back by a fault).

@@ -1,0 +1,212 @@
+"""Writing a plugin's trials to a ledger that may stop answering, without losing any.
+
+A :class:`LedgerWriter` is how the plugins write. It never raises: trials the ledger refuses
+(its disk full or read-only, locked past the timeout, its server restarting or never reached)
+are held back in memory and in a spool file (:mod:`auditor.ledger.spool`), one warning says
+why, and they are written with the next write once the ledger answers again. A ledger that
+could not be opened is tried again at most every ``retry_s``. On opening, the trials that
+dead processes left in spool files for the same ledger are written too.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from auditor.errors import AuditorError
+from auditor.ledger.records import TrialRecord
+from auditor.ledger.spool import Spool, replay
+from auditor.ledger.store import Ledger
+from auditor.ledger.url import display
+
+logger = logging.getLogger("auditor")
+
+
+class LedgerWriter:
+    """Writes the trials of one sweep, holding back what the ledger refuses.
+
+    Args:
+        target: the ledger's path or URL.
+        sweep: the sweep the trials belong to (created on first contact).
+        framework: ``optuna``, ``ray``...
+        sweep_attrs: stored with the sweep when it is created.
+        timeout_s: how long a locked or silent ledger is waited for, per write.
+        spool_dir: where held-back trials are kept on disk (default: the setting's default).
+        retry_s: how often a ledger that could not be opened is tried again.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> writer = LedgerWriter(str(folder / "ledger.db"), "demo", "run", spool_dir=folder / "spool")
+        >>> writer.write([TrialRecord(sweep="demo", trial_key="1", state="complete", start_time=0.0)])
+        True
+        >>> writer.ledger.count_trials("demo"), writer.held
+        (1, [])
+    """
+
+    def __init__(
+        self,
+        target: str,
+        sweep: str,
+        framework: str,
+        sweep_attrs: dict[str, Any] | None = None,
+        *,
+        timeout_s: float = 30.0,
+        spool_dir: str | None = None,
+        retry_s: float = 5.0,
+    ) -> None:
+        self.target, self.sweep, self.timeout_s, self.retry_s = target, sweep, timeout_s, retry_s
+        self.spool_dir = spool_dir
+        self._sweeps = {sweep: (framework, dict(sweep_attrs or {}))}
+        self.ledger: Ledger | None = None
+        self._spool: Spool | None = None
+        self._held: list[TrialRecord] = []
+        self._lock = threading.Lock()  # guards _held; never held while the ledger is written
+        self._write_lock = threading.Lock()  # one write at a time
+        self._tried_at: float | None = None
+        self._warned = False
+        self._spool_failed = False
+        self._sweeps_exist = False
+        self.problem: str | None = None  # why the last write did not go through
+        self.written = 0
+        self.connect()
+
+    # -- the ledger --------------------------------------------------------------------------
+
+    def connect(self) -> Ledger | None:
+        """The open ledger, opening it if needed (at most every ``retry_s``); None if it cannot
+        be opened now (a warning says why)."""
+        if self.ledger is not None:
+            return self.ledger
+        now = time.monotonic()
+        if self._tried_at is not None and now - self._tried_at < self.retry_s:
+            return None
+        self._tried_at = now
+        try:
+            ledger = Ledger.open(self.target, busy_timeout_s=self.timeout_s)
+        except AuditorError as exc:
+            self._warn(str(exc))
+            return None
+        self.ledger = ledger
+        try:
+            replay(ledger, self.spool_dir)
+        except (AuditorError, ValueError) as exc:
+            logger.warning("auditor: trials held back by an earlier process not written yet: %s", exc)
+        return ledger
+
+    # -- writing -----------------------------------------------------------------------------
+
+    @property
+    def held(self) -> list[TrialRecord]:
+        """The trials handed over and not written yet."""
+        with self._lock:
+            return list(self._held)
+
+    @contextmanager
+    def steady(self) -> Iterator[None]:
+        """While inside, no write commits: what is held back and what the ledger holds do not
+        change under a tally that reads both (each trial is then in exactly one of them)."""
+        with self._write_lock:
+            yield
+
+    def hold(self, records: list[TrialRecord]) -> None:
+        """Take ``records`` to write with the next :meth:`write`."""
+        with self._lock:
+            self._held.extend(records)
+
+    def write(self, records: list[TrialRecord] | None = None) -> bool:
+        """Write ``records`` and every trial held back before them, in one transaction.
+
+        Returns:
+            True if nothing is held back any more.
+        """
+        if records:
+            self.hold(records)
+        with self._write_lock:
+            todo = self.held
+            if not todo:
+                return True
+            if self._write_to_ledger(todo):
+                with self._lock:
+                    done = {id(record) for record in todo}
+                    self._held = [r for r in self._held if id(r) not in done]
+                    left = bool(self._held)
+                self.written += len(todo)
+                if self._spool is not None and not left:
+                    self._spool.clear()
+                return not left
+            self._keep(todo)
+            return False
+
+    def _write_to_ledger(self, todo: list[TrialRecord]) -> bool:
+        ledger = self.connect()
+        if ledger is None:
+            return False
+        try:
+            if not self._sweeps_exist:
+                for name, (framework, attrs) in self._sweeps.items():
+                    ledger.ensure_sweep(name, framework=framework, attrs=attrs)
+                self._sweeps_exist = True
+            ledger.record_trials(todo)
+        except (AuditorError, ValueError) as exc:
+            self._warn(str(exc))
+            return False
+        if self._warned:
+            logger.warning("auditor: ledger %s answers again; %d held-back trials written", ledger.location, len(todo))
+        self._warned = False
+        self.problem = None
+        return True
+
+    def _keep(self, todo: list[TrialRecord]) -> None:
+        """Keep the held-back trials on disk too, so that a kill does not lose them."""
+        if self._spool is None:
+            self._spool = Spool(self._location(), self.spool_dir)
+        try:
+            self._spool.keep(todo, self._sweeps)
+            self._spool_failed = False
+        except OSError as exc:
+            if not self._spool_failed:
+                logger.warning("auditor: %s not written (%s): the held-back trials are in memory only",
+                               self._spool.path, exc.strerror)
+            self._spool_failed = True
+
+    def _location(self) -> str:
+        if self.ledger is not None:
+            return self.ledger.location
+        try:
+            return Ledger.location_of(self.target)
+        except AuditorError:
+            return str(self.target)
+
+    @property
+    def spool_path(self) -> Path | None:
+        """The spool file holding the held-back trials, if any was written."""
+        return self._spool.path if self._spool is not None else None
+
+    def _warn(self, why: str) -> None:
+        self.problem = why
+        if self._warned:
+            return
+        self._warned = True
+        warnings.warn(
+            f"auditor: trials held back, ledger {display(self.target)} not written: {why}; "
+            f"the search goes on and they are written once the ledger answers",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+    def close(self) -> None:
+        """A last try; what is still held back stays in the spool file, for the next process
+        (or ``audit report``) that opens this ledger to write."""
+        if not self.write() and self._spool is not None:
+            logger.warning(
+                "auditor: %d trials could not be written to the ledger %s; they are kept in %s and "
+                "written by the next auditor command or search that opens this ledger",
+                len(self.held), display(self.target), self._spool.path,
+            )
