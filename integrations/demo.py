@@ -113,7 +113,9 @@ def run_ray_demo(ledger: str, region: str | None = None, config: dict[str, Any] 
     if started_here:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        audit = AuditLoggerCallback(ledger=ledger, budget=budget["limit"], mode=budget["mode"], region=region, sweep=sweep)
+        scheduler = ASHAScheduler(max_t=search["epochs"], grace_period=10)
+        audit = AuditLoggerCallback(ledger=ledger, budget=budget["limit"], mode=budget["mode"], region=region, sweep=sweep,
+                                    scheduler=scheduler)
         tuner = tune.Tuner(
             with_audit(train),
             param_space={
@@ -123,7 +125,7 @@ def run_ray_demo(ledger: str, region: str | None = None, config: dict[str, Any] 
             },
             tune_config=tune.TuneConfig(
                 num_samples=search["trials"], metric="accuracy", mode="max",
-                scheduler=ASHAScheduler(max_t=search["epochs"], grace_period=10),
+                scheduler=scheduler,
             ),
             run_config=tune.RunConfig(name=sweep, storage_path=os.path.abspath(".auditor/ray_results"),
                                       callbacks=[audit], stop=audit.stopper, verbose=0),

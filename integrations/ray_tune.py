@@ -61,6 +61,19 @@ logger = logging.getLogger("auditor")
 # -- the driver side ------------------------------------------------------------------------------
 
 
+def scheduler_horizon(scheduler: Any) -> tuple[str, float] | None:
+    """The result key and value at which ``scheduler`` ends a trial as done (ASHA's and
+    HyperBand's ``time_attr`` and ``max_t``), or None for a scheduler without one."""
+    if scheduler is None:
+        return None
+    max_t = getattr(scheduler, "_max_t", None) or getattr(scheduler, "_max_t_attr", None)
+    time_attr = getattr(scheduler, "_time_attr", None)
+    if not isinstance(max_t, (int, float)) or not isinstance(time_attr, str):
+        logger.warning("auditor: %s has no max_t: trials it ends are recorded stopped", type(scheduler).__name__)
+        return None
+    return time_attr, float(max_t)
+
+
 class _AuditStopper(Stopper):
     """Stops a trial once a hard budget is spent, and the experiment once any budget is."""
 
@@ -84,6 +97,11 @@ class AuditLoggerCallback(LoggerCallback):
     ``region``, ``pue``, ``sweep`` (default: the experiment's name), ``price_per_gpu_hour``,
     ``price_per_kwh``, ``reserve``, ``fail``. ``audit.stopper`` is the :class:`ray.tune.Stopper`
     sharing its tally.
+
+    ``scheduler``: the experiment's ASHA or HyperBand scheduler. It ends trials that reach its
+    ``max_t`` as it ends those it cuts short, and Ray reports both alike; given it, trials that
+    reached ``max_t`` are recorded ``complete`` and only those cut short ``stopped``. Without
+    it, every trial a scheduler ends before its trainable returns is recorded ``stopped``.
     """
 
     def __init__(
@@ -100,6 +118,7 @@ class AuditLoggerCallback(LoggerCallback):
         price_per_kwh: float | None = None,
         reserve: bool = True,
         fail: str | None = None,
+        scheduler: Any = None,
     ) -> None:
         self.settings = plugin_settings(
             ledger=ledger, budget=budget, scope=scope, mode=mode, region=region, pue=pue,
@@ -109,14 +128,16 @@ class AuditLoggerCallback(LoggerCallback):
         self.budget = self.settings.budget
         self.keeper = BudgetKeeper(self.budget, self.model, reserve=reserve)
         self.sweep = sweep
+        self.horizon = scheduler_horizon(scheduler)
         self.writer: LedgerWriter | None = None
         self.stopper = _AuditStopper(self)
         self.stopped_by_budget_ids: set[str] = set()
         self._latest: dict[str, dict[str, Any]] = {}
         self._started: dict[str, float] = {}
         self._recorded: set[str] = set()
-        self._closing: dict[str, tuple[Any, Ending]] = {}  # trial id -> its final figures' ref, its end
+        self._closing: dict[str, tuple[list[Any], Ending]] = {}  # trial id -> refs to its final figures, its end
         self._beats: dict[str, float] = {}
+        self._nodes: list[str] = []
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -147,7 +168,8 @@ class AuditLoggerCallback(LoggerCallback):
         """Start a meter on every node now, owned by the driver."""
         super().setup(**info)
         try:
-            meters = [node_meter(node["NodeID"]) for node in ray.nodes() if node.get("Alive")]
+            self._nodes = [node["NodeID"] for node in ray.nodes() if node.get("Alive")]
+            meters = [node_meter(node_id) for node_id in self._nodes]
             ray.get([meter.snapshot.remote("") for meter in meters], timeout=60)
         except Exception as exc:  # noqa: BLE001 - trials then start their node's meter themselves
             logger.warning("auditor: node meters not started from the driver: %s", exc)
@@ -224,37 +246,39 @@ class AuditLoggerCallback(LoggerCallback):
             return
         latest = self._latest.get(trial.trial_id, {})
         node_id = latest.get("auditor/node_id")
-        ref = None
-        if node_id:
+        refs = []
+        # a trial that never reported does not say where it ran: every node's meter is asked
+        for node in [node_id] if node_id else self._nodes:
             try:
-                ref = node_meter(node_id).final.remote(trial.trial_id)
+                refs.append(node_meter(node).final.remote(trial.trial_id))
             except Exception as exc:  # noqa: BLE001 - fall back on the last report's figures
                 logger.warning("auditor: final figures of trial %s not asked for: %s", trial.trial_id, exc)
         by_budget = trial.trial_id in self.stopped_by_budget_ids or (at_end and self.stopped_by_budget)
-        self._closing[trial.trial_id] = (ref, Ending(
+        self._closing[trial.trial_id] = (refs, Ending(
             failed=failed, cut_short=at_end, by_budget=by_budget, end=time.time(), latest=latest,
+            reached_end=self.horizon is not None and float(latest.get(self.horizon[0], 0) or 0) >= self.horizon[1],
             params=dict(trial.config or {}), name=str(getattr(trial, "experiment_tag", "") or trial.trial_id),
         ))
 
     def _collect(self, wait_s: float = 0.0) -> None:
         waiting = {trial_id: c for trial_id, c in self._closing.items() if trial_id not in self._recorded}
-        refs = [ref for ref, _ in waiting.values() if ref is not None]
+        refs = [ref for trial_refs, _ in waiting.values() for ref in trial_refs]
         ready: set[Any] = set(refs)
         if refs:
             done, _ = ray.wait(refs, num_returns=len(refs), timeout=wait_s)
             ready = set(done)
-        for trial_id, (ref, ending) in waiting.items():
-            if ref is not None and ref not in ready:
+        for trial_id, (trial_refs, ending) in waiting.items():
+            if not all(ref in ready for ref in trial_refs):
                 if wait_s:  # the experiment is over: record what is known
                     self._record(trial_id, ending, None)
                 continue
-            final = None
-            if ref is not None:
+            finals = []
+            for ref in trial_refs:
                 try:
-                    final = ray.get(ref)
+                    finals.append(ray.get(ref))
                 except Exception as exc:  # noqa: BLE001
                     logger.warning("auditor: final figures of trial %s not collected: %s", trial_id, exc)
-            self._record(trial_id, ending, final)
+            self._record(trial_id, ending, next((f for f in finals if f is not None), None))
 
     def _record(self, trial_id: str, ending: Ending, final: dict[str, Any] | None) -> None:
         with self._lock:

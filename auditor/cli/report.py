@@ -32,6 +32,7 @@ from auditor.report.formats import (
     render_csv,
     render_markdown,
     render_statement,
+    without_energy_sentence,
 )
 from auditor.report.html import figures_for, render_html
 from auditor.report.plots import close_figures, save_figures
@@ -170,6 +171,9 @@ def print_report(report: dict[str, Any]) -> None:
     missing = held_back_sentence(report)
     if missing:
         out.print(missing, overflow="fold")
+    without = without_energy_sentence(report)
+    if without:
+        out.print(without, overflow="fold")
     unset = [s["name"] for s in report["sweeps"] if s["region"]["is_fallback"]]
     if unset:
         which = "" if len(unset) == len(report["sweeps"]) else f" ({', '.join(unset)} ran with no region set)"

@@ -138,3 +138,4 @@ class StateAggregate:
     stopped_by_budget: int
     first_start: float | None = None
     last_end: float | None = None
+    without_energy: int = 0  # trials flagged energy-missing: neither measured nor estimated

@@ -576,6 +576,7 @@ class Ledger:
             sweep_key, state, func.count(), func.sum(t.c.gpu_seconds), func.sum(t.c.energy_j), func.sum(t.c.measured_energy_j),
             func.sum(case((t.c.stopped_by_budget, 1), else_=0)), func.min(t.c.start_time),
             func.max(func.coalesce(t.c.end_time, t.c.start_time)),
+            func.sum(case((t.c.flags.like('%"energy-missing"%'), 1), else_=0)),
         ).group_by(sweep_key, state)
         if since is not None:
             query = query.where(t.c.start_time >= since)
@@ -584,7 +585,7 @@ class Ledger:
             sweeps = {row.id: (row.name, row.framework) for row in conn.execute(select(schema.sweeps.c.id, schema.sweeps.c.name, schema.sweeps.c.framework))}
         return [
             StateAggregate(*sweeps[int(r[0])], r[1], int(r[2]), float(r[3] or 0), float(r[4] or 0), float(r[5] or 0),
-                           int(r[6] or 0), r[7], r[8])
+                           int(r[6] or 0), r[7], r[8], int(r[9] or 0))
             for r in rows
         ]
 

@@ -105,7 +105,12 @@ class NodeMeter:
 
     def final(self, trial_id: str, grace_s: float = WORKER_GRACE_S) -> dict[str, Any] | None:
         """The trial's final figures, once its worker handed them over (or after ``grace_s``,
-        closing its interval here: a worker killed with its trial never does)."""
+        closing its interval here: a worker killed with its trial never does). None at once for
+        a trial that never began on this machine."""
+        with self.lock:
+            known = trial_id in self.intervals or trial_id in self.worker
+        if not known:
+            return None
         self._event(trial_id).wait(grace_s)
         with self.lock:
             interval = self.intervals.pop(trial_id, None)

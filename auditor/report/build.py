@@ -40,6 +40,7 @@ class Totals:
     waste_joules: float = 0.0
     idle_joules: float = 0.0
     stopped_by_budget: int = 0
+    without_energy: int = 0
     by_state: Counter[str] = field(default_factory=Counter)
 
     def add(self, row: StateAggregate) -> None:
@@ -53,6 +54,7 @@ class Totals:
         self.joules += row.joules
         self.measured_joules += row.measured_joules
         self.stopped_by_budget += row.stopped_by_budget
+        self.without_energy += row.without_energy
         if row.state in WASTE_STATES:
             self.waste_joules += row.joules
         self.by_state[row.state] += row.trials
@@ -74,6 +76,7 @@ class Totals:
             "waste_fraction": self.waste_joules / self.joules if self.joules else None,
             "idle_kwh": self.idle_joules / 3.6e6,
             "idle_fraction": self.idle_joules / self.joules if self.joules else None,
+            "trials_without_energy": self.without_energy,
         }
 
 

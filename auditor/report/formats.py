@@ -20,7 +20,7 @@ CSV_COLUMNS = [
     "sweep", "framework", "trials", "complete", "pruned", "failed", "gpu_hours", "energy_kwh",
     "facility_kwh", "co2e_kg", "cost_usd", "measured_fraction", "waste_fraction", "stopped_by_budget",
     # added in 0.1 without a version change (columns are only ever added at the end):
-    "stopped", "interrupted", "region", "g_co2e_per_kwh", "pue", "settings_from",
+    "stopped", "interrupted", "region", "g_co2e_per_kwh", "pue", "settings_from", "trials_without_energy",
 ]
 _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
           "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -68,6 +68,7 @@ def render_csv(report: dict[str, Any]) -> str:
             **{key: row[key] for key in ("gpu_hours", "energy_kwh", "facility_kwh", "co2e_kg", "cost_usd",
                                          "measured_fraction", "waste_fraction", "stopped_by_budget", "settings_from")},
             "stopped": states.get("stopped", 0), "interrupted": states.get("interrupted", 0),
+            "trials_without_energy": row.get("trials_without_energy", 0),
             "region": row["region"]["code"], "g_co2e_per_kwh": row["region"]["g_co2e_per_kwh"], "pue": row["pue"]["value"],
         })
     return out.getvalue()
@@ -115,12 +116,26 @@ def held_back_sentence(report: dict[str, Any]) -> str | None:
             "they are added once it can be.")
 
 
+def without_energy_sentence(report: dict[str, Any]) -> str | None:
+    """What the figures leave out: trials whose energy could be neither measured nor estimated."""
+    count = report["totals"].get("trials_without_energy", 0)
+    if not count:
+        return None
+    where = ", ".join(f"{s['name']} ({s['trials_without_energy']})" for s in report["sweeps"] if s.get("trials_without_energy"))
+    return (f"{count} trials have no energy figure ({where}): they ended before anything measured them (a Ray trial "
+            "stopped before its first report) or their meter failed, flagged energy-missing in `audit trials`. "
+            "They count as 0 kWh: the totals are a lower bound.")
+
+
 def findings(report: dict[str, Any], escape: Any = str) -> list[str]:
     """The report's conclusions as sentences."""
     totals, sentences = report["totals"], []
     missing = held_back_sentence(report)
     if missing:
         sentences.append(missing)
+    without = without_energy_sentence(report)
+    if without:
+        sentences.append(escape(without))
     final, ratio = report["final_run"], report["search_to_final_ratio"]
     if final is not None and ratio is not None:
         sentences.append(
@@ -179,5 +194,8 @@ def statement(report: dict[str, Any], escape: Any, latex: bool = False) -> str:
                  f"the search cost {report['search_to_final_ratio']:.0f} times the final run.")
     if totals["measured_fraction"] is not None:
         text += f" {totals['measured_fraction'] * 100:.0f}{pct} of the energy was measured with hardware counters; the rest was estimated."
+    if totals.get("trials_without_energy"):
+        text += (f" {totals['trials_without_energy']} of the {totals['trials']} runs have no energy figure and count as zero, "
+                 "so these figures are a lower bound.")
     text += f" Figures recorded with {escape(report['generator'])}."
     return text

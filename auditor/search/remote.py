@@ -63,9 +63,10 @@ class Ending:
 
     Attributes:
         failed: the trial raised.
-        cut_short: it was stopped before it ended by itself (a scheduler, a stopper, the
-            experiment's end).
+        cut_short: it was stopped before it ended by itself (a stopper, the experiment's end).
         by_budget: the budget stopped it.
+        reached_end: it reached the end its scheduler sets (ASHA's ``max_t``): ended by the
+            scheduler there, it is complete, not cut short.
         end: when it ended (wall clock).
         latest: its last result.
         params: its configuration.
@@ -76,6 +77,7 @@ class Ending:
     cut_short: bool
     by_budget: bool
     end: float
+    reached_end: bool = False
     latest: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     name: str = ""
@@ -85,11 +87,11 @@ def final_record(sweep: str, trial_key: str, start: float, ending: Ending, final
     """A finished trial's row: its GPU figures from its node meter's ``final`` (or, if they
     never came, from its last result, flagged), its CPU and memory figures from its worker."""
     latest = ending.latest
-    node_id = latest.get(PREFIX + "node_id")
+    node_id = latest.get(PREFIX + "node_id") or (final or {}).get("node_id")
     worker = (final or {}).get("worker", {})
     if ending.failed:
         state = TrialState.FAILED
-    elif ending.by_budget or ending.cut_short or worker.get("finished") is False:
+    elif ending.by_budget or ending.cut_short or (worker.get("finished") is False and not ending.reached_end):
         state = TrialState.STOPPED
     else:
         state = TrialState.COMPLETE

@@ -164,3 +164,18 @@ def test_html_report_renders_its_plots_in_headless_chromium(audit, tmp_path: Pat
     bars = sum(n for n, rgb in colors if abs(rgb[0] - 0x38) < 30 and abs(rgb[1] - 0xA1) < 30 and abs(rgb[2] - 0x69) < 30)
     assert spent_line > 200, "the CO2e-over-time line was not drawn"
     assert bars > 1000, "the energy-by-state bars were not drawn"
+
+
+def test_trials_without_energy_are_counted_and_said_in_every_format(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "l.db") as store:
+        store.ensure_sweep("s", "ray")
+        store.record_trial(TrialRecord(sweep="s", trial_key="ok", state="complete", start_time=0.0, end_time=10.0,
+                                       energy={"gpu": EnergyReading(3600.0, "counter")}))
+        store.record_trial(TrialRecord(sweep="s", trial_key="early", state="stopped", start_time=0.0, end_time=1.0,
+                                       flags=["energy-missing"]))
+        report = build_report(store, CarbonModel())
+    assert report["totals"]["trials_without_energy"] == 1 and report["sweeps"][0]["trials_without_energy"] == 1
+    assert "1 trials have no energy figure (s (1))" in render_markdown(report)
+    assert "1 of the 2 runs have no energy figure" in render_statement(report)
+    rows = list(csv.DictReader(io.StringIO(render_csv(report))))
+    assert [row["trials_without_energy"] for row in rows] == ["1", "1"]
