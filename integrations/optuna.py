@@ -12,19 +12,15 @@ Example:
     3
 
 How it sees every trial: on its first call (or on :meth:`AuditCallback.attach`), the callback
-wraps the study's sampler and pruner. The sampler's ``before_trial`` and ``after_trial`` fire
-for every trial, so each trial's interval opens when it starts and closes when it ends, even
-one that fails with an exception Optuna never shows to callbacks. Trials that ran before the
-callback was attached (the first trial of ``optimize``, those of ``n_jobs`` threads started
-with it) are measured after the fact from the meter's idle energy over their start and end,
-and flagged ``after-the-fact``. Call ``audit.attach(study)`` before ``optimize`` to measure those
-exactly too.
+wraps the study's sampler and pruner, whose ``before_trial`` and ``after_trial`` fire for every
+trial, even one failing with an exception Optuna never shows to callbacks. Trials that ran
+before (the first of ``optimize``, of each ``n_jobs`` thread) are measured after the fact from
+the meter's idle energy, flagged ``after-the-fact``: ``audit.attach(study)`` before ``optimize``
+measures those live too, and lets a resumed search whose budget is spent run no trial.
 
-Budgets: ``stop-new`` calls ``study.stop()`` once the spent amount, or the spent amount plus the
-forecast of the next trial, reaches the limit; ``hard`` also makes ``trial.should_prune()``
-answer True in running trials, which then end PRUNED and are marked stopped by the budget. The
-spent amount is read from the shared ledger, so several processes or machines sharing one
-Optuna storage and one ledger stop together.
+Budgets (read from the shared ledger, so several processes or machines stop together):
+``stop-new`` calls ``study.stop()`` once the spent amount, or it plus the next trial's forecast,
+reaches the limit; ``hard`` also makes ``trial.should_prune()`` answer True in running trials.
 """
 
 from __future__ import annotations
@@ -76,12 +72,16 @@ class _AuditSampler(BaseSampler):
         return getattr(self._base, name)
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
+        if trial._trial_id in self._audit._refused:
+            return {}  # every parameter then goes through sample_independent, which ends the trial
         return self._base.infer_relative_search_space(study, trial)
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, Any]) -> dict[str, Any]:
         return self._base.sample_relative(study, trial, search_space)
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, name: str, distribution: Any) -> Any:
+        if trial._trial_id in self._audit._refused and study._thread_local.in_optimize_loop:
+            raise optuna.TrialPruned("auditor: the budget was spent before this trial started")
         return self._base.sample_independent(study, trial, name, distribution)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -130,12 +130,10 @@ class AuditCallback:
         sweep: the sweep's name (default: the study's name).
         price_per_gpu_hour, price_per_kwh: for costs and dollar budgets.
         meter: the meter to use (default: this process's).
-        reserve: hold the forecast of this worker's next trial against the budget in the ledger
-            (default), so that workers sharing a budget overshoot it by the forecast's error at
-            most, not by one trial each.
-        fail: what the budget does when it cannot be checked (the ledger does not answer) or a
-            trial's energy is missing: ``open`` (default: the search goes on, with a warning)
-            or ``closed`` (the search stops).
+        reserve: reserve this worker's next trial's forecast in the ledger (default), so that
+            workers sharing a budget overshoot it by the forecast's error, not a trial each.
+        fail: when the budget cannot be checked or a trial's energy is missing: ``open``
+            (default: go on, with a warning) or ``closed`` (stop).
     """
 
     def __init__(
@@ -169,6 +167,8 @@ class AuditCallback:
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self._attached: set[int] = set()
         self._stopped_by_budget: set[int] = set()
+        self._refused: set[int] = set()  # started with the budget already spent: end at their first suggestion
+        self._checked_first = False
         self._lock = threading.Lock()
 
     # -- attaching ------------------------------------------------------------------------------
@@ -210,16 +210,30 @@ class AuditCallback:
 
     @never_raise
     def _trial_started(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if self.trials is not None:
-            self.trials.begin(trial._trial_id, trial_key=f"{study.study_name}/{trial.number}", number=trial.number)
+        if self.trials is None:
+            return
+        self.trials.begin(trial._trial_id, trial_key=f"{study.study_name}/{trial.number}", number=trial.number)
+        if not self._checked_first:  # a resumed search whose budget is spent runs no trial
+            self._checked_first = True
+            decision = self.keeper.decide(self.trials.recorder.pending_usage(), after=f"the start of trial {trial.number}")
+            if decision is not None and decision.action.stops:
+                self._refused.add(trial._trial_id)
+                self._stopped_by_budget.add(trial._trial_id)
+                if study._thread_local.in_optimize_loop:
+                    study.stop()
 
     @never_raise
     def _trial_ended(self, study: optuna.Study, trial: FrozenTrial, state: OptunaState, values: Sequence[float] | None) -> None:
         if self.trials is None:
             return
         interval = self.trials.end(trial._trial_id, **self._fields(study, trial, state, values))
-        if interval is not None:
-            self._write_user_attr(study, trial, trial_figures(*interval_so_far(interval), self.model))
+        if interval is None:
+            return
+        try:  # the figures as a user attribute (optuna-dashboard shows it) while the trial can be written;
+            # energy up to the last reading before its end: the ledger holds the final figure
+            study._storage.set_trial_user_attr(trial._trial_id, ATTR, trial_figures(*interval_so_far(interval), self.model))
+        except Exception as exc:  # noqa: BLE001 - some storages refuse; the ledger still has it
+            logger.debug("auditor: user attribute not written: %s", exc)
 
     def _fields(self, study: optuna.Study, trial: FrozenTrial, state: OptunaState, values: Sequence[float] | None) -> dict[str, Any]:
         stopped = trial._trial_id in self._stopped_by_budget
@@ -233,15 +247,6 @@ class AuditCallback:
             "stopped_by_budget": stopped,
             "flags": ["stopped-by-budget"] if stopped else [],
         }
-
-    def _write_user_attr(self, study: optuna.Study, trial: FrozenTrial, figures: dict[str, Any]) -> None:
-        """Per-trial figures as a user attribute (optuna-dashboard shows it), while the trial may
-        still be written: energy measured up to the last reading before its end (within 0.1 s);
-        the ledger holds the final figure."""
-        try:
-            study._storage.set_trial_user_attr(trial._trial_id, ATTR, figures)
-        except Exception as exc:  # noqa: BLE001 - some storages refuse; the ledger still has it
-            logger.debug("auditor: user attribute not written: %s", exc)
 
     # -- after each trial ------------------------------------------------------------------------
 
@@ -273,7 +278,7 @@ class AuditCallback:
         if self.trials is None:
             return
         self.trials.recorder.flush(timeout)
-        self._record_idle()
+        self.trials.record_idle(f"idle/{socket.gethostname()}/{os.getpid()}/{id(self)}")
         self.keeper.release(self._holder)
 
     def close(self) -> None:
@@ -290,7 +295,3 @@ class AuditCallback:
         if self.trials is not None:
             atexit.unregister(self.trials.recorder.close)
             self.trials.recorder.close()
-
-    @never_raise
-    def _record_idle(self) -> None:
-        self.trials.record_idle(f"idle/{socket.gethostname()}/{os.getpid()}/{id(self)}")  # type: ignore[union-attr]

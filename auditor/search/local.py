@@ -100,8 +100,13 @@ class LocalTrials:
             self._recorded.add(key)
 
     def record_idle(self, trial_key: str) -> None:
-        """Record the energy no trial held since this began (rewritten each time, one row)."""
-        now = self.meter.idle_joules()
+        """Record the energy no trial held since this began (rewritten each time, one row).
+        Never raises: a missing idle row must not break the end of a search."""
+        try:
+            now = self.meter.idle_joules()
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("auditor: idle energy between trials not recorded: %s", exc)
+            return
         by_domain: dict[str, float] = {}
         for key, joules in now.items():
             domain = self.meter.devices[key].domain

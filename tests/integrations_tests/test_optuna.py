@@ -336,3 +336,31 @@ def test_the_report_uses_the_region_pue_and_price_the_search_ran_with(ledger_pat
     assert moved["totals"]["co2e_kg"] == pytest.approx(kwh * 1.5 * moved["region"]["g_co2e_per_kwh"] / 1000, rel=1e-9)
     table = " ".join(audit("--ledger", ledger_path, "report").out.split())
     assert "grid FR 56 g/kWh" in table and "no region set" not in table
+
+
+def test_a_resumed_search_whose_budget_is_spent_runs_no_trial(tmp_path: Path, ledger_path: str) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="resumed", storage=storage)
+    first = AuditCallback(ledger=ledger_path, budget="0.000001 kWh", devices=[]).attach(study)
+    study.optimize(lambda t: burn(0.05) or t.suggest_float("x", 0, 1), n_trials=50, callbacks=[first])
+    first.close()
+    assert first.stopped_by_budget
+    ran = len(study.trials)
+
+    burned: list[int] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)  # a spent budget ends the trial here, before any work
+        burned.append(trial.number)
+        burn(0.05)
+        return x
+
+    study = optuna.load_study(study_name="resumed", storage=storage)
+    again = AuditCallback(ledger=ledger_path, budget="0.000001 kWh", devices=[]).attach(study)
+    study.optimize(objective, n_trials=5, callbacks=[again])
+    again.close()
+    assert burned == [] and len(study.trials) == ran + 1
+    last = study.trials[-1]
+    assert last.state is optuna.trial.TrialState.PRUNED
+    record = trials_of(ledger_path, "resumed")[last.number]
+    assert record.state is TrialState.PRUNED and record.stopped_by_budget and "stopped-by-budget" in record.flags
