@@ -49,6 +49,7 @@ from auditor.search.figures import interval_so_far, trial_figures
 from auditor.search.keeper import BudgetKeeper
 from auditor.search.local import LocalTrials
 from auditor.search.recorder import Recorder
+from auditor.search.records import fit_name
 from auditor.search.safety import never_raise
 
 logger = logging.getLogger("auditor")
@@ -60,6 +61,10 @@ _STATES = {
     OptunaState.FAIL: TrialState.FAILED,
 }
 ATTR = "auditor"  # the user attribute optuna-dashboard shows
+
+def _key(study: optuna.Study, trial: FrozenTrial) -> str:
+    return fit_name(f"{study.study_name}/{trial.number}")  # Optuna allows names the ledger's columns do not
+
 
 class _AuditSampler(BaseSampler):
     """The study's own sampler, with the callback told when each trial starts and ends."""
@@ -179,7 +184,7 @@ class AuditCallback:
             if id(study) in self._attached:
                 return self
             if self.trials is None:
-                self.sweep = self.sweep or study.study_name
+                self.sweep = fit_name(self.sweep or study.study_name)
                 recorder = Recorder(
                     self.settings.ledger, self.meter, self.sweep, "optuna",
                     {"study": study.study_name, "directions": [d.name.lower() for d in study.directions],
@@ -212,7 +217,7 @@ class AuditCallback:
     def _trial_started(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if self.trials is None:
             return
-        self.trials.begin(trial._trial_id, trial_key=f"{study.study_name}/{trial.number}", number=trial.number)
+        self.trials.begin(trial._trial_id, trial_key=_key(study, trial), number=trial.number)
         if not self._checked_first:  # a resumed search whose budget is spent runs no trial
             self._checked_first = True
             decision = self.keeper.decide(self.trials.recorder.pending_usage(), after=f"the start of trial {trial.number}")
@@ -237,16 +242,9 @@ class AuditCallback:
 
     def _fields(self, study: optuna.Study, trial: FrozenTrial, state: OptunaState, values: Sequence[float] | None) -> dict[str, Any]:
         stopped = trial._trial_id in self._stopped_by_budget
-        return {
-            "trial_key": f"{study.study_name}/{trial.number}",
-            "name": None,
-            "state": _STATES.get(state, TrialState.FAILED),
-            "params": dict(trial.params),
-            "objective": list(values) if values is not None else None,
-            "number": trial.number,
-            "stopped_by_budget": stopped,
-            "flags": ["stopped-by-budget"] if stopped else [],
-        }
+        return {"trial_key": _key(study, trial), "name": None, "state": _STATES.get(state, TrialState.FAILED),
+                "params": dict(trial.params), "objective": list(values) if values is not None else None,
+                "number": trial.number, "stopped_by_budget": stopped, "flags": ["stopped-by-budget"] if stopped else []}
 
     # -- after each trial ------------------------------------------------------------------------
 

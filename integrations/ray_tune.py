@@ -52,6 +52,7 @@ from auditor.ledger import Ledger, TrialState, Usage
 from auditor.ledger.writer import LedgerWriter
 from auditor.search.keeper import BudgetKeeper
 from auditor.search.recorder import HEARTBEAT_S
+from auditor.search.records import fit_name
 from auditor.search.remote import Ending, final_record, running_record, usage_of
 from auditor.search.safety import never_raise
 
@@ -176,7 +177,7 @@ class AuditLoggerCallback(LoggerCallback):
 
     def _open(self, trial: Any) -> None:
         if self.writer is None:
-            self.sweep = self.sweep or trial.experiment_dir_name
+            self.sweep = fit_name(self.sweep or trial.experiment_dir_name)
             self.writer = LedgerWriter(self.settings.ledger, self.sweep, "ray", {"settings": self.model.to_record()},
                                        timeout_s=self.settings.ledger_timeout,
                                        spool_dir=self.settings.spool_dir)

@@ -18,7 +18,8 @@ from auditor.cli.common import (
 )
 from auditor.cli.report import overrides_from
 from auditor.config import carbon_model
-from auditor.errors import LedgerError
+from auditor.errors import InvalidInputError, LedgerError
+from auditor.ledger import TrialState
 from auditor.model.units import format_number
 from auditor.report.build import build_report
 
@@ -66,6 +67,15 @@ class TrialOrder(str, Enum):
     start = "start"
 
 
+def _state(text: str) -> str:
+    """A trial state as the ledger writes it, from any case (Optuna's ``PRUNED`` too)."""
+    choices = [s.value for s in TrialState if s is not TrialState.IDLE]
+    value = text.strip().lower()
+    if value not in choices:
+        raise InvalidInputError(f"unknown trial state {text!r}: use one of {', '.join(choices)}")
+    return value
+
+
 def trials_command(
     sweep: str = typer.Argument(..., help="The sweep's name (see `audit sweeps`)."),
     state: list[str] | None = typer.Option(None, "--state", help="Only trials in this state (repeatable)."),
@@ -76,13 +86,14 @@ def trials_command(
 ) -> None:
     """List the trials of a sweep with their state, duration, GPU-hours and energy."""
     settings = settings_with(ledger=ledger)
+    states = [_state(text) for text in state or []]
     with open_ledger(settings) as (store, _missing):
         if store.get_sweep(sweep) is None:
             known = ", ".join(s.name for s in store.sweeps()) or "none yet"
             raise LedgerError(f"no sweep called {sweep!r} in {store.location}: it holds {known}")
         trials = store.trials(sweep)
-    if state:
-        trials = [t for t in trials if t.state.value in state]
+    if states:
+        trials = [t for t in trials if t.state.value in states]
     order = {
         "number": lambda t: (t.number if t.number is not None else -1, t.start_time),
         "energy": lambda t: -t.energy_joules,

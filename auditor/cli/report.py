@@ -32,6 +32,7 @@ from auditor.report.formats import (
     render_csv,
     render_markdown,
     render_statement,
+    times,
     without_energy_sentence,
 )
 from auditor.report.html import figures_for, render_html
@@ -139,7 +140,7 @@ def print_report(report: dict[str, Any]) -> None:
     table = make_table(*headers, *(["USD"] if priced else []), *(["grid"] if mixed else []))
     for row in [*report["sweeps"], {"name": "whole project", "framework": "", **totals}]:
         states = row["trials_by_state"]
-        counts = f"{row['trials']} ({states.get('complete', 0)}/{states.get('pruned', 0) + states.get('stopped', 0)}/{states.get('failed', 0)})"
+        counts = f"{row['trials']} ({states.get('complete', 0)}/{states.get('pruned', 0) + states.get('stopped', 0)}/{states.get('failed', 0) + states.get('interrupted', 0)})"
         measured = "-" if row["measured_fraction"] is None else f"{row['measured_fraction']:.0%}"
         cells = [row["name"], row["framework"], counts, format_number(row["gpu_hours"]), format_number(row["energy_kwh"]),
                  format_number(row["facility_kwh"]), format_number(row["co2e_kg"]), measured]
@@ -154,7 +155,7 @@ def print_report(report: dict[str, Any]) -> None:
         final = report["final_run"]
         out.print(
             f"The final run ({final['name']}, {final['kind']}) cost {format_number(final['co2e_kg'])} kgCO2e; the development that "
-            f"found it cost {format_number(totals['co2e_kg'])} kgCO2e: {report['search_to_final_ratio']:.0f}x the final run.",
+            f"found it cost {format_number(totals['co2e_kg'])} kgCO2e: {times(report['search_to_final_ratio'])}x the final run.",
             overflow="fold",
         )
     if totals["waste_fraction"] is not None:

@@ -188,24 +188,26 @@ def build_report(
     footprints = {name: per_sweep[name].footprint(models[name][0]) for name in names}
     events = defaultdict(list)
     for event in ledger.budget_events():
-        if event.sweep is not None:
+        if event.sweep is not None and (since is None or event.at >= since):  # the window's own stops
             events[event.sweep].append(
                 {"action": event.action, "budget": event.budget, "scope": event.scope, "metric": event.metric, "spent": event.spent,
                  "limit": event.limit_value, "overshoot": event.overshoot, "at": event.at, "reason": event.reason}
             )
-    finals = [t for t in ledger.final_trials() if wanted is None or t.sweep in wanted]
+    finals = [t for t in ledger.final_trials() if (wanted is None or t.sweep in wanted)
+              and (since is None or t.start_time >= since)]
     final = finals[-1] if finals else None
     final_kind = "marked final" if final else None
     if final is None and len(names) == 1:  # one search, no final run marked: its best trial
         attrs = records[names[0]].attrs
         maximize = (attrs.get("directions") or ["minimize"])[0] == "maximize"
         final = ledger.best_trial(names[0], maximize=maximize)
+        final = final if final is not None and (since is None or final.start_time >= since) else None
         final_kind = "best trial" if final else None
     final_model = sweep_model(records.get(final.sweep), model, overrides)[0] if final else model
     final_fp = final_model.footprint(final.energy_kwh, final.gpu_hours) if final else None
     development = whole.to_dict(_sum_footprints(list(footprints.values()), whole))
     ratio = None
-    if final_fp is not None and final_fp.co2e_kg > 0:
+    if final_fp is not None and final_fp.co2e_kg > 0 and development["co2e_kg"] >= final_fp.co2e_kg:
         ratio = (development["co2e_kg"] - final_fp.co2e_kg) / final_fp.co2e_kg
     rows = [row for row in aggregates if wanted is None or row.sweep in wanted]
     starts = [row.first_start for row in rows if row.first_start is not None]

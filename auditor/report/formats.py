@@ -74,6 +74,18 @@ def render_csv(report: dict[str, Any]) -> str:
     return out.getvalue()
 
 
+def times(ratio: float) -> str:
+    """A ratio as people say it, never truncated: ``1.9``, ``14``, ``1,250``.
+
+    Example:
+        >>> times(1.94), times(14.3), times(1249.6)
+        ('1.9', '14', '1,250')
+    """
+    if ratio < 10:
+        return f"{ratio:.2g}" if ratio >= 1 else f"{ratio:.2f}"
+    return f"{ratio:,.0f}"
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
@@ -96,7 +108,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     for row in _rows(report):
         states = row["trials_by_state"]
-        counts = f"{row['trials']} ({states.get('complete', 0)}/{states.get('pruned', 0) + states.get('stopped', 0)}/{states.get('failed', 0)})"
+        counts = f"{row['trials']} ({states.get('complete', 0)}/{states.get('pruned', 0) + states.get('stopped', 0)}/{states.get('failed', 0) + states.get('interrupted', 0)})"
         grid = f" {markdown_escape(grid_of(row)) if row['settings_from'] else ''} |" if mixed else ""
         lines.append(
             f"| {markdown_escape(row['name'])} | {markdown_escape(row['framework'])} | {counts} | {format_number(row['gpu_hours'])} "
@@ -140,7 +152,7 @@ def findings(report: dict[str, Any], escape: Any = str) -> list[str]:
     if final is not None and ratio is not None:
         sentences.append(
             f"The final run ({escape(final['name'])}) cost {format_number(final['co2e_kg'])} kgCO2e; the whole "
-            f"development cost {format_number(totals['co2e_kg'])} kgCO2e: the search cost {ratio:.0f} times the final run."
+            f"development cost {format_number(totals['co2e_kg'])} kgCO2e: the search cost {times(ratio)} times the final run."
         )
     if totals["waste_fraction"] is not None:
         sentences.append(f"Pruned, failed and stopped trials used {_pct(totals['waste_fraction'])} of the energy.")
@@ -191,7 +203,7 @@ def statement(report: dict[str, Any], escape: Any, latex: bool = False) -> str:
     text += "."
     if report["final_run"] and report["search_to_final_ratio"] is not None:
         text += (f" The final training run alone accounted for {format_number(report['final_run']['co2e_kg'])} kg {co2}: "
-                 f"the search cost {report['search_to_final_ratio']:.0f} times the final run.")
+                 f"the search cost {times(report['search_to_final_ratio'])} times the final run.")
     if totals["measured_fraction"] is not None:
         text += f" {totals['measured_fraction'] * 100:.0f}{pct} of the energy was measured with hardware counters; the rest was estimated."
     if totals.get("trials_without_energy"):

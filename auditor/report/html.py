@@ -55,7 +55,7 @@ def render_html(report: dict[str, Any], figures: dict[str, Any]) -> str:
         css = ' class="total"' if row["name"] == "whole project" and row["framework"] == "" else ""
         rows.append(
             f"<tr{css}><td>{e(row['name'])}</td><td>{e(row['framework'])}</td><td>{row['trials']}</td>"
-            f"<td>{states.get('complete', 0)}/{states.get('pruned', 0) + states.get('stopped', 0)}/{states.get('failed', 0)}</td>"
+            f"<td>{states.get('complete', 0)}/{states.get('pruned', 0) + states.get('stopped', 0)}/{states.get('failed', 0) + states.get('interrupted', 0)}</td>"
             f"<td>{e(format_number(row['gpu_hours']))}</td><td>{e(format_number(row['energy_kwh']))}</td>"
             f"<td>{e(format_number(row['facility_kwh']))}</td><td>{e(format_number(row['co2e_kg']))}</td><td>{measured}</td></tr>"
         )

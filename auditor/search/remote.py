@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.ledger import EnergyReading, TrialRecord, TrialState, Usage
-from auditor.search.records import jsonable_params
+from auditor.search.records import NAME_LIMIT, jsonable_params
 
 PREFIX = "auditor/"
 DOMAINS = ("gpu", "cpu", "memory")
-NAME_LIMIT = 255  # the ledger's column
 
 
 def result_metrics(joules: dict[str, float], gpu_seconds: float, node_id: str) -> dict[str, Any]:

@@ -34,6 +34,7 @@ BAD_INPUTS = [
     (["hardware", "--type", "fpga"], 2, "'fpga' is not one of gpu, cpu, tpu"),
     (["config", "set", "regoin", "DE"], 2, "unknown setting 'regoin'. Did you mean 'region'?"),
     (["config", "set", "pue", "fast"], 2, "setting pue: 'fast' is not a number"),
+    (["trials", "s", "--state", "bogus"], 2, "unknown trial state 'bogus': use one of running, complete, pruned, failed, stopped, interrupted"),
     (["config", "set", "budget", "1,5 kg"], 2, "write decimals with a point ('1.5')"),
     (["config", "set", "budget", "20 mwh"], 2, "'mwh' is ambiguous: write mWh or MWh"),
     ([*EST, "--intensity", "0,4 kg/kWh"], 2, "write decimals with a point ('0.4')"),

@@ -11,6 +11,7 @@ import math
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import auditor.integrations.optuna as plugin
@@ -364,3 +365,18 @@ def test_a_resumed_search_whose_budget_is_spent_runs_no_trial(tmp_path: Path, le
     assert last.state is optuna.trial.TrialState.PRUNED
     record = trials_of(ledger_path, "resumed")[last.number]
     assert record.state is TrialState.PRUNED and record.stopped_by_budget and "stopped-by-budget" in record.flags
+
+
+def test_a_study_name_longer_than_the_ledgers_columns_is_recorded(ledger_path: str, gpu_meter: Meter) -> None:
+    """Optuna allows any length; the ledger's names are 255 characters: cut, with a hash."""
+    name = "lr-search-" + "x" * 400
+    study = optuna.create_study(study_name=name)
+    audit = AuditCallback(ledger=ledger_path, meter=gpu_meter).attach(study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing held back, nothing warned
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3, callbacks=[audit])
+        audit.close()
+    with Ledger.open(ledger_path) as store:
+        [sweep] = store.sweeps()
+        assert len(sweep.name) == 255 and sweep.name.startswith("lr-search-xxx")
+        assert store.count_trials(sweep.name) == 3

@@ -88,7 +88,7 @@ def test_markdown_escapes_user_strings(report: dict) -> None:
     text = render_markdown(report)
     assert "<script>" not in text and "&lt;script&gt;" in text
     assert "| whole project |" in text
-    assert "the search cost 7 times the final run" in text
+    assert "the search cost 6.6 times the final run" in text  # not rounded to 7
 
 
 def test_csv_has_a_row_per_sweep_and_the_total(report: dict) -> None:
@@ -179,3 +179,32 @@ def test_trials_without_energy_are_counted_and_said_in_every_format(tmp_path: Pa
     assert "1 of the 2 runs have no energy figure" in render_statement(report)
     rows = list(csv.DictReader(io.StringIO(render_csv(report))))
     assert [row["trials_without_energy"] for row in rows] == ["1", "1"]
+
+
+def test_a_window_after_the_last_trial_shows_no_final_run_and_no_stop(ledger: Ledger) -> None:
+    """--since later than every trial: no "-1x the final run", no budget stop from before."""
+    report = build_report(ledger, CarbonModel(), since=2.0e9)
+    assert report["totals"]["trials"] == 0
+    assert report["final_run"] is None and report["search_to_final_ratio"] is None
+    assert not any(s["budget_events"] for s in report["sweeps"])
+
+
+def test_ratios_are_never_truncated(ledger: Ledger) -> None:
+    from auditor.report.formats import times
+
+    report = build_report(ledger, CarbonModel())
+    ratio = report["search_to_final_ratio"]
+    assert f"cost {times(ratio)} times the final run" in render_markdown(report)
+    assert times(1.94) == "1.9" and times(0.5) == "0.50"
+
+
+def test_killed_trials_are_counted_with_the_failed_ones(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "l.db") as store:
+        store.ensure_sweep("s", "optuna")
+        store.record_trial(TrialRecord(sweep="s", trial_key="0", state="complete", start_time=0.0, end_time=1.0))
+        store.record_trial(TrialRecord(sweep="s", trial_key="1", state="running", start_time=0.0, end_time=1.0))  # stale
+        report = build_report(store, CarbonModel())
+    assert report["totals"]["trials_by_state"] == {"complete": 1, "interrupted": 1}
+    assert "| 2 (1/0/1) |" in render_markdown(report)
+    rows = list(csv.DictReader(io.StringIO(render_csv(report))))
+    assert rows[0]["interrupted"] == "1"
