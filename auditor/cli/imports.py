@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,9 +11,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from auditor.cli.common import LEDGER_HELP, settings_with, write_atomically
+from auditor.cli.report import overrides_from
 from auditor.config import carbon_model
-from auditor.errors import AuditorError
+from auditor.errors import AuditorError, InvalidInputError
 from auditor.imports.importers import (
+    Draw,
     export_codecarbon,
     import_codecarbon,
     import_optuna,
@@ -36,43 +39,60 @@ def _progress(what: str) -> Iterator[Callable[[int, int], None]]:
         yield update
 
 
-def _done(count: int, sweep: str, store: Ledger) -> None:
+GPU_HELP = "GPU model the trials ran on: its TDP x the duration estimates the energy."
+WATTS_HELP = "Or the mean draw of one GPU, W (of the whole machine with --count 0)."
+COUNT_HELP = "GPUs per trial; 0 for trials run on CPUs (then --watts is the machine's draw)."
+
+
+def _draw(gpu: str | None, watts: float | None, count: int) -> Draw:
+    if watts is not None and not math.isfinite(watts):
+        raise InvalidInputError(f"--watts {watts} is not a finite number")
+    return Draw(find_hardware(gpu, kind="gpu") if gpu else None, watts, count)
+
+
+def _done(count: int, sweep: str, store: Ledger, draw: Draw | None = None) -> None:
     typer.echo(f"{count} new trials imported into sweep {sweep!r} of {store.location}")
+    missing = sum(1 for t in store.trials(sweep) if "energy-missing" in t.flags)
+    if missing:
+        typer.echo(f"{missing} trials have no energy (nothing measured them and no draw was given): import again with "
+                   "--gpu MODEL or --watts W (--count 0 for CPUs) to estimate it; reports count them meanwhile", err=True)
 
 
 @import_app.command("optuna")
 def import_optuna_command(
     storage: str = typer.Option(..., "--storage", help="Optuna storage URL, e.g. sqlite:///optuna.db"),
     study: str = typer.Option(..., "--study", help="The study's name."),
-    gpu: str = typer.Option(..., "--gpu", help="GPU model the trials ran on (its TDP estimates the energy)."),
-    count: int = typer.Option(1, "--count", min=1, help="GPUs per trial."),
+    gpu: str | None = typer.Option(None, "--gpu", help=GPU_HELP),
+    watts: float | None = typer.Option(None, "--watts", min=0, help=WATTS_HELP),
+    count: int = typer.Option(1, "--count", min=0, help=COUNT_HELP),
     sweep: str | None = typer.Option(None, "--sweep", help="Sweep to import into (default: the study's name)."),
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
 ) -> None:
-    """Import an Optuna study's finished trials, energy estimated from durations x TDP."""
+    """Import an Optuna study's finished trials, energy estimated from durations x the draw."""
     try:
         import optuna  # noqa: F401
     except ImportError:
         raise AuditorError("importing a study needs optuna: pip install 'hpo-auditor[optuna]'") from None
-    spec = find_hardware(gpu, kind="gpu")
+    draw = _draw(gpu, watts, count)
     with Ledger.open(settings_with(ledger=ledger).ledger) as store, _progress("Importing trials") as progress:
-        count_new = import_optuna(store, storage, study, spec, count, sweep, progress)
-        _done(count_new, sweep or study, store)
+        count_new = import_optuna(store, storage, study, draw, sweep, progress)
+        _done(count_new, sweep or study, store, draw)
 
 
 @import_app.command("ray")
 def import_ray_command(
     experiment: Path = typer.Argument(..., help="The Ray Tune experiment directory."),
-    gpu: str | None = typer.Option(None, "--gpu", help="GPU model, to estimate energy for trials run without with_audit."),
-    count: int = typer.Option(1, "--count", min=1, help="GPUs per trial."),
+    gpu: str | None = typer.Option(None, "--gpu", help=GPU_HELP + " For trials run without with_audit."),
+    watts: float | None = typer.Option(None, "--watts", min=0, help=WATTS_HELP),
+    count: int = typer.Option(1, "--count", min=0, help=COUNT_HELP),
     sweep: str | None = typer.Option(None, "--sweep", help="Sweep to import into (default: the directory's name)."),
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
 ) -> None:
     """Import a Ray Tune experiment's trials from its directory."""
-    spec = find_hardware(gpu, kind="gpu") if gpu else None
+    draw = _draw(gpu, watts, count)
     with Ledger.open(settings_with(ledger=ledger).ledger) as store, _progress("Importing trials") as progress:
-        count_new = import_ray(store, experiment, spec, count, sweep, progress)
-        _done(count_new, sweep or experiment.name, store)
+        count_new = import_ray(store, experiment, draw, sweep, progress)
+        _done(count_new, sweep or experiment.name, store, draw)
 
 
 @import_app.command("codecarbon")
@@ -91,8 +111,8 @@ def import_codecarbon_command(
 def export_codecarbon_command(
     out: Path = typer.Option(Path("emissions.csv"), "--out", help="Where to write (default: emissions.csv)."),
     sweep: list[str] | None = typer.Option(None, "--sweep", help="Only this sweep (repeatable)."),
-    region: str | None = typer.Option(None, "--region", help="Grid for the emissions column."),
-    pue: float | None = typer.Option(None, "--pue", min=1.0, help="PUE for the facility energy."),
+    region: str | None = typer.Option(None, "--region", help="Grid for the emissions column (default: each sweep's own)."),
+    pue: float | None = typer.Option(None, "--pue", min=1.0, help="PUE for the facility energy (default: each sweep's own)."),
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
 ) -> None:
     """Write the ledger's trials as CodeCarbon's emissions.csv (for its dashboard)."""
@@ -102,7 +122,7 @@ def export_codecarbon_command(
         missing = [name for name in sweep or [] if name not in known]
         if missing:
             raise AuditorError(f"no sweep called {missing[0]!r} in {store.location}: see `audit sweeps`")
-        text = export_codecarbon(store, carbon_model(settings), sweep or None)
+        text = export_codecarbon(store, carbon_model(settings), sweep or None, overrides_from(region, pue))
     try:
         write_atomically(out, text)
     except OSError as exc:

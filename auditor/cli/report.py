@@ -22,9 +22,10 @@ from auditor.cli.common import (
 from auditor.config import carbon_model
 from auditor.errors import AuditorError, InvalidInputError, LedgerError
 from auditor.ledger import Ledger
+from auditor.model.carbon import Overrides
 from auditor.model.regions import resolve_region
 from auditor.model.units import format_number
-from auditor.report.build import Overrides, build_report
+from auditor.report.build import build_report
 from auditor.report.formats import (
     grid_of,
     held_back_sentence,

@@ -1,16 +1,20 @@
 """Bring searches that ran before the auditor into the ledger, and hand the ledger to CodeCarbon.
 
-- Optuna: every finished trial of a study in any Optuna storage; energy estimated from the
-  trial's duration x the GPU's TDP x the GPU count (method ``estimate-tdp``, flagged
-  ``imported``).
+- Optuna: every finished trial of a study in any Optuna storage, with the study's directions;
+  energy estimated from the trial's duration x a :class:`Draw` (a GPU model's TDP, or watts
+  given), method ``estimate-tdp``, flagged ``imported``.
 - Ray Tune: every trial directory of an experiment (``params.json``, ``result.json``); the
   energy the ``auditor/`` metrics report where ``with_audit`` ran, else estimated from the
-  trial's time x TDP when a GPU model is given.
+  trial's time x the draw, if one is given.
 - CodeCarbon: the rows of an ``emissions.csv``, one trial each, energy per domain as it
-  measured them.
+  measured them (CodeCarbon's energies include its PUE: they are divided by the row's ``pue``),
+  the intensity and PUE its emissions were computed with kept with the sweep.
 
-Trials already in the ledger are left as they are: an import never replaces a measured record
-with an estimate. ``export_codecarbon`` writes the ledger's trials in CodeCarbon's columns.
+A trial no draw estimates is imported without energy, flagged ``energy-missing`` (reports count
+it). Trials already in the ledger are left as they are, but for imported ones without energy:
+an import never replaces a measured record with an estimate, and a later import with a draw
+fills the ones an earlier one could not. ``export_codecarbon`` writes the ledger's trials in
+CodeCarbon's columns, each meaning what it means in CodeCarbon, plus ``auditor_state``.
 """
 
 from __future__ import annotations
@@ -20,14 +24,16 @@ import io
 import json
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from auditor.errors import InvalidInputError, LedgerError
-from auditor.ledger import EnergyReading, Ledger, TrialRecord
-from auditor.model.carbon import CarbonModel
+from auditor.ledger import EnergyReading, Ledger, TrialRecord, TrialState
+from auditor.model.carbon import CarbonModel, Overrides, model_for_sweep
 from auditor.model.hardware import HardwareSpec
+from auditor.model.regions import alpha3, resolve_region
 
 Progress = Callable[[int, int], None]
 CODECARBON_COLUMNS = [
@@ -36,14 +42,60 @@ CODECARBON_COLUMNS = [
     "country_name", "country_iso_code", "region", "cloud_provider", "cloud_region", "os", "python_version",
     "codecarbon_version", "cpu_count", "cpu_model", "gpu_count", "gpu_model", "longitude", "latitude",
     "ram_total_size", "tracking_mode", "on_cloud", "pue",
+    "auditor_state",  # not CodeCarbon's: how the trial ended, so that an import gives it back
 ]
+_MISSING = "energy-missing"
 
 
-def _store_new(ledger: Ledger, sweep: str, framework: str, records: list[TrialRecord], progress: Progress | None) -> int:
-    """Write the records not already in the ledger; returns how many were written."""
-    ledger.ensure_sweep(sweep, framework=framework, attrs={"imported": True})
-    known = {t.trial_key for t in ledger.trials(sweep, include_idle=True)}
-    new = [r for r in records if r.trial_key not in known]
+@dataclass(frozen=True)
+class Draw:
+    """What ran each imported trial, to estimate its energy from its duration: ``count`` GPUs
+    of model ``gpu`` (its TDP) or of ``watts`` each; with ``count`` 0, a CPU machine drawing
+    ``watts``. ``Draw()`` estimates nothing.
+
+    Example:
+        >>> Draw(watts=65.0, count=0).estimate(3600.0)[0]["cpu"].joules
+        234000.0
+    """
+
+    gpu: HardwareSpec | None = None
+    watts: float | None = None
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.gpu is not None and self.watts is not None:
+            raise InvalidInputError("give the GPU model (--gpu) or the draw (--watts), not both")
+        if self.count == 0 and self.gpu is not None:
+            raise InvalidInputError("--count 0 means no GPU: give the machine's draw with --watts, not --gpu")
+
+    @property
+    def is_set(self) -> bool:
+        return self.gpu is not None or self.watts is not None
+
+    def estimate(self, seconds: float) -> tuple[dict[str, EnergyReading], float, list[dict[str, Any]]]:
+        """Energy per domain, GPU-seconds and devices of a trial of ``seconds``."""
+        if not self.is_set:
+            return {}, 0.0, []
+        if self.count == 0:
+            return {"cpu": EnergyReading(float(self.watts or 0) * seconds, "estimate-tdp")}, 0.0, []
+        watts = self.gpu.tdp_watts if self.gpu is not None else float(self.watts or 0)
+        model = self.gpu.name if self.gpu is not None else f"GPU of {watts:g} W"
+        devices = [{"index": i, "model": model} for i in range(self.count)]
+        return {"gpu": EnergyReading(watts * self.count * seconds, "estimate-tdp")}, self.count * seconds, devices
+
+
+def _store_new(ledger: Ledger, sweep: str, framework: str, records: list[TrialRecord], progress: Progress | None,
+               attrs: dict[str, Any] | None = None) -> int:
+    """Write the records not already in the ledger (or there without energy, from an earlier
+    import); returns how many were written."""
+    ledger.ensure_sweep(sweep, framework=framework, attrs={"imported": True, **(attrs or {})})
+    known = {t.trial_key: t for t in ledger.trials(sweep, include_idle=True)}
+
+    def fills(record: TrialRecord) -> bool:
+        old = known.get(record.trial_key)
+        return old is None or ("imported" in old.flags and _MISSING in old.flags and _MISSING not in record.flags)
+
+    new = [r for r in records if fills(r)]
     for start in range(0, len(new), 500):
         ledger.record_trials(new[start : start + 500])
         if progress:
@@ -51,16 +103,13 @@ def _store_new(ledger: Ledger, sweep: str, framework: str, records: list[TrialRe
     return len(new)
 
 
-def _estimated(gpu: HardwareSpec | None, count: int, seconds: float) -> tuple[dict[str, EnergyReading], float, list[dict[str, Any]]]:
-    if gpu is None:
-        return {}, 0.0, []
-    devices = [{"index": i, "model": gpu.name} for i in range(count)]
-    return {"gpu": EnergyReading(gpu.tdp_watts * count * seconds, "estimate-tdp")}, count * seconds, devices
+def _flags(energy: dict[str, EnergyReading]) -> list[str]:
+    return ["imported"] if energy else ["imported", _MISSING]
 
 
-def import_optuna(ledger: Ledger, storage: str, study: str, gpu: HardwareSpec, count: int = 1,
-                  sweep: str | None = None, progress: Progress | None = None) -> int:
-    """Import a study's finished trials; returns how many were new."""
+def import_optuna(ledger: Ledger, storage: str, study: str, draw: Draw, sweep: str | None = None,
+                  progress: Progress | None = None) -> int:
+    """Import a study's finished trials, with its directions; returns how many were new."""
     import optuna
 
     states = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
@@ -76,14 +125,15 @@ def import_optuna(ledger: Ledger, storage: str, study: str, gpu: HardwareSpec, c
         if trial.state.name not in states or trial.datetime_start is None or trial.datetime_complete is None:
             continue
         start, end = trial.datetime_start.timestamp(), trial.datetime_complete.timestamp()
-        energy, gpu_seconds, devices = _estimated(gpu, count, end - start)
+        energy, gpu_seconds, devices = draw.estimate(end - start)
         records.append(TrialRecord(
             sweep=sweep or study, trial_key=f"{study}/{trial.number}", number=trial.number,
             state=states[trial.state.name], start_time=start, end_time=end, params=dict(trial.params),
             objective=list(trial.values) if trial.values else None, devices=devices, gpu_seconds=gpu_seconds,
-            energy=energy, flags=["imported"], host="imported",
+            energy=energy, flags=_flags(energy), host="imported",
         ))
-    return _store_new(ledger, sweep or study, "optuna", records, progress)
+    directions = [d.name.lower() for d in loaded.directions]  # the best trial of a maximize study is its highest
+    return _store_new(ledger, sweep or study, "optuna", records, progress, {"study": study, "directions": directions})
 
 
 def _read_json_lines(path: Path) -> list[dict[str, Any]]:
@@ -111,8 +161,8 @@ def _ray_statuses(experiment: Path) -> dict[str, str]:
         return {}
 
 
-def import_ray(ledger: Ledger, experiment: Path, gpu: HardwareSpec | None = None, count: int = 1,
-               sweep: str | None = None, progress: Progress | None = None) -> int:
+def import_ray(ledger: Ledger, experiment: Path, draw: Draw | None = None, sweep: str | None = None,
+               progress: Progress | None = None) -> int:
     """Import a Ray Tune experiment directory; returns how many trials were new."""
     if not experiment.is_dir():
         raise InvalidInputError(f"{experiment} is not a directory: give a Ray Tune experiment directory (e.g. ~/ray_results/NAME)")
@@ -140,11 +190,11 @@ def import_ray(ledger: Ledger, experiment: Path, gpu: HardwareSpec | None = None
             energy = {d: EnergyReading(j, str(last.get(f"auditor/{d}_energy_method", "estimate"))) for d, j in joules.items()}
             gpu_seconds, devices = float(last.get("auditor/gpu_seconds", 0.0)), []
         else:
-            energy, gpu_seconds, devices = _estimated(gpu, count, seconds)
+            energy, gpu_seconds, devices = (draw or Draw()).estimate(seconds)
         records.append(TrialRecord(
             sweep=sweep or experiment.name, trial_key=str(last.get("trial_id", directory.name)), number=number,
             state=state, start_time=end - seconds, end_time=end, params=params, devices=devices,
-            gpu_seconds=gpu_seconds, energy=energy, flags=["imported"], host=str(last.get("hostname", "imported")),
+            gpu_seconds=gpu_seconds, energy=energy, flags=_flags(energy), host=str(last.get("hostname", "imported")),
         ))
     return _store_new(ledger, sweep or experiment.name, "ray", records, progress)
 
@@ -176,6 +226,8 @@ def import_codecarbon(ledger: Ledger, path: Path, sweep: str | None = None, prog
     if missing:
         raise InvalidInputError(f"{path} is not a CodeCarbon emissions.csv: no column {', '.join(sorted(missing))}")
     by_sweep: dict[str, list[TrialRecord]] = {}
+    emitted: dict[str, list[float]] = {}  # per sweep: kgCO2e, facility kWh, IT kWh (for the grid it used)
+    states = {s.value for s in TrialState if s not in (TrialState.RUNNING, TrialState.IDLE)}
     for line, row in enumerate(reader, start=2):
         try:
             end = datetime.fromisoformat(row["timestamp"]).timestamp()
@@ -184,45 +236,73 @@ def import_codecarbon(ledger: Ledger, path: Path, sweep: str | None = None, prog
         seconds = _number(row, "duration", line, path)
         gpus = int(_number(row, "gpu_count", line, path)) if row.get("gpu_count") else 0
         name = sweep or (row.get("project_name") or "codecarbon").strip() or "codecarbon"
+        pue = _number(row, "pue", line, path) if (row.get("pue") or "").strip() else 1.0  # CodeCarbon's energies include it
+        if pue < 1.0:
+            raise InvalidInputError(f"{path}, line {line}: pue {row.get('pue')!r} is below 1")
+        kwh = {d: _number(row, f"{c}_energy", line, path) / pue for d, c in (("gpu", "gpu"), ("cpu", "cpu"), ("memory", "ram"))}
+        state = (row.get("auditor_state") or "").strip().lower()
         by_sweep.setdefault(name, []).append(TrialRecord(
-            sweep=name, trial_key=(row.get("run_id") or f"line-{line}").strip() + f"@{row['timestamp']}", state="complete",
-            start_time=end - seconds, end_time=end, gpu_seconds=gpus * seconds,
+            sweep=name, trial_key=(row.get("run_id") or f"line-{line}").strip() + f"@{row['timestamp']}",
+            state=state if state in states else "complete", start_time=end - seconds, end_time=end, gpu_seconds=gpus * seconds,
             devices=[{"index": i, "model": row.get("gpu_model") or "unknown GPU"} for i in range(gpus)],
             energy={
-                "gpu": EnergyReading(_number(row, "gpu_energy", line, path) * 3.6e6, "sampled-power"),
-                "cpu": EnergyReading(_number(row, "cpu_energy", line, path) * 3.6e6, "estimate"),
-                "memory": EnergyReading(_number(row, "ram_energy", line, path) * 3.6e6, "estimate"),
+                "gpu": EnergyReading(kwh["gpu"] * 3.6e6, "sampled-power"),
+                "cpu": EnergyReading(kwh["cpu"] * 3.6e6, "estimate"),
+                "memory": EnergyReading(kwh["memory"] * 3.6e6, "estimate"),
             },
             flags=["imported", "codecarbon"], host="imported",
         ))
-    return sum(_store_new(ledger, name, "codecarbon", records, progress) for name, records in by_sweep.items())
+        sums = emitted.setdefault(name, [0.0, 0.0, 0.0])
+        sums[0] += _number(row, "emissions", line, path) if (row.get("emissions") or "").strip() else 0.0
+        sums[1] += sum(kwh.values()) * pue
+        sums[2] += sum(kwh.values())
+    return sum(_store_new(ledger, name, "codecarbon", records, progress, _codecarbon_settings(*emitted[name]))
+               for name, records in by_sweep.items())
 
 
-def export_codecarbon(ledger: Ledger, model: CarbonModel, sweeps: Iterable[str] | None = None) -> str:
-    """The ledger's trials as CodeCarbon's emissions.csv (one row per trial)."""
+def _codecarbon_settings(co2e_kg: float, facility_kwh: float, it_kwh: float) -> dict[str, Any]:
+    """The grid and PUE CodeCarbon's emissions were computed with, kept with the sweep so that
+    its report gives back CodeCarbon's CO2e."""
+    if facility_kwh <= 0 or it_kwh <= 0 or co2e_kg <= 0:
+        return {}
+    region = resolve_region(f"{1000 * co2e_kg / facility_kwh:.6g} g/kWh")
+    return {"settings": CarbonModel(region, pue=facility_kwh / it_kwh).to_record()}
+
+
+def export_codecarbon(ledger: Ledger, model: CarbonModel, sweeps: Iterable[str] | None = None,
+                      overrides: Overrides | None = None) -> str:
+    """The ledger's trials as CodeCarbon's emissions.csv (one row per trial), each with its
+    sweep's grid and PUE (``model`` for sweeps recorded without them; ``overrides`` over all).
+    As in CodeCarbon, the energies include the PUE and ``pue`` says which."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CODECARBON_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    region = model.region
-    for name in sweeps or [s.name for s in ledger.sweeps()]:
+    attrs = {s.name: s.attrs for s in ledger.sweeps()}
+    for name in sweeps or list(attrs):
+        sweep_model, _ = model_for_sweep(attrs.get(name), model, overrides)
         for trial in ledger.trials(name):
-            seconds = max((trial.end_time or trial.start_time) - trial.start_time, 0.0)
-            fp = model.footprint(trial.energy_kwh, trial.gpu_hours)
-            kwh = {d: trial.energy.get(d, EnergyReading()).joules / 3.6e6 for d in ("cpu", "gpu", "memory")}
-            writer.writerow({
-                "timestamp": datetime.fromtimestamp(trial.end_time or trial.start_time, tz=timezone.utc).isoformat(),
-                "project_name": trial.sweep, "run_id": trial.trial_key, "experiment_id": trial.sweep,
-                "duration": seconds, "emissions": fp.co2e_kg, "emissions_rate": fp.co2e_kg / seconds if seconds else 0.0,
-                "cpu_power": kwh["cpu"] * 3.6e6 / seconds if seconds else 0.0,
-                "gpu_power": kwh["gpu"] * 3.6e6 / seconds if seconds else 0.0,
-                "ram_power": kwh["memory"] * 3.6e6 / seconds if seconds else 0.0,
-                "cpu_energy": kwh["cpu"] * model.effective_pue, "gpu_energy": kwh["gpu"] * model.effective_pue,
-                "ram_energy": kwh["memory"] * model.effective_pue, "energy_consumed": fp.facility_kwh,
-                "country_name": region.name, "country_iso_code": region.code, "region": "", "cloud_provider": "",
-                "cloud_region": "", "os": "", "python_version": "", "codecarbon_version": "", "cpu_count": "",
-                "cpu_model": "", "gpu_count": len(trial.devices),
-                "gpu_model": ",".join(sorted({str(d.get("model", "")) for d in trial.devices})),
-                "longitude": "", "latitude": "", "ram_total_size": "", "tracking_mode": "process",
-                "on_cloud": "N", "pue": model.effective_pue,
-            })
+            writer.writerow(_codecarbon_row(trial, sweep_model))
     return out.getvalue()
+
+
+def _codecarbon_row(trial: TrialRecord, model: CarbonModel) -> dict[str, Any]:
+    seconds = max((trial.end_time or trial.start_time) - trial.start_time, 0.0)
+    fp, pue, region = model.footprint(trial.energy_kwh, trial.gpu_hours), model.effective_pue, model.region
+    kwh = {d: trial.energy.get(d, EnergyReading()).joules / 3.6e6 for d in ("cpu", "gpu", "memory")}
+    iso3 = alpha3(region.code) or ""
+    cloud_provider, _, cloud_region = region.code.partition(":") if ":" in region.code else ("", "", "")
+    return {
+        "timestamp": datetime.fromtimestamp(trial.end_time or trial.start_time, tz=timezone.utc).isoformat(),
+        "project_name": trial.sweep, "run_id": trial.trial_key, "experiment_id": trial.sweep,
+        "duration": seconds, "emissions": fp.co2e_kg, "emissions_rate": fp.co2e_kg / seconds if seconds else 0.0,
+        "cpu_power": kwh["cpu"] * 3.6e6 / seconds if seconds else 0.0,
+        "gpu_power": kwh["gpu"] * 3.6e6 / seconds if seconds else 0.0,
+        "ram_power": kwh["memory"] * 3.6e6 / seconds if seconds else 0.0,
+        "cpu_energy": kwh["cpu"] * pue, "gpu_energy": kwh["gpu"] * pue, "ram_energy": kwh["memory"] * pue,
+        "energy_consumed": fp.facility_kwh, "country_name": region.name if iso3 else "", "country_iso_code": iso3,
+        "region": "", "cloud_provider": cloud_provider, "cloud_region": cloud_region, "os": "", "python_version": "",
+        "codecarbon_version": "", "cpu_count": "", "cpu_model": "", "gpu_count": len(trial.devices),
+        "gpu_model": ",".join(sorted({str(d.get("model", "")) for d in trial.devices})),
+        "longitude": "", "latitude": "", "ram_total_size": "", "tracking_mode": "process",
+        "on_cloud": "Y" if cloud_provider else "N", "pue": pue, "auditor_state": trial.state.value,
+    }

@@ -198,3 +198,43 @@ class CarbonModel:
         """
         return replace(self, region=region or self.region, pue=self.pue if pue is None else pue,
                        price=price if price is not None and price.is_set else self.price)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What a user asked a report or export to use in place of each sweep's recorded settings."""
+
+    region: Region | None = None
+    pue: float | None = None
+    price: Price | None = None
+
+    @property
+    def any(self) -> bool:
+        """True when anything is overridden."""
+        return self.region is not None or self.pue is not None or (self.price is not None and self.price.is_set)
+
+
+def model_for_sweep(attrs: dict[str, Any] | None, default: CarbonModel,
+                    overrides: Overrides | None = None) -> tuple[CarbonModel, str]:
+    """The model a sweep's figures use, from the sweep's attributes, and where it comes from:
+    ``sweep`` (the settings recorded when it ran), ``report`` (a sweep recorded without them,
+    or with a damaged record: ``default``) or ``override`` (``overrides`` over either).
+
+    Example:
+        >>> from auditor.model.regions import resolve_region
+        >>> ran = CarbonModel(resolve_region("FR"), pue=1.2)
+        >>> model_for_sweep({"settings": ran.to_record()}, CarbonModel())[1]
+        'sweep'
+        >>> model_for_sweep({}, CarbonModel(), Overrides(pue=1.1))[0].effective_pue
+        1.1
+    """
+    recorded = (attrs or {}).get("settings")
+    model, origin = default, "report"
+    if isinstance(recorded, dict):
+        try:
+            model, origin = CarbonModel.from_record(recorded), "sweep"
+        except InvalidInputError:
+            pass  # a damaged record: the default, said as such
+    if overrides is not None and overrides.any:
+        return model.with_overrides(overrides.region, overrides.pue, overrides.price), "override"
+    return model, origin

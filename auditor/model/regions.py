@@ -93,6 +93,21 @@ def _countries() -> dict[str, Region]:
 
 
 @lru_cache(maxsize=1)
+def _alpha3() -> dict[str, str]:
+    return {row["iso2"].upper(): row["iso3"].upper() for row in read_table("grid_intensity.csv")}
+
+
+def alpha3(code: str) -> str | None:
+    """The ISO 3166 alpha-3 code of a country given by its alpha-2 code (what CodeCarbon writes).
+
+    Example:
+        >>> alpha3("DE"), alpha3("aws:us-east-1")
+        ('DEU', None)
+    """
+    return _alpha3().get(code.upper())
+
+
+@lru_cache(maxsize=1)
 def _cloud_regions() -> dict[str, Region]:
     """Cloud regions keyed by lower-case ``provider:region``."""
     countries = _countries()

@@ -17,11 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor import __version__
-from auditor.errors import InvalidInputError
 from auditor.ledger import Ledger
 from auditor.ledger.records import StateAggregate, SweepRecord
-from auditor.model.carbon import CarbonModel, Footprint, Price
-from auditor.model.regions import Region
+from auditor.model.carbon import CarbonModel, Footprint, Overrides, model_for_sweep
 
 REPORT_VERSION = 1
 WASTE_STATES = ("pruned", "failed", "stopped", "interrupted")
@@ -87,34 +85,6 @@ def _hardware(device_lists: dict[str, int]) -> dict[str, int]:
         for device in json.loads(text or "[]"):
             models[str(device.get("model", "unknown GPU"))] += count
     return dict(models.most_common())
-
-
-@dataclass(frozen=True)
-class Overrides:
-    """What the user asked the report to use in place of each sweep's recorded settings."""
-
-    region: Region | None = None
-    pue: float | None = None
-    price: Price | None = None
-
-    @property
-    def any(self) -> bool:
-        return self.region is not None or self.pue is not None or (self.price is not None and self.price.is_set)
-
-
-def sweep_model(sweep: SweepRecord | None, default: CarbonModel, overrides: Overrides) -> tuple[CarbonModel, str]:
-    """The model a sweep's figures use, and where it comes from: ``sweep`` (recorded when it
-    ran), ``report`` (a sweep recorded without settings: the report's) or ``override``."""
-    recorded = (sweep.attrs.get("settings") if sweep is not None else None)
-    model, origin = default, "report"
-    if isinstance(recorded, dict):
-        try:
-            model, origin = CarbonModel.from_record(recorded), "sweep"
-        except InvalidInputError:
-            pass  # a damaged record: the report's settings, said as such
-    if overrides.any:
-        return model.with_overrides(overrides.region, overrides.pue, overrides.price), "override"
-    return model, origin
 
 
 def _describe(model: CarbonModel, origin: str) -> dict[str, Any]:
@@ -184,7 +154,7 @@ def build_report(
             per_sweep[row.sweep].add(row)
             whole.add(row)
     names = [name for name in frameworks if (wanted is None or name in wanted)]
-    models = {name: sweep_model(records.get(name), model, overrides) for name in names}
+    models = {name: model_for_sweep(records[name].attrs, model, overrides) for name in names}
     footprints = {name: per_sweep[name].footprint(models[name][0]) for name in names}
     events = defaultdict(list)
     for event in ledger.budget_events():
@@ -203,7 +173,7 @@ def build_report(
         final = ledger.best_trial(names[0], maximize=maximize)
         final = final if final is not None and (since is None or final.start_time >= since) else None
         final_kind = "best trial" if final else None
-    final_model = sweep_model(records.get(final.sweep), model, overrides)[0] if final else model
+    final_model = model_for_sweep(records[final.sweep].attrs, model, overrides)[0] if final else model
     final_fp = final_model.footprint(final.energy_kwh, final.gpu_hours) if final else None
     development = whole.to_dict(_sum_footprints(list(footprints.values()), whole))
     ratio = None
@@ -216,7 +186,7 @@ def build_report(
     device_lists = ledger.device_lists(since)
     described = {name: _describe(*models[name]) for name in names}
     common = _common_settings(list(described.values()), development) if names else _describe(
-        *sweep_model(None, model, overrides))
+        *model_for_sweep(None, model, overrides))
     return {
         "version": REPORT_VERSION,
         "generator": f"hpo-auditor {__version__}",

@@ -93,8 +93,11 @@ def test_import_ray_experiment_directory(audit, tmp_path: Path, ray_session: Non
     )
     tuner.fit()
     experiment = tmp_path / "ray_results" / "exp"
+    bare = audit("import", "ray", str(experiment), "--ledger", str(tmp_path / "l.db"))  # run without with_audit
+    assert bare.code == 0 and "3 trials have no energy" in bare.err  # not a silent 0 kWh
     result = audit("import", "ray", str(experiment), "--gpu", "T4", "--ledger", str(tmp_path / "l.db"))
     assert result.code == 0, result.err
+    assert "3 new trials" in result.out  # the draw fills what the first import could not
     with Ledger.open(tmp_path / "l.db") as store:
         trials = store.trials("exp")
     assert len(trials) == 3
@@ -164,3 +167,74 @@ def test_corrupt_codecarbon_number(audit, tmp_path: Path) -> None:
 def test_missing_codecarbon_file(audit, tmp_path: Path) -> None:
     result = audit("import", "codecarbon", str(tmp_path / "nope.csv"), "--ledger", str(tmp_path / "l.db"))
     assert result.code == 2 and "no file" in result.err
+
+
+def test_a_maximize_study_keeps_its_direction(audit, tmp_path: Path) -> None:
+    """The best trial of a maximize study is its highest: the report's final run and ratio use it."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="acc", storage=storage, direction="maximize")
+    study.optimize(lambda t: time.sleep(0.02) or t.suggest_float("x", 0, 1), n_trials=5)
+    ledger = str(tmp_path / "l.db")
+    assert audit("import", "optuna", "--storage", storage, "--study", "acc", "--gpu", "T4", "--ledger", ledger).code == 0
+    import json
+
+    report = json.loads(audit("report", "--ledger", ledger, "--format", "json").out)
+    assert report["final_run"]["name"] == f"acc/{study.best_trial.number}"  # the highest, not the lowest
+    assert report["final_run"]["kind"] == "best trial"
+
+
+def test_a_study_imported_without_a_draw_says_its_energy_is_missing_and_a_later_draw_fills_it(audit, tmp_path: Path) -> None:
+    storage = make_study(tmp_path / "optuna.db")
+    ledger = str(tmp_path / "l.db")
+    first = audit("import", "optuna", "--storage", storage, "--study", "old-search", "--ledger", ledger)
+    assert first.code == 0 and "4 new trials" in first.out
+    assert "4 trials have no energy" in first.err and "--gpu MODEL or --watts W" in first.err
+    with Ledger.open(ledger) as store:
+        assert all("energy-missing" in t.flags and t.energy_kwh == 0 for t in store.trials("old-search"))
+    cpu = audit("import", "optuna", "--storage", storage, "--study", "old-search", "--watts", "65", "--count", "0",
+                "--ledger", ledger)
+    assert cpu.code == 0 and "4 new trials" in cpu.out and cpu.err == ""
+    with Ledger.open(ledger) as store:
+        trials = store.trials("old-search")
+    for trial in trials:
+        assert trial.energy["cpu"].joules == pytest.approx(65 * (trial.end_time - trial.start_time))
+        assert trial.gpu_seconds == 0 and "energy-missing" not in trial.flags
+    again = audit("import", "optuna", "--storage", storage, "--study", "old-search", "--gpu", "T4", "--ledger", ledger)
+    assert "0 new trials" in again.out  # an estimate never replaces another
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--gpu", "T4", "--watts", "300"], "give the GPU model (--gpu) or the draw (--watts), not both"),
+    (["--gpu", "T4", "--count", "0"], "--count 0 means no GPU"),
+])
+def test_import_draw_is_one_clear_choice(audit, tmp_path: Path, args: list[str], message: str) -> None:
+    storage = make_study(tmp_path / "optuna.db")
+    result = audit("import", "optuna", "--storage", storage, "--study", "old-search", *args, "--ledger", str(tmp_path / "l.db"))
+    assert result.code == 2 and message in result.err and result.err.count("\n") == 1
+
+
+def test_export_then_import_codecarbon_gives_back_the_same_energy_states_and_co2e(audit, tmp_path: Path) -> None:
+    import json
+
+    from auditor.model.carbon import CarbonModel
+    from auditor.model.regions import resolve_region
+
+    ledger, again = str(tmp_path / "l.db"), str(tmp_path / "again.db")
+    with Ledger.open(ledger) as store:
+        store.ensure_sweep("s", "optuna", attrs={"settings": CarbonModel(resolve_region("DE"), pue=1.48).to_record()})
+        for i, state in enumerate(["complete", "pruned", "failed", "stopped"]):
+            store.record_trial(TrialRecord(sweep="s", trial_key=f"s/{i}", number=i, state=state, start_time=1.7e9 + i * 100,
+                                           end_time=1.7e9 + i * 100 + 60, gpu_seconds=60, devices=[{"index": 0, "model": "T4"}],
+                                           energy={"gpu": EnergyReading(1e5 * (i + 1), "counter"),
+                                                   "cpu": EnergyReading(2e4, "estimate-tdp")}))
+    out = tmp_path / "emissions.csv"
+    assert audit("export", "codecarbon", "--out", str(out), "--ledger", ledger).code == 0
+    rows = list(csv.DictReader(out.open()))
+    assert {r["country_iso_code"] for r in rows} == {"DEU"} and {r["pue"] for r in rows} == {"1.48"}
+    assert float(rows[0]["energy_consumed"]) == pytest.approx(1.48 * (1e5 + 2e4) / 3.6e6)  # as CodeCarbon: with PUE
+    assert audit("import", "codecarbon", str(out), "--ledger", again).code == 0
+    before = json.loads(audit("report", "--ledger", ledger, "--format", "json").out)["totals"]
+    after = json.loads(audit("report", "--ledger", again, "--format", "json").out)["totals"]
+    for key in ("energy_kwh", "facility_kwh", "co2e_kg", "gpu_hours"):
+        assert after[key] == pytest.approx(before[key], rel=1e-6), key
+    assert after["trials_by_state"] == before["trials_by_state"] == {"complete": 1, "pruned": 1, "failed": 1, "stopped": 1}

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from auditor.ledger import EnergyReading, Ledger, TrialRecord
-from auditor.model.carbon import CarbonModel, Price
+from auditor.model.carbon import CarbonModel, Overrides, Price, model_for_sweep
 from auditor.model.regions import resolve_region
-from auditor.report.build import Overrides, build_report, sweep_model
+from auditor.report.build import build_report
 from auditor.report.formats import render_csv
 
 FRANCE = CarbonModel(resolve_region("FR"), pue=1.1, price=Price(per_kwh=0.2))
@@ -74,7 +74,7 @@ def test_overrides_replace_every_sweeps_settings(ledger: Ledger) -> None:
 def test_a_damaged_settings_record_falls_back_on_the_reports_and_says_so(tmp_path: Path) -> None:
     with Ledger.open(tmp_path / "l.db") as store:
         record = store.ensure_sweep("x", "optuna", attrs={"settings": {"region": {"code": "FR"}}})
-    model, origin = sweep_model(record, REPORT, Overrides())
+    model, origin = model_for_sweep(record.attrs, REPORT, Overrides())
     assert model == REPORT and origin == "report"
 
 
