@@ -31,6 +31,10 @@ class LedgerError(AuditorError):
     """The ledger cannot be opened, read or written."""
 
 
+class UnknownSweepError(LedgerError):
+    """The ledger holds no sweep of that name (yet)."""
+
+
 class NoLedgerError(LedgerError):
     """A command that only reads found no ledger where it was told to look (it creates none)."""
 

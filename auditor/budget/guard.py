@@ -22,7 +22,7 @@ import threading
 from collections import deque
 
 from auditor.budget.limits import Action, Budget, Decision, FailMode, Scope
-from auditor.errors import AuditorError
+from auditor.errors import AuditorError, UnknownSweepError
 from auditor.ledger import BudgetEvent, Ledger, Usage
 from auditor.model.carbon import CarbonModel, Footprint
 from auditor.model.units import format_amount
@@ -87,6 +87,11 @@ class BudgetGuard:
                     self._dead_released = True
                 return self.reserve(holder, pending, after)
             return self.check(pending, after)
+        except UnknownSweepError:  # its first record is on its way: the ledger holds nothing of it yet
+            scope = self.ledger.usage() if self.budget.scope is Scope.PROJECT else Usage()
+            pending = pending or Usage()
+            spent = self.model.footprint(scope.energy_kwh + pending.energy_kwh, scope.gpu_hours + pending.gpu_hours)
+            return self._settle(self.budget.check(spent, self.forecast()), after)
         except AuditorError as exc:
             return self._unchecked(str(exc), after)
 

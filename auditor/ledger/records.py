@@ -121,7 +121,7 @@ class Usage:
     energy_kwh: float = 0.0
     gpu_hours: float = 0.0
     trials: int = 0
-    keys: frozenset[str] = frozenset()
+    keys: frozenset[str] = field(default=frozenset(), repr=False)
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from auditor import __version__
-from auditor.errors import LedgerError, NoLedgerError, SchemaTooNewError
+from auditor.errors import LedgerError, NoLedgerError, SchemaTooNewError, UnknownSweepError
 from auditor.ledger import schema
 from auditor.ledger.records import (
     BudgetEvent,
@@ -375,7 +375,7 @@ class Ledger:
         if name not in self._sweep_ids:
             sweep = self.get_sweep(name)
             if sweep is None:
-                raise LedgerError(f"no sweep called {name!r} in ledger {self.location}: see `audit config` and the sweep names")
+                raise UnknownSweepError(f"no sweep called {name!r} in ledger {self.location}: see `audit config` and the sweep names")
             self._sweep_ids[name] = sweep.id
         return self._sweep_ids[name]
 

@@ -123,6 +123,7 @@ class Meter:
         self._next_due = {id(s): 0.0 for s in self.sources}
         self._next_holder_refresh = 0.0
         self.samples_taken = 0
+        self._warned_gpus: set[str] = set()
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -181,13 +182,27 @@ class Meter:
             keys.extend(match)
         return keys, False
 
+    def _gpus_or_none(self, gpus: str | Iterable[int | str] | None) -> tuple[list[str], bool, bool]:
+        """:meth:`resolve_gpus`, but GPUs this meter does not have leave the interval on its CPU
+        and memory (flagged ``gpu-not-found``, one warning) instead of losing all its energy."""
+        try:
+            keys, auto = self.resolve_gpus(gpus)
+            return keys, auto, False
+        except ValueError as exc:
+            if str(exc) not in self._warned_gpus:
+                self._warned_gpus.add(str(exc))
+                self._warn(f"auditor: {exc}; CPU and memory are metered, the GPU is not (flagged gpu-not-found)")
+            return [], False, True
+
     def begin(self, gpus: str | Iterable[int | str] | None = "auto", weight: float = 1.0) -> Interval:
         """Open an interval now on the given GPUs and on every CPU and memory device."""
-        keys, auto = self.resolve_gpus(gpus)
+        keys, auto, missing = self._gpus_or_none(gpus)
         others = [k for k, d in self.devices.items() if not d.is_gpu]
         with self._lock:
             now = self.clock()
             interval = Interval(start=now, devices=dict.fromkeys([*keys, *others], now), weight=weight, auto_gpus=auto)
+            if missing:
+                interval.flags.add("gpu-not-found")
             self._accountant.open(interval)
         return interval
 
@@ -226,7 +241,7 @@ class Meter:
         other interval held. Flagged ``after-the-fact``; also ``partial`` when the span began
         before the meter's history.
         """
-        keys, _ = self.resolve_gpus(gpus)
+        keys, _, missing = self._gpus_or_none(gpus)
         devices = [*keys, *(k for k, d in self.devices.items() if not d.is_gpu)]
         pause = min((s.poll_interval_s for s in self.sources), default=0.01)
         for _ in range(50):  # until every device has a reading past the end
@@ -236,6 +251,8 @@ class Meter:
             time.sleep(pause)
         interval = Interval(start=start, devices=dict.fromkeys(devices, start), end=end)
         interval.flags.add("after-the-fact")
+        if missing:
+            interval.flags.add("gpu-not-found")
         with self._lock:
             for key in devices:
                 joules, covered_from = self._accountant.claim_idle(key, start, end)

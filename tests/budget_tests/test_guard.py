@@ -83,3 +83,13 @@ def test_reservations_of_dead_workers_on_this_machine_are_released(tmp_path: Pat
         guard = _guard(ledger, "open")
         assert guard.release_dead() == 1
         assert sorted(ledger.reservation_holders()) == sorted([f"{host}:{os.getpid()}:2", "other-host:1:3"])
+
+
+def test_a_sweep_not_in_the_ledger_yet_has_spent_nothing_there(tmp_path: Path) -> None:
+    """The first decision of a search can come before its first record: that is no fault, and a
+    budget failing closed must not stop on it."""
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        guard = BudgetGuard(Budget.parse("1 kWh", fail="closed"), CarbonModel(), ledger, "new-sweep")
+        decision = guard.decide(Usage(0.2, 0.0, 1), after="the start of trial 0", holder="host:1:x")
+        assert decision.action is Action.GO and decision.spent == pytest.approx(0.2)
+        assert guard.decide(Usage(1.2, 0.0, 1), after="trial 0").action.stops  # pending alone can spend it

@@ -160,3 +160,21 @@ def test_measuring_an_open_interval_is_an_error() -> None:
     meter = Meter([gpu()])
     with pytest.raises(ValueError, match="end the interval"):
         meter.measure(meter.begin(gpus="all"))
+
+
+def test_a_gpu_this_machine_does_not_have_leaves_the_cpu_and_memory_metered() -> None:
+    """devices="gpu0" without that GPU: one warning, and the CPU's energy is still there."""
+    messages: list[str] = []
+    with Meter([CpuTimeSource(), MemoryEstimateSource()], warn=messages.append) as meter:
+        intervals = []
+        for _ in range(2):
+            interval = meter.begin(gpus="gpu0")
+            deadline = time.process_time() + 0.1
+            while time.process_time() < deadline:
+                pass
+            meter.end(interval)
+            intervals.append(meter.measure(interval))
+    assert len(messages) == 1 and "no GPU 'gpu0'" in messages[0]
+    for measurement in intervals:
+        assert measurement.energy["cpu"].joules > 0 and measurement.energy["memory"].joules > 0
+        assert "gpu-not-found" in measurement.flags and measurement.gpu_seconds == 0
