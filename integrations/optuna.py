@@ -191,7 +191,7 @@ class AuditCallback:
                      "settings": self.model.to_record()},
                     on_record=self.keeper.observe, timeout_s=self.settings.ledger_timeout, spool_dir=self.settings.spool_dir,
                 )
-                self.trials = LocalTrials(recorder, self.devices)
+                self.trials = LocalTrials(recorder, self.devices, f"idle/{socket.gethostname()}/{os.getpid()}/{id(self)}")
                 self.keeper.open(recorder.ledger, self.sweep)
                 atexit.register(self.flush)
             if not isinstance(study.sampler, _AuditSampler):
@@ -218,14 +218,15 @@ class AuditCallback:
         if self.trials is None:
             return
         self.trials.begin(trial._trial_id, trial_key=_key(study, trial), number=trial.number)
-        if not self._checked_first:  # a resumed search whose budget is spent runs no trial
-            self._checked_first = True
-            decision = self.keeper.decide(self.trials.recorder.pending_usage(), after=f"the start of trial {trial.number}")
-            if decision is not None and decision.action.stops:
-                self._refused.add(trial._trial_id)
-                self._stopped_by_budget.add(trial._trial_id)
-                if study._thread_local.in_optimize_loop:
-                    study.stop()
+        with self._lock:  # a resumed search whose budget is spent runs no trial, in no thread
+            if not self._checked_first:
+                self._checked_first = True
+                self.keeper.decide(self.trials.pending_usage(), after=f"the start of trial {trial.number}")
+        if self.keeper.stopped:  # no trial starts once the budget stopped the search
+            self._refused.add(trial._trial_id)
+            self._stopped_by_budget.add(trial._trial_id)
+            if study._thread_local.in_optimize_loop:
+                study.stop()
 
     @never_raise
     def _trial_ended(self, study: optuna.Study, trial: FrozenTrial, state: OptunaState, values: Sequence[float] | None) -> None:
@@ -259,14 +260,14 @@ class AuditCallback:
             trials.record_past(trial._trial_id, trial.datetime_start.timestamp(), trial.datetime_complete.timestamp(),
                                **self._fields(study, trial, trial.state, trial.values))
         self.keeper.open(self.ledger, self.sweep)  # the ledger may have opened late, after a fault
-        decision = self.keeper.decide(trials.recorder.pending_usage(), after=f"trial {trial.number}", holder=self._holder)
+        decision = self.keeper.decide(trials.pending_usage(), after=f"trial {trial.number}", holder=self._holder)
         if decision is not None and decision.action.stops:
             study.stop()
 
     @never_raise
     def _hard_stop_now(self) -> bool:
         """True once a hard budget is spent (asked by the pruner: cheap, and throttled)."""
-        return self.keeper.hard_stop_now(lambda: self.trials.recorder.pending_usage() if self.trials else None)
+        return self.keeper.hard_stop_now(lambda: self.trials.pending_usage() if self.trials else None)
 
     # -- the end ---------------------------------------------------------------------------------
 
@@ -276,7 +277,7 @@ class AuditCallback:
         if self.trials is None:
             return
         self.trials.recorder.flush(timeout)
-        self.trials.record_idle(f"idle/{socket.gethostname()}/{os.getpid()}/{id(self)}")
+        self.trials.record_idle()
         self.keeper.release(self._holder)
 
     def close(self) -> None:

@@ -63,6 +63,7 @@ class BudgetGuard:
         self._missing: str | None = None
         self._unchecked_warned = False
         self._dead_released = False
+        self._seeded = False
 
     def observe(self, trial: Usage, missing: str | None = None) -> None:
         """Remember a finished trial's usage for the forecast; ``missing`` says why its energy
@@ -108,7 +109,20 @@ class BudgetGuard:
         return Decision(Action.GO, spent, limit, None, None, f"not checked: {why}")
 
     def forecast(self) -> Footprint | None:
-        """The mean footprint of the recent trials, or None before any."""
+        """The mean footprint of the recent trials, or None before any. A search resumed in a
+        new process starts from the sweep's last trials in the ledger, so that it stops where
+        the earlier process would have."""
+        with self._lock:
+            seed = not self._recent and not self._seeded and self.ledger is not None
+            self._seeded = True
+        if seed:
+            try:
+                earlier = self.ledger.recent_usage(self.sweep, self._recent.maxlen or 10)  # type: ignore[union-attr]
+            except AuditorError:
+                earlier = []  # a new sweep, or a ledger that does not answer: no forecast yet
+            with self._lock:
+                if not self._recent:
+                    self._recent.extend(reversed(earlier))
         with self._lock:
             recent = list(self._recent)
         if not recent:

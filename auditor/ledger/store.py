@@ -541,6 +541,20 @@ class Ledger:
         with self._read() as conn:
             return int(conn.execute(query).scalar_one())
 
+    def recent_usage(self, sweep: str, count: int = 10) -> list[Usage]:
+        """The energy and GPU time of the sweep's last ``count`` finished trials, newest first
+        (what a resumed search forecasts its next trial from).
+
+        Raises:
+            UnknownSweepError: no such sweep.
+        """
+        t = schema.trials
+        query = (select(t.c.energy_j, t.c.gpu_seconds)
+                 .where(t.c.sweep_id == self._sweep_id(sweep), t.c.state.notin_(["running", "idle"]))
+                 .order_by(t.c.end_time.desc()).limit(count))
+        with self._read() as conn:
+            return [Usage(float(j) / 3.6e6, float(s) / 3600.0, 1) for j, s in conn.execute(query).all()]
+
     def usage(self, sweep: str | None = None, exclude: tuple[str, Collection[str]] | None = None) -> Usage:
         """Summed IT energy and GPU time of one sweep's trials (or of the whole ledger).
 

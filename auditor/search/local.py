@@ -26,7 +26,7 @@ import time
 from collections.abc import Hashable
 from typing import Any
 
-from auditor.ledger import TrialState
+from auditor.ledger import TrialState, Usage
 from auditor.meters.attribution import Interval
 from auditor.meters.sampler import Measurement
 from auditor.search.recorder import Recorder
@@ -42,16 +42,19 @@ class LocalTrials:
         recorder: writes the records (its meter is the one the intervals open on).
         devices: the GPUs each trial uses: ``"auto"`` (those this process holds a CUDA context
             on), ``"all"``, or indices/UUIDs.
+        idle_key: the trial key of the row holding the energy between trials, which
+            :meth:`record_idle` writes and :meth:`pending_usage` counts as it accrues.
 
     ``key`` is the framework's own id of a trial (unique in this process); ``fields`` are
     :func:`~auditor.search.records.record_for`'s keyword arguments but the measurement, the
     sweep and the wall times, which this class adds.
     """
 
-    def __init__(self, recorder: Recorder, devices: Any = "auto") -> None:
+    def __init__(self, recorder: Recorder, devices: Any = "auto", idle_key: str | None = None) -> None:
         self.recorder = recorder
         self.meter = recorder.meter
         self.devices = devices
+        self.idle_key = idle_key
         self._open: dict[Hashable, tuple[Interval, float]] = {}  # key -> interval, wall start
         self._recorded: set[Hashable] = set()
         self._lock = threading.Lock()
@@ -80,6 +83,25 @@ class LocalTrials:
             self._recorded.add(key)
         return interval
 
+    def pending_usage(self) -> Usage:
+        """What this process spent that the ledger does not hold yet: its trials handed over
+        and not written, and the energy between trials so far (its row, if written, is older:
+        the tally leaves it out by its key). What a budget adds to the ledger's sum."""
+        pending = self.recorder.pending_usage()
+        if self.idle_key is None:
+            return pending
+        idle = self._idle_since_start()
+        return Usage(pending.energy_kwh + sum(idle.values()) / 3.6e6, pending.gpu_hours, pending.trials,
+                     pending.keys | {self.idle_key})
+
+    def _idle_since_start(self) -> dict[str, float]:
+        """Idle joules per domain since this began."""
+        by_domain: dict[str, float] = {}
+        for key, joules in self.meter.idle_joules().items():
+            domain = self.meter.devices[key].domain
+            by_domain[domain] = by_domain.get(domain, 0.0) + max(0.0, joules - self._idle_at_start.get(key, 0.0))
+        return by_domain
+
     def recorded(self, key: Hashable) -> bool:
         """True once the trial was handed over for recording."""
         with self._lock:
@@ -99,21 +121,18 @@ class LocalTrials:
         with self._lock:
             self._recorded.add(key)
 
-    def record_idle(self, trial_key: str) -> None:
-        """Record the energy no trial held since this began (rewritten each time, one row).
-        Never raises: a missing idle row must not break the end of a search."""
+    def record_idle(self, trial_key: str | None = None) -> None:
+        """Record the energy no trial held since this began (rewritten each time, one row,
+        keyed ``trial_key`` or :attr:`idle_key`). Never raises: a missing idle row must not
+        break the end of a search."""
         try:
-            now = self.meter.idle_joules()
+            by_domain = self._idle_since_start()
         except Exception as exc:  # noqa: BLE001
             logger.warning("auditor: idle energy between trials not recorded: %s", exc)
             return
-        by_domain: dict[str, float] = {}
-        for key, joules in now.items():
-            domain = self.meter.devices[key].domain
-            by_domain[domain] = by_domain.get(domain, 0.0) + max(0.0, joules - self._idle_at_start.get(key, 0.0))
         methods = {d.domain: d.method for d in self.meter.devices.values()}
         self.recorder.record_now(
             IdleMeasurement(by_domain, methods) if by_domain else None,
-            trial_key=trial_key, name="idle between trials", state=TrialState.IDLE,
+            trial_key=trial_key or self.idle_key or "idle", name="idle between trials", state=TrialState.IDLE,
             wall_start=self._since, wall_end=time.time(),
         )

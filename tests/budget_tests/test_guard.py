@@ -16,7 +16,7 @@ import pytest
 
 from auditor.budget.guard import BudgetGuard
 from auditor.budget.limits import Action, Budget
-from auditor.ledger import Ledger, Usage
+from auditor.ledger import EnergyReading, Ledger, TrialRecord, Usage
 from auditor.model.carbon import CarbonModel
 
 
@@ -93,3 +93,17 @@ def test_a_sweep_not_in_the_ledger_yet_has_spent_nothing_there(tmp_path: Path) -
         decision = guard.decide(Usage(0.2, 0.0, 1), after="the start of trial 0", holder="host:1:x")
         assert decision.action is Action.GO and decision.spent == pytest.approx(0.2)
         assert guard.decide(Usage(1.2, 0.0, 1), after="trial 0").action.stops  # pending alone can spend it
+
+
+def test_a_resumed_search_forecasts_from_the_sweeps_last_trials(tmp_path: Path) -> None:
+    """A new process has seen no trial yet: its forecast starts from the ledger, so it stops
+    where the process before it would have (spent 0.9 of 1 kWh, trials of 0.3 kWh)."""
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        ledger.ensure_sweep("s", "optuna")
+        for i in range(3):
+            ledger.record_trial(TrialRecord(sweep="s", trial_key=str(i), state="complete", start_time=i, end_time=i + 1,
+                                            energy={"cpu": EnergyReading(0.3 * 3.6e6, "rapl")}))
+        guard = BudgetGuard(Budget.parse("1 kWh"), CarbonModel(), ledger, "s")
+        forecast = guard.forecast()
+        assert forecast is not None and forecast.energy_kwh == pytest.approx(0.3)
+        assert guard.decide(after="the start of trial 3").action is Action.STOP_NEW

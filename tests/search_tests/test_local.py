@@ -67,3 +67,30 @@ def test_the_figures_a_user_sees_follow_the_model() -> None:
     assert figures["region"] == "FR" and figures["energy_kwh"] == pytest.approx(joules / 3.6e6)
     assert figures["co2e_kg"] == pytest.approx(figures["energy_kwh"] * 1.2 * resolve_region("FR").g_co2e_per_kwh / 1000)
     assert figures["gpu_hours"] == pytest.approx(gpu_seconds / 3600) and gpu_seconds > 0.25
+
+
+def test_the_energy_between_trials_is_counted_once_as_it_accrues(tmp_path: Path) -> None:
+    """The report counts the idle energy between trials; the budget's tally does too, before its
+    row is written and after (the written row is left out for the newer figure)."""
+    from auditor.budget import Budget
+    from auditor.budget.guard import BudgetGuard
+
+    meter = Meter([SimulatedGpuSource([PowerProfile.constant(200.0)])]).start()
+    recorder = Recorder(str(tmp_path / "l.db"), meter, "s", "optuna")
+    trials = LocalTrials(recorder, devices="all", idle_key="idle/me")
+    trials.begin(0, trial_key="s/0", number=0)
+    time.sleep(0.2)
+    trials.end(0, trial_key="s/0", name=None, state=TrialState.COMPLETE, number=0)
+    time.sleep(0.3)  # idle
+    assert recorder.flush()
+    guard = BudgetGuard(Budget.parse("1 kWh"), CarbonModel(), recorder.ledger, "s")
+    before = guard.spent(trials.pending_usage()).energy_kwh
+    trials.record_idle()
+    assert recorder.flush()
+    after = guard.spent(trials.pending_usage()).energy_kwh
+    recorder.close()
+    meter.stop()
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        total = ledger.usage("s").energy_kwh
+    assert before == pytest.approx(total, rel=0.02) and after == pytest.approx(total, rel=0.02)
+    assert before > 1.3 * sum(t.energy_kwh for t in Ledger.open(tmp_path / "l.db").trials("s"))  # idle is in it
