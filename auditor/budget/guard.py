@@ -88,11 +88,8 @@ class BudgetGuard:
                     self._dead_released = True
                 return self.reserve(holder, pending, after)
             return self.check(pending, after)
-        except UnknownSweepError:  # its first record is on its way: the ledger holds nothing of it yet
-            scope = self.ledger.usage() if self.budget.scope is Scope.PROJECT else Usage()
-            pending = pending or Usage()
-            spent = self.model.footprint(scope.energy_kwh + pending.energy_kwh, scope.gpu_hours + pending.gpu_hours)
-            return self._settle(self.budget.check(spent, self.forecast()), after)
+        except UnknownSweepError:  # its first record is on its way: nothing to reserve against yet
+            return self.check(pending, after)
         except AuditorError as exc:
             return self._unchecked(str(exc), after)
 
@@ -132,9 +129,13 @@ class BudgetGuard:
         return self.model.footprint(energy, gpu_hours)
 
     def spent(self, pending: Usage | None = None) -> Footprint:
-        """What is spent: the ledger's trials in the budget's scope plus ``pending`` ones."""
+        """What is spent: the ledger's trials in the budget's scope plus ``pending`` ones (a sweep
+        not in the ledger yet has spent nothing there)."""
         pending = pending or Usage()
-        usage = self.ledger.usage(self.sweep if self.budget.scope is Scope.SWEEP else None, exclude=(self.sweep, pending.keys))
+        try:
+            usage = self.ledger.usage(self.sweep if self.budget.scope is Scope.SWEEP else None, exclude=(self.sweep, pending.keys))
+        except UnknownSweepError:
+            usage = Usage()
         return self.model.footprint(usage.energy_kwh + pending.energy_kwh, usage.gpu_hours + pending.gpu_hours)
 
     def check(self, pending: Usage | None = None, after: str = "") -> Decision:

@@ -652,8 +652,12 @@ class Ledger:
     def _excluding(self, query: Any, exclude: tuple[str, Collection[str]] | None) -> Any:
         if not exclude or not exclude[1]:
             return query
+        try:
+            sweep_id = self._sweep_id(exclude[0])
+        except UnknownSweepError:
+            return query  # no rows of a sweep the ledger does not hold
         t = schema.trials
-        return query.where(~((t.c.sweep_id == self._sweep_id(exclude[0])) & t.c.trial_key.in_(sorted(exclude[1]))))
+        return query.where(~((t.c.sweep_id == sweep_id) & t.c.trial_key.in_(sorted(exclude[1]))))
 
     def reserve(
         self,

@@ -146,14 +146,13 @@ def build_report(
     wanted = set(sweeps) if sweeps else None
     per_sweep: dict[str, Totals] = defaultdict(Totals)
     records: dict[str, SweepRecord] = {s.name: s for s in ledger.sweeps()}
-    frameworks: dict[str, str] = {name: s.framework for name, s in records.items()}
     whole = Totals()
     aggregates = ledger.aggregate(since)
     for row in aggregates:
         if wanted is None or row.sweep in wanted:
             per_sweep[row.sweep].add(row)
             whole.add(row)
-    names = [name for name in frameworks if (wanted is None or name in wanted)]
+    names = [name for name in records if (wanted is None or name in wanted)]
     models = {name: model_for_sweep(records[name].attrs, model, overrides) for name in names}
     footprints = {name: per_sweep[name].footprint(models[name][0]) for name in names}
     events = defaultdict(list)
@@ -196,7 +195,7 @@ def build_report(
         "price": common["price"],
         "totals": development,
         "sweeps": [
-            {"name": name, "framework": frameworks[name], **per_sweep[name].to_dict(footprints[name]),
+            {"name": name, "framework": records[name].framework, **per_sweep[name].to_dict(footprints[name]),
              **described[name],
              "stopped_by_budget": any(e["action"] in ("stop-new", "stop-all") for e in events[name]),
              "trials_stopped_by_budget": per_sweep[name].stopped_by_budget,

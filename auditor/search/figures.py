@@ -15,8 +15,7 @@ from typing import Any
 
 from auditor.meters.attribution import Interval
 from auditor.model.carbon import CarbonModel
-
-JOULES_PER_KWH = 3.6e6
+from auditor.model.units import JOULES_PER_KWH
 
 
 def trial_figures(joules: float, gpu_seconds: float, model: CarbonModel) -> dict[str, Any]:

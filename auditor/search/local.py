@@ -50,7 +50,7 @@ class LocalTrials:
     sweep and the wall times, which this class adds.
     """
 
-    def __init__(self, recorder: Recorder, devices: Any = "auto", idle_key: str | None = None) -> None:
+    def __init__(self, recorder: Recorder, devices: Any = "auto", idle_key: str = "idle") -> None:
         self.recorder = recorder
         self.meter = recorder.meter
         self.devices = devices
@@ -88,8 +88,6 @@ class LocalTrials:
         and not written, and the energy between trials so far (its row, if written, is older:
         the tally leaves it out by its key). What a budget adds to the ledger's sum."""
         pending = self.recorder.pending_usage()
-        if self.idle_key is None:
-            return pending
         idle = self._idle_since_start()
         return Usage(pending.energy_kwh + sum(idle.values()) / 3.6e6, pending.gpu_hours, pending.trials,
                      pending.keys | {self.idle_key})
@@ -121,10 +119,9 @@ class LocalTrials:
         with self._lock:
             self._recorded.add(key)
 
-    def record_idle(self, trial_key: str | None = None) -> None:
-        """Record the energy no trial held since this began (rewritten each time, one row,
-        keyed ``trial_key`` or :attr:`idle_key`). Never raises: a missing idle row must not
-        break the end of a search."""
+    def record_idle(self) -> None:
+        """Record the energy no trial held since this began (rewritten each time, one row keyed
+        :attr:`idle_key`). Never raises: a missing idle row must not break the end of a search."""
         try:
             by_domain = self._idle_since_start()
         except Exception as exc:  # noqa: BLE001
@@ -133,6 +130,6 @@ class LocalTrials:
         methods = {d.domain: d.method for d in self.meter.devices.values()}
         self.recorder.record_now(
             IdleMeasurement(by_domain, methods) if by_domain else None,
-            trial_key=trial_key or self.idle_key or "idle", name="idle between trials", state=TrialState.IDLE,
+            trial_key=self.idle_key, name="idle between trials", state=TrialState.IDLE,
             wall_start=self._since, wall_end=time.time(),
         )

@@ -124,11 +124,9 @@ class Recorder:
             unwritten = self.writer.held
         keys = {key for _, key in intervals}
         latest: dict[str, Any] = {}
-        for record in unwritten:  # a trial's final record over its held-back heartbeats
-            if record.trial_key in keys:
-                continue
-            if record.state is not TrialState.RUNNING or latest.get(record.trial_key) is None \
-                    or latest[record.trial_key].state is TrialState.RUNNING:
+        for record in unwritten:  # one record a trial: a newer heartbeat, or its final record
+            current = latest.get(record.trial_key)
+            if record.trial_key not in keys and (current is None or current.state is TrialState.RUNNING):
                 latest[record.trial_key] = record
         joules = sum(sum(iv.energy.values()) for iv, _ in intervals) + sum(r.energy_joules for r in latest.values())
         gpu_seconds = sum(

@@ -20,13 +20,13 @@ from auditor.search.recorder import Recorder
 def test_trials_and_the_idle_energy_between_them_add_up_to_the_counter(tmp_path: Path) -> None:
     meter = Meter([SimulatedGpuSource([PowerProfile.constant(200.0)])]).start()
     recorder = Recorder(str(tmp_path / "l.db"), meter, "s", "optuna")
-    trials = LocalTrials(recorder, devices="all")
+    trials = LocalTrials(recorder, devices="all", idle_key="idle/s")
     for number in range(3):
         trials.begin(number, trial_key=f"s/{number}", number=number)
         time.sleep(0.2)
         trials.end(number, trial_key=f"s/{number}", name=None, state=TrialState.COMPLETE, number=number)
         time.sleep(0.1)
-    trials.record_idle("idle/s")
+    trials.record_idle()
     assert recorder.flush()
     recorder.close()
     meter.stop()
