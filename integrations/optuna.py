@@ -130,8 +130,7 @@ class AuditCallback:
         mode: ``warn``, ``stop-new`` (default) or ``hard``.
         region: grid of the electricity (``DE``, ``aws:us-east-1``, ``545 g/kWh``).
         pue: data-centre PUE.
-        devices: GPUs the trials use: ``"auto"`` (those this process holds a CUDA context on),
-            ``"all"``, or indices/UUIDs.
+        devices: GPUs the trials use: ``"auto"`` (those holding this process's CUDA context), ``"all"``, ids.
         sweep: the sweep's name (default: the study's name).
         price_per_gpu_hour, price_per_kwh: for costs and dollar budgets.
         meter: the meter to use (default: this process's).
@@ -218,6 +217,8 @@ class AuditCallback:
         if self.trials is None:
             return
         self.trials.begin(trial._trial_id, trial_key=_key(study, trial), number=trial.number)
+        if self.budget is None:
+            return
         with self._lock:  # a resumed search whose budget is spent runs no trial, in no thread
             if not self._checked_first:
                 self._checked_first = True
@@ -259,6 +260,8 @@ class AuditCallback:
             # started before the callback was attached: measured from the meter's idle energy
             trials.record_past(trial._trial_id, trial.datetime_start.timestamp(), trial.datetime_complete.timestamp(),
                                **self._fields(study, trial, trial.state, trial.values))
+        if self.budget is None:
+            return
         self.keeper.open(self.ledger, self.sweep)  # the ledger may have opened late, after a fault
         decision = self.keeper.decide(trials.pending_usage(), after=f"trial {trial.number}", holder=self._holder)
         if decision is not None and decision.action.stops:
