@@ -41,3 +41,13 @@ class NoLedgerError(LedgerError):
 
 class SchemaTooNewError(LedgerError):
     """The ledger was written by a newer version of the auditor than this one."""
+
+
+class InvalidRecordError(AuditorError, ValueError):
+    """A trial record holds a value the ledger must not store (NaN energy, a string for a
+    number...): it is set aside alone, the others are written."""
+
+
+class UnsafeSpoolError(AuditorError):
+    """The folder of held-back trials (or a file in it) could be written by someone else: its
+    files are neither written nor replayed until its permissions are fixed."""

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from auditor.config import Settings, load_settings
-from auditor.errors import AuditorError
+from auditor.errors import AuditorError, UnsafeSpoolError
 from auditor.ledger import Ledger
 from auditor.ledger.spool import held_back, replay
 
@@ -88,6 +88,8 @@ def open_ledger(settings: Settings) -> Iterator[tuple[Ledger, int]]:
             written = replay(ledger, settings.spool_dir)
             if written:
                 typer.echo(f"{written} trials held back by an earlier search are now written to {ledger.location}", err=True)
+        except UnsafeSpoolError as exc:
+            typer.echo(f"warning: {exc}", err=True)
         except AuditorError as exc:
             missing = held_back(ledger.location, settings.spool_dir)
             typer.echo(f"warning: {missing} trials held back by an earlier search are not in this ledger yet: {exc}", err=True)

@@ -9,7 +9,7 @@ import typer
 from auditor.cli.common import LEDGER_HELP, TableOrJson, console, print_json, settings_with
 from auditor.errors import AuditorError, NoLedgerError
 from auditor.ledger import Ledger
-from auditor.ledger.spool import default_spool_dir, held_back
+from auditor.ledger.spool import default_spool_dir, held_back, set_aside_files, spool_problem
 from auditor.ledger.url import display, to_url
 from auditor.meters.cpu import DEFAULT_WATTS_PER_LOGICAL_CPU, probe_cpu
 from auditor.meters.nvml import probe_nvml
@@ -18,7 +18,7 @@ from auditor.model.carbon import DEFAULT_PUE, DEFAULT_PUE_SOURCE
 from auditor.model.regions import WORLD_AVERAGE, resolve_region
 
 
-def _ledger_report(target: str, spool_dir: str | None = None) -> dict[str, Any]:
+def _ledger_report(target: str, spool_dir: str | None = None, drop_set_aside: bool = False) -> dict[str, Any]:
     to_url(target)  # a URL that cannot be used is the user's error, said as one
     try:
         with Ledger.open(target, busy_timeout_s=5.0, create=False) as ledger:
@@ -27,24 +27,39 @@ def _ledger_report(target: str, spool_dir: str | None = None) -> dict[str, Any]:
                 f"{ledger.count_trials()} trials"
             )
     except NoLedgerError:
-        return {"location": display(target), "ok": True, "status": "not created yet: the first recorded trial creates it"}
+        status = "not created yet: the first recorded trial creates it"
     except AuditorError as exc:
         return {"location": display(target), "ok": False, "status": str(exc)}
-    waiting = held_back(Ledger.location_of(target), spool_dir, include_live=True)
+    location = Ledger.location_of(target)
+    info: dict[str, Any] = {"location": display(target), "ok": True, "status": status}
+    waiting = held_back(location, spool_dir, include_live=True)
     if waiting:
-        status += f"; {waiting} trials held back in {spool_dir or default_spool_dir()}, written once this ledger takes them"
-    return {"location": display(target), "ok": True, "status": status, "held_back_trials": waiting}
+        info["status"] += f"; {waiting} trials held back in {spool_dir or default_spool_dir()}, written once this ledger takes them"
+    info["held_back_trials"] = waiting
+    info["spool_problem"] = spool_problem(spool_dir)
+    aside = set_aside_files(location, spool_dir)
+    if drop_set_aside:
+        for item in aside:
+            item.path.unlink(missing_ok=True)
+    info["set_aside"] = [{"path": str(a.path), "lines": a.lines, "why": a.why, "dropped": drop_set_aside} for a in aside]
+    return info
 
 
 def doctor_command(
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
     output: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table or json."),
+    drop_set_aside: bool = typer.Option(
+        False, "--drop-set-aside", help="Delete the set-aside files of held-back records the ledger must not take."
+    ),
 ) -> None:
-    """Say which energy meters this machine offers and, for each missing one, why and what to do."""
+    """Say which energy meters this machine offers and, for each missing one, why and what to do.
+
+    Also says whether the ledger answers, how many trials wait to be written to it, and which
+    held-back records were set aside because the ledger must not take them."""
     settings = settings_with(ledger=ledger)
     nvml, rapl, cpu = probe_nvml(), probe_rapl(), probe_cpu()
     region = resolve_region(settings.region) if settings.region else WORLD_AVERAGE
-    ledger_info = _ledger_report(settings.ledger, settings.spool_dir)
+    ledger_info = _ledger_report(settings.ledger, settings.spool_dir, drop_set_aside)
     if output is TableOrJson.json:
         print_json(
             {
@@ -111,3 +126,10 @@ def _print_doctor(nvml: Any, rapl: Any, cpu: Any, region: Any, pue: float | None
     else:
         line("PUE", f"{DEFAULT_PUE:g} (default: {DEFAULT_PUE_SOURCE})")
     line("Ledger", f"{ledger_info['location']} ({ledger_info['status']})")
+    if ledger_info.get("spool_problem"):
+        line("", ledger_info["spool_problem"])
+    for item in ledger_info.get("set_aside", []):
+        done = "deleted" if item["dropped"] else "set aside"
+        line("", f"{done}: {item['path']} ({item['lines']} records not written: {'; '.join(item['why'])})")
+    if ledger_info.get("set_aside") and not ledger_info["set_aside"][0]["dropped"]:
+        line("", "Look at them, then delete them with: audit doctor --drop-set-aside")

@@ -46,11 +46,19 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from auditor import __version__
-from auditor.errors import LedgerError, NoLedgerError, SchemaTooNewError, UnknownSweepError
+from auditor.errors import (
+    AuditorError,
+    InvalidRecordError,
+    LedgerError,
+    NoLedgerError,
+    SchemaTooNewError,
+    UnknownSweepError,
+)
 from auditor.ledger import schema
+from auditor.ledger.checks import checked
 from auditor.ledger.records import (
     BudgetEvent,
     EnergyReading,
@@ -382,6 +390,7 @@ class Ledger:
     # -- trials -----------------------------------------------------------------------------
 
     def _trial_row(self, record: TrialRecord) -> dict[str, Any]:
+        record = checked(record)  # raises InvalidRecordError, naming the trial
         row: dict[str, Any] = {
             "sweep_id": self._sweep_id(record.sweep),
             "trial_key": str(record.trial_key),
@@ -404,8 +413,6 @@ class Ledger:
         row["energy_j"] = row["measured_energy_j"] = 0.0
         for domain in schema.ENERGY_DOMAINS:
             reading = record.energy.get(domain, EnergyReading())
-            if not math.isfinite(reading.joules) or reading.joules < 0:
-                raise ValueError(f"{domain} energy {reading.joules!r} J is not a finite amount >= 0")
             row[f"{domain}_energy_j"] = reading.joules
             row[f"{domain}_energy_method"] = reading.method
             row["energy_j"] += reading.joules
@@ -417,6 +424,9 @@ class Ledger:
 
         Returns:
             The trial's row id.
+
+        Raises:
+            InvalidRecordError: the record holds a value the ledger must not store.
         """
         row = self._trial_row(record)
         try:
@@ -425,29 +435,70 @@ class Ledger:
         except IntegrityError:
             pass  # recorded before (a resumed study, a running trial now finished): replace it
         except SQLAlchemyError as exc:
-            raise self._translate(exc) from None
+            raise self._refused(exc, record) from None
         key = {"key_sweep_id": row["sweep_id"], "key_trial_key": row["trial_key"]}
         with self._write() as conn:
             statement = _UPDATE_RUNNING_TRIAL if record.state is TrialState.RUNNING else _UPDATE_TRIAL
             conn.execute(statement, {**row, **key})
             return int(conn.execute(_SELECT_TRIAL_ID, key).scalar_one())
 
-    def record_trials(self, records: list[TrialRecord]) -> None:
+    def record_trials(self, records: list[TrialRecord], *, keep_finished: bool = False) -> list[TrialRecord]:
         """Write several trials in one transaction (a plugin's batch); any already recorded are
-        replaced one by one, as :meth:`record_trial` does."""
+        replaced one by one, as :meth:`record_trial` does.
+
+        With ``keep_finished`` (trials replayed from a held-back file), a finished trial already
+        in the ledger is never replaced: a record that differs from it is returned, not written.
+
+        Returns:
+            The records not written because they conflict with a finished trial (``keep_finished``).
+
+        Raises:
+            InvalidRecordError: a record holds a value the ledger must not store (none is written).
+        """
         if not records:
-            return
+            return []
         rows = [self._trial_row(record) for record in records]
         try:
             with self._writer.begin() as conn:
                 conn.execute(_INSERT_TRIAL, rows)
-            return
+            return []
         except IntegrityError:
             pass  # some were recorded before: fall back to one upsert each
         except SQLAlchemyError as exc:
-            raise self._translate(exc) from None
-        for record in records:
-            self.record_trial(record)
+            raise self._refused(exc) from None
+        if not keep_finished:
+            for record in records:
+                self.record_trial(record)
+            return []
+        return [record for record, row in zip(records, rows, strict=True) if not self._write_unless_finished(record, row)]
+
+    def _write_unless_finished(self, record: TrialRecord, row: dict[str, Any]) -> bool:
+        """Insert ``row`` or replace a running one; False if a finished row differs from it."""
+        try:
+            with self._writer.begin() as conn:
+                conn.execute(_INSERT_TRIAL, row)
+                return True
+        except IntegrityError:
+            pass
+        except SQLAlchemyError as exc:
+            raise self._refused(exc, record) from None
+        key = {"key_sweep_id": row["sweep_id"], "key_trial_key": row["trial_key"]}
+        with self._write() as conn:
+            if conn.execute(_UPDATE_RUNNING_TRIAL, {**row, **key}).rowcount:
+                return True
+            stored = conn.execute(select(schema.trials).where(_TRIAL_KEY), key).one()
+        if record.state is TrialState.RUNNING:
+            return True  # an older heartbeat of a trial that has finished since
+        same = (stored.state, stored.end_time, stored.gpu_seconds) == (row["state"], row["end_time"], row["gpu_seconds"])
+        return same and math.isclose(stored.energy_j, row["energy_j"], rel_tol=1e-9, abs_tol=1e-9)
+
+    def _refused(self, exc: SQLAlchemyError, record: TrialRecord | None = None) -> AuditorError:
+        """A database error as one line: the ledger refusing a record's content (a value too
+        long or out of range) is an :class:`InvalidRecordError`, the rest a :class:`LedgerError`."""
+        if isinstance(exc, DataError):
+            which = f"trial {record.trial_key} of sweep {record.sweep!r}" if record is not None else "a trial of the batch"
+            return InvalidRecordError(f"ledger {self.location} refused {which}: {_first_line(exc)}")
+        return self._translate(exc)
 
     @staticmethod
     def _state(row: Any) -> str:

@@ -6,6 +6,10 @@ are held back in memory and in a spool file (:mod:`auditor.ledger.spool`), one w
 why, and they are written with the next write once the ledger answers again. A ledger that
 could not be opened is tried again at most every ``retry_s``. On opening, the trials that
 dead processes left in spool files for the same ledger are written too.
+
+One bad record never blocks the others: a record holding a value the ledger must not store
+(NaN energy, a negative time) is set aside alone when it is handed over, one the ledger refuses
+for its content is set aside alone when it is written, and the rest of the batch is written.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from auditor.errors import AuditorError
+from auditor.errors import AuditorError, InvalidRecordError
+from auditor.ledger.checks import checked, record_to_json
 from auditor.ledger.records import TrialRecord
-from auditor.ledger.spool import Spool, replay
+from auditor.ledger.spool import Spool, replay, trial_count, write_apart
 from auditor.ledger.store import Ledger
 from auditor.ledger.url import display
 
@@ -94,8 +99,10 @@ class LedgerWriter:
         self.ledger = ledger
         try:
             replay(ledger, self.spool_dir)
-        except (AuditorError, ValueError) as exc:
+        except AuditorError as exc:
             logger.warning("auditor: trials held back by an earlier process not written yet: %s", exc)
+        except Exception as exc:  # nothing another process left behind may stop this one's trials
+            logger.warning("auditor: trials held back by an earlier process not written (%s: %s)", type(exc).__name__, exc)
         return ledger
 
     # -- writing -----------------------------------------------------------------------------
@@ -107,9 +114,16 @@ class LedgerWriter:
             return list(self._held)
 
     def hold(self, records: list[TrialRecord]) -> None:
-        """Take ``records`` to write with the next :meth:`write`."""
+        """Take ``records`` to write with the next :meth:`write`; one holding a value the ledger
+        must not store is set aside alone (a warning names it)."""
+        valid = []
+        for record in records:
+            try:
+                valid.append(checked(record))
+            except InvalidRecordError as exc:
+                self._set_aside([(record, str(exc))])
         with self._lock:
-            self._held.extend(records)
+            self._held.extend(valid)
 
     def write(self, records: list[TrialRecord] | None = None) -> bool:
         """Write ``records`` and every trial held back before them, in one transaction.
@@ -144,27 +158,37 @@ class LedgerWriter:
                 for name, (framework, attrs) in self._sweeps.items():
                     ledger.ensure_sweep(name, framework=framework, attrs=attrs)
                 self._sweeps_exist = True
-            ledger.record_trials(todo)
-        except (AuditorError, ValueError) as exc:
+            _, refused = write_apart(ledger, todo)
+        except AuditorError as exc:
             self._warn(str(exc))
             return False
         if self._warned:
             logger.warning("auditor: ledger %s answers again; %d held-back trials written", ledger.location, len(todo))
         self._warned = False
         self.problem = None
+        self._set_aside(refused)
         return True
+
+    def _spool_file(self) -> Spool:
+        if self._spool is None:
+            self._spool = Spool(self._location(), self.spool_dir)
+        return self._spool
+
+    def _set_aside(self, refused: list[tuple[TrialRecord, str]]) -> None:
+        """Keep records the ledger must not take apart from the others (``audit doctor`` lists them)."""
+        if refused:
+            self._spool_file().set_aside([record_to_json(r) for r, _ in refused], "; ".join(sorted({why for _, why in refused})))
 
     def _keep(self, todo: list[TrialRecord]) -> None:
         """Keep the held-back trials on disk too, so that a kill does not lose them."""
-        if self._spool is None:
-            self._spool = Spool(self._location(), self.spool_dir)
+        spool = self._spool_file()
         try:
-            self._spool.keep(todo, self._sweeps)
+            spool.keep(todo, self._sweeps)
             self._spool_failed = False
-        except OSError as exc:
+        except (OSError, AuditorError) as exc:
             if not self._spool_failed:
-                logger.warning("auditor: %s not written (%s): the held-back trials are in memory only",
-                               self._spool.path, exc.strerror)
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                logger.warning("auditor: %s not written (%s): the held-back trials are in memory only", spool.path, why)
             self._spool_failed = True
 
     def _location(self) -> str:
@@ -199,5 +223,5 @@ class LedgerWriter:
             logger.warning(
                 "auditor: %d trials could not be written to the ledger %s; they are kept in %s and "
                 "written by the next auditor command or search that opens this ledger",
-                len(self.held), display(self.target), self._spool.path,
+                trial_count(self.held), display(self.target), self._spool.path,
             )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from auditor.ledger import EnergyReading, Ledger, TrialRecord, TrialState
-from auditor.ledger.spool import Spool, default_spool_dir, held_back, replay
+from auditor.ledger.spool import Spool, default_spool_dir, held_back, replay, set_aside_files
 from auditor.ledger.writer import LedgerWriter
 
 DEAD_PROCESS_SPOOLS = """
@@ -30,11 +30,11 @@ def test_trials_a_dead_process_held_back_are_written_by_the_next_to_open_the_led
     path = tmp_path / "ledger.db"
     location = Ledger.location_of(path)
     subprocess.run([sys.executable, "-c", DEAD_PROCESS_SPOOLS, location], check=True)
-    assert held_back(location) == 4 and len(list(default_spool_dir().iterdir())) == 1
+    assert held_back(location) == 3 and len(list(default_spool_dir().iterdir())) == 1  # trial 1's heartbeat counts once
     [spooled] = default_spool_dir().iterdir()
     assert spooled.stat().st_mode & 0o777 == 0o600 and default_spool_dir().stat().st_mode & 0o777 == 0o700  # owner only
     with Ledger.open(path) as ledger:
-        assert replay(ledger) == 4
+        assert replay(ledger) == 3
         trials = {t.trial_key: t for t in ledger.trials("s")}
         assert ledger.get_sweep("s").attrs == {"study": "s"}  # type: ignore[union-attr]
     assert [trials[k].state for k in "012"] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
@@ -43,16 +43,23 @@ def test_trials_a_dead_process_held_back_are_written_by_the_next_to_open_the_led
     assert held_back(location) == 0 and list(default_spool_dir().iterdir()) == []
 
 
-def test_a_live_process_keeps_its_own_spool_file_and_an_unreadable_one_is_left_alone(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_live_process_keeps_its_own_spool_file_and_an_unreadable_one_is_set_aside_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     location = Ledger.location_of(tmp_path / "ledger.db")
     Spool(location).keep([TrialRecord(sweep="s", trial_key="1", state="complete", start_time=0.0)], {"s": ("run", {})})
     stray = default_spool_dir() / f"{Spool(location).path.name.split('.')[0]}.host.1.1.jsonl"
     stray.write_text("not json\n")
+    stray.chmod(0o600)
     with Ledger.open(tmp_path / "ledger.db") as ledger:
         assert replay(ledger) == 0  # this process writes its own; the stray file is not one
         assert ledger.count_trials() == 0
     assert held_back(location) == 0 and held_back(location, include_live=True) == 1
-    assert stray.exists() and "not a readable file of held-back trials" in caplog.text
+    assert not stray.exists() and "set aside" in caplog.text and "not a file of held-back trials" in caplog.text
+    [aside] = set_aside_files(location)
+    assert aside.why == ["not a file of held-back trials (no header line)"] and aside.lines == 1
+    caplog.clear()
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        assert replay(ledger) == 0
+    assert "set aside" not in caplog.text  # once, not on every command
 
 
 def test_a_running_heartbeat_never_replaces_a_finished_trial(tmp_path: Path) -> None:
@@ -84,7 +91,7 @@ def test_doctor_counts_held_back_trials_and_the_next_listing_writes_them(tmp_pat
         pass
     subprocess.run([sys.executable, "-c", DEAD_PROCESS_SPOOLS, Ledger.location_of(path)], check=True)
     doctor = audit("--ledger", str(path), "doctor", "--format", "json")
-    assert json.loads(doctor.out)["ledger"]["held_back_trials"] == 4
+    assert json.loads(doctor.out)["ledger"]["held_back_trials"] == 3  # trial 1 once: its heartbeat and its end
     listing = audit("--ledger", str(path), "trials", "s", "--format", "json")
-    assert listing.code == 0 and "4 trials held back by an earlier search are now written" in listing.err
+    assert listing.code == 0 and "3 trials held back by an earlier search are now written" in listing.err
     assert len(json.loads(listing.out)) == 3  # trial 1's heartbeat and its end are one trial
