@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import typer
 from rich.console import Console
@@ -20,6 +20,7 @@ from auditor.config import Settings, load_settings
 from auditor.errors import AuditorError, UnsafeSpoolError
 from auditor.ledger import Ledger
 from auditor.ledger.spool import held_back, replay
+from auditor.model.text import finite, printable
 
 LEDGER_HELP = "Ledger file path or SQLAlchemy URL (default: setting `ledger`, AUDITOR_LEDGER, .auditor/ledger.db)"
 
@@ -31,14 +32,31 @@ class TableOrJson(str, Enum):
     json = "json"
 
 
-def console() -> Console:
-    """A console on the current stdout (wide enough that tables do not fold when piped)."""
-    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120, highlight=False, soft_wrap=False)
+class SafeConsole(Console):
+    """A console that prints every text as it is: no markup (a sweep called ``[bold]`` stays
+    so) and control characters escaped (a name holding terminal escapes cannot retitle the
+    terminal or clear the report)."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Any:
+        return super().render_str(printable(text, keep="\n"), **kwargs)
+
+
+def console(file: TextIO | None = None) -> Console:
+    """A console on ``file`` (default: the current stdout), wide enough that tables do not fold
+    when piped."""
+    file = file or sys.stdout
+    return SafeConsole(file=file, width=None if file.isatty() else 120, highlight=False, soft_wrap=False, markup=False,
+                       emoji=False)
+
+
+def to_json(value: Any) -> str:
+    """``value`` as strict JSON: NaN and infinite numbers become null, which every parser reads."""
+    return json.dumps(finite(value), indent=2, ensure_ascii=False, default=str, allow_nan=False)
 
 
 def print_json(value: Any) -> None:
     """Print one JSON document on stdout."""
-    typer.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    typer.echo(to_json(value))
 
 
 # Options given before the command (`audit --ledger URL report`), for every command.

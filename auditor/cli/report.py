@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import io
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -17,6 +17,7 @@ from auditor.cli.common import (
     make_table,
     open_ledger,
     settings_with,
+    to_json,
     write_atomically,
 )
 from auditor.config import carbon_model
@@ -94,11 +95,11 @@ def report_command(
         print_report(report)
         return
     renderers = {
-        ReportFormat.json: lambda r: json.dumps(r, indent=2, ensure_ascii=False) + "\n",
+        ReportFormat.json: lambda r: to_json(r) + "\n",
         ReportFormat.markdown: render_markdown,
         ReportFormat.csv: render_csv,
         ReportFormat.statement: render_statement,
-        ReportFormat.table: render_markdown,
+        ReportFormat.table: render_table,
         ReportFormat.html: lambda r: render_html(r, figures),
     }
     text = renderers[output](report)
@@ -125,9 +126,16 @@ def build(store: Ledger, settings: Any, sweeps: list[str] | None, since: float |
     return build_report(store, carbon_model(settings), sweeps or None, since, overrides)
 
 
-def print_report(report: dict[str, Any]) -> None:
+def render_table(report: dict[str, Any]) -> str:
+    """The terminal report as plain text (``--format table --out FILE``)."""
+    text = io.StringIO()
+    print_report(report, console(text))
+    return text.getvalue()
+
+
+def print_report(report: dict[str, Any], out: Console | None = None) -> None:
     """The report as a table, a few sentences and what to do next."""
-    out = console()
+    out = out or console()
     region, pue, totals = report["region"], report["pue"], report["totals"]
     mixed = mixed_grids(report)
     grid = f"grid {region['code']} {region['g_co2e_per_kwh']:g} g/kWh ({region['source']}) · PUE {pue['value']:g}"

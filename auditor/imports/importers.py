@@ -34,6 +34,7 @@ from auditor.ledger import EnergyReading, Ledger, TrialRecord, TrialState
 from auditor.model.carbon import CarbonModel, Overrides, model_for_sweep
 from auditor.model.hardware import HardwareSpec
 from auditor.model.regions import alpha3, resolve_region
+from auditor.model.text import csv_cell
 
 Progress = Callable[[int, int], None]
 CODECARBON_COLUMNS = [
@@ -281,7 +282,7 @@ def export_codecarbon(ledger: Ledger, model: CarbonModel, sweeps: Iterable[str] 
     for name in sweeps or list(attrs):
         sweep_model, _ = model_for_sweep(attrs.get(name), model, overrides)
         for trial in ledger.trials(name):
-            writer.writerow(_codecarbon_row(trial, sweep_model))
+            writer.writerow({key: csv_cell(value) for key, value in _codecarbon_row(trial, sweep_model).items()})
     return out.getvalue()
 
 

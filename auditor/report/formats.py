@@ -14,6 +14,7 @@ import csv
 import io
 from typing import Any
 
+from auditor.model.text import csv_cell, printable
 from auditor.model.units import format_number
 
 CSV_COLUMNS = [
@@ -28,12 +29,12 @@ _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"
 
 def latex_escape(text: str) -> str:
     """``text`` safe to put in LaTeX."""
-    return "".join(_LATEX.get(ch, ch) for ch in text)
+    return "".join(_LATEX.get(ch, ch) for ch in printable(text))
 
 
 def markdown_escape(text: str) -> str:
     """``text`` safe in a Markdown table cell (no HTML, no cell breaks, no emphasis)."""
-    escaped = text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    escaped = printable(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
     for ch in "*_`[]#":
         escaped = escaped.replace(ch, "\\" + ch)
     return " ".join(escaped.split())
@@ -55,6 +56,11 @@ def grid_of(row: dict[str, Any]) -> str:
     return f"{row['region']['code']} {row['region']['g_co2e_per_kwh']:.4g} g/kWh, PUE {row['pue']['value']:.3g}"
 
 
+def csv_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A CSV row whose texts no spreadsheet runs as formulas (:func:`~auditor.model.text.csv_cell`)."""
+    return {key: csv_cell(value) for key, value in row.items()}
+
+
 def render_csv(report: dict[str, Any]) -> str:
     """One row per sweep and one for the whole project (``sweep`` = ``whole project``)."""
     out = io.StringIO()
@@ -62,7 +68,7 @@ def render_csv(report: dict[str, Any]) -> str:
     writer.writeheader()
     for row in _rows(report):
         states = row["trials_by_state"]
-        writer.writerow({
+        writer.writerow(csv_row({
             "sweep": row["name"], "framework": row["framework"], "trials": row["trials"],
             "complete": states.get("complete", 0), "pruned": states.get("pruned", 0), "failed": states.get("failed", 0),
             **{key: row[key] for key in ("gpu_hours", "energy_kwh", "facility_kwh", "co2e_kg", "cost_usd",
@@ -70,7 +76,7 @@ def render_csv(report: dict[str, Any]) -> str:
             "stopped": states.get("stopped", 0), "interrupted": states.get("interrupted", 0),
             "trials_without_energy": row.get("trials_without_energy", 0),
             "region": row["region"]["code"], "g_co2e_per_kwh": row["region"]["g_co2e_per_kwh"], "pue": row["pue"]["value"],
-        })
+        }))
     return out.getvalue()
 
 

@@ -10,6 +10,7 @@ import html
 from typing import Any
 
 from auditor.ledger import Ledger
+from auditor.model.text import printable
 from auditor.model.units import format_number
 from auditor.report.formats import findings
 from auditor.report.plots import report_figures, to_svg
@@ -46,7 +47,9 @@ def figures_for(ledger: Ledger, report: dict[str, Any], sweeps: list[str] | None
 
 def render_html(report: dict[str, Any], figures: dict[str, Any]) -> str:
     """The whole page."""
-    e = html.escape
+    def e(text: str) -> str:
+        return html.escape(printable(text))  # bidi overrides shown, not obeyed
+
     region, totals = report["region"], report["totals"]
     rows = []
     for row in [*report["sweeps"], {"name": "whole project", "framework": "", **totals}]:

@@ -1,0 +1,59 @@
+"""User text made safe for where it is shown: a terminal, a spreadsheet, a strict JSON parser.
+
+Names of sweeps, trials and params come from users (and, on a shared ledger, from other users).
+Shown raw, a name holding terminal escapes can retitle the terminal or clear the report, a
+right-to-left override makes ``gnp.exe`` read as ``exe.png``, and a CSV cell starting with ``=``
+runs as a formula in a spreadsheet.
+
+Example:
+    >>> printable("lr\\x1b[2J\\u202egnp.exe")
+    'lr\\\\x1b[2J\\\\u202egnp.exe'
+    >>> csv_cell('=HYPERLINK("http://x","y")'), csv_cell("-1.5"), csv_cell(-1.5)
+    ('\\'=HYPERLINK("http://x","y")', '-1.5', -1.5)
+    >>> finite({"kwh": float("nan"), "values": [1.0, float("inf")]})
+    {'kwh': None, 'values': [1.0, None]}
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from typing import Any
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _unsafe(ch: str) -> bool:
+    # Cc: C0 and C1 controls (ESC, BEL, CSI...); Cf: bidi overrides and invisible format marks.
+    return unicodedata.category(ch) in ("Cc", "Cf") or ch in "\u2028\u2029"
+
+
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with every control, bidi-override and invisible character shown escaped
+    (``\\x1b``, ``\\u202e``), safe to print on a terminal or in a human-readable file;
+    the characters in ``keep`` (say ``"\\n"`` for a message of several lines) are kept."""
+    if text.isprintable():
+        return text
+    return "".join(ch.encode("unicode_escape").decode("ascii") if _unsafe(ch) and ch not in keep else ch for ch in text)
+
+
+def csv_cell(value: Any) -> Any:
+    """``value`` as a CSV cell that no spreadsheet runs as a formula (OWASP's advice: a text
+    beginning with ``= + - @``, tab or carriage return is prefixed with ``'``); numbers, and
+    texts that are plain numbers, stay as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None (strict JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
