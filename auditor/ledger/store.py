@@ -128,6 +128,9 @@ def _sqlite_engine(url: URL, busy_timeout_s: float, create: bool = True) -> Engi
     on_disk = path not in (None, "", ":memory:")
     if on_disk and not create and not Path(path).is_file():
         raise NoLedgerError(_no_ledger(str(path), "no such file"))
+    if on_disk and not create and Path(path).stat().st_size == 0:
+        raise NoLedgerError(_no_ledger(str(path), "an empty file of 0 bytes, left by a search that could not create it, "
+                                                  "a full disk or a copy; delete it, and the next audited search creates the ledger"))
     mode = _read_only_mode(Path(path)) if on_disk else None
     if mode is None:
         if on_disk and create:
@@ -290,13 +293,30 @@ class Ledger:
 
     # -- schema -----------------------------------------------------------------------------
 
-    def _stored_version(self, conn: Connection) -> int | None:
+    def _stored_version(self, conn: Connection, settled: bool = True) -> int | None:
+        """The ledger's schema version; None for a database without the auditor's tables (or,
+        unless ``settled``, one whose tables another process is creating: MySQL commits each
+        table as it is created, before the version row).
+
+        Raises:
+            LedgerError: the version row is missing or does not hold a version (edited by hand
+                or damaged): it is never guessed, since a wrong one would misread every row.
+        """
         if not inspect(conn).has_table(schema.meta.name):
             return None
         value = conn.execute(
             select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
         ).scalar_one_or_none()
-        return int(value) if value is not None else None
+        fix = ("it was edited by hand or damaged: restore it from a backup, or put the row back "
+               "(auditor_meta: key schema_version, value 1 for a ledger written by hpo-auditor 0.1)")
+        if value is None and not settled:
+            return None  # looked at again under the schema lock
+        if value is None:
+            raise LedgerError(f"ledger {self.location} has no schema_version row in auditor_meta; {fix}")
+        if not (value.strip().isascii() and value.strip().isdecimal()) or int(value) < 1:
+            raise LedgerError(f"ledger {self.location} has schema_version {value!r:.40} in auditor_meta, not a version "
+                              f"(1, 2...); {fix}")
+        return int(value)
 
     def _lock_schema(self, conn: Connection) -> None:
         if self.backend == "postgresql":
@@ -306,7 +326,7 @@ class Ledger:
 
     def _ensure_schema(self, create: bool = True) -> None:
         with self._read() as conn:
-            version = self._stored_version(conn)
+            version = self._stored_version(conn, settled=not create)
         if version is None and not create:
             raise NoLedgerError(_no_ledger(self.location, "the database holds no ledger tables"))
         if version is None:
