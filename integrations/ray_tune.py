@@ -30,6 +30,8 @@ How it works:
   is stopped at its first report. ``stop-new`` ends the experiment through ``audit.stopper``'s
   ``stop_all`` (Ray cannot keep running trials while starting none, so they are stopped and
   marked stopped by the budget); ``hard`` also stops each running trial at its next report.
+  Given ``sweep=``, a budget already spent (an experiment run again) is seen before any trial
+  starts: ``with_audit`` runs none of its trials, and none is recorded.
 """
 
 from __future__ import annotations
@@ -53,26 +55,13 @@ from auditor.ledger.writer import LedgerWriter
 from auditor.search.keeper import BudgetKeeper
 from auditor.search.recorder import HEARTBEAT_S
 from auditor.search.records import fit_name
-from auditor.search.remote import Ending, final_record, running_record, usage_of
+from auditor.search.remote import Ending, final_record, running_record, scheduler_horizon, usage_of
 from auditor.search.safety import never_raise
 
 logger = logging.getLogger("auditor")
 
 
 # -- the driver side ------------------------------------------------------------------------------
-
-
-def scheduler_horizon(scheduler: Any) -> tuple[str, float] | None:
-    """The result key and value at which ``scheduler`` ends a trial as done (ASHA's and
-    HyperBand's ``time_attr`` and ``max_t``), or None for a scheduler without one."""
-    if scheduler is None:
-        return None
-    max_t = getattr(scheduler, "_max_t", None) or getattr(scheduler, "_max_t_attr", None)
-    time_attr = getattr(scheduler, "_time_attr", None)
-    if not isinstance(max_t, (int, float)) or not isinstance(time_attr, str):
-        logger.warning("auditor: %s has no max_t: trials it ends are recorded stopped", type(scheduler).__name__)
-        return None
-    return time_attr, float(max_t)
 
 
 class _AuditStopper(Stopper):
@@ -115,8 +104,7 @@ class AuditLoggerCallback(LoggerCallback):
         region: str | None = None,
         pue: float | None = None,
         sweep: str | None = None,
-        price_per_gpu_hour: float | None = None,
-        price_per_kwh: float | None = None,
+        price_per_gpu_hour: float | None = None, price_per_kwh: float | None = None,
         reserve: bool = True,
         fail: str | None = None,
         scheduler: Any = None,
@@ -138,6 +126,7 @@ class AuditLoggerCallback(LoggerCallback):
         self._recorded: set[str] = set()
         self._closing: dict[str, tuple[list[Any], Ending]] = {}  # trial id -> refs to its final figures, its end
         self._beats: dict[str, float] = {}
+        self._refused = False  # the budget was spent before the experiment began: no trial runs
         self._nodes: list[str] = []
         self._lock = threading.Lock()
 
@@ -174,21 +163,33 @@ class AuditLoggerCallback(LoggerCallback):
             ray.get([meter.snapshot.remote("") for meter in meters], timeout=60)
         except Exception as exc:  # noqa: BLE001 - trials then start their node's meter themselves
             logger.warning("auditor: node meters not started from the driver: %s", exc)
+        if self.budget is not None and self.sweep:  # a budget spent already: no trial runs
+            self._open(None)
+            self.keeper.decide(after="the start of the experiment")
+            self._refuse(self.keeper.stopped)
 
-    def _open(self, trial: Any) -> None:
+    def _refuse(self, refused: bool) -> None:  # with_audit runs no trial of a search refused here
+        if refused or self._refused:
+            ray.get([node_meter(n).refuse.remote(ray.get_runtime_context().get_job_id(), refused) for n in self._nodes])
+        self._refused = refused
+
+    def _open(self, trial: Any | None) -> None:
         if self.writer is None:
             self.sweep = fit_name(self.sweep or trial.experiment_dir_name)
             self.writer = LedgerWriter(self.settings.ledger, self.sweep, "ray", {"settings": self.model.to_record()},
-                                       timeout_s=self.settings.ledger_timeout,
-                                       spool_dir=self.settings.spool_dir)
+                                       timeout_s=self.settings.ledger_timeout, spool_dir=self.settings.spool_dir)
         self.keeper.open(self.ledger, self.sweep)  # type: ignore[arg-type]
-        self._started.setdefault(trial.trial_id, time.time())
+        if trial is not None:
+            self._started.setdefault(trial.trial_id, time.time())
+
 
     def _holder(self, trial_id: str) -> str:
         return f"{socket.gethostname()}:{os.getpid()}:ray:{self.sweep}:{trial_id}"
 
     @never_raise
     def log_trial_start(self, trial: Any) -> None:
+        if self._refused:
+            return  # not run: nothing to record
         self._open(trial)
         self._heartbeat(trial, force=True)
         self._collect()
@@ -226,6 +227,8 @@ class AuditLoggerCallback(LoggerCallback):
 
     @never_raise
     def log_trial_end(self, trial: Any, failed: bool = False) -> None:
+        if self._refused:
+            return
         self._open(trial)
         self._close(trial, failed=failed, at_end=False)
         self._collect()
@@ -236,6 +239,7 @@ class AuditLoggerCallback(LoggerCallback):
             if trial.trial_id in self._started and trial.trial_id not in self._closing:
                 self._close(trial, failed=False, at_end=True)
         self._collect(wait_s=60.0)
+        self._refuse(False)
         if self.writer is not None:
             self.writer.close()
 

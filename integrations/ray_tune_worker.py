@@ -67,9 +67,13 @@ class _TrialAudit:
         self.trial_id = trial_id
         self.node_id = ray.get_runtime_context().get_node_id()
         self.actor = node_meter(self.node_id)
-        self.gpus = ray.get(self.actor.begin.remote(trial_id, list(ray.get_gpu_ids())))
+        job = ray.get_runtime_context().get_job_id()
+        self.gpus = ray.get(self.actor.begin.remote(trial_id, list(ray.get_gpu_ids()), job))
+        self.refused = self.gpus is None  # its search's budget was spent before it started
+        if self.refused:
+            logger.warning("auditor: trial %s not run: the budget of its search was spent before it started", trial_id)
         self.process = node_meters.TrialProcessMeter()
-        self.finished = False
+        self.finished = self.refused
 
     def metrics(self) -> dict[str, Any]:
         """The figures so far, under the ``auditor/`` prefix."""
@@ -123,6 +127,8 @@ def with_audit(trainable: Any) -> Any:
         from ray import tune
 
         audit = _TrialAudit(tune.get_context().get_trial_id())
+        if audit.refused:
+            return None
         _patch_report(audit)
         try:
             value = trainable(config)
@@ -139,15 +145,19 @@ def _audited_class(cls: type[Trainable]) -> type[Trainable]:
     class Audited(cls):  # type: ignore[valid-type, misc]
         def setup(self, config: dict[str, Any]) -> None:
             self._auditor = _TrialAudit(self.trial_id)
-            super().setup(config)
+            if not self._auditor.refused:
+                super().setup(config)
 
         def step(self) -> dict[str, Any]:
+            if self._auditor.refused:
+                return {"done": True}
             result = super().step()
             return {**result, **self._auditor.metrics()}
 
         def cleanup(self) -> None:
             try:
-                super().cleanup()
+                if not self._auditor.refused:
+                    super().cleanup()
             finally:
                 self._auditor.finish(finished=True)
 

@@ -67,14 +67,25 @@ class NodeMeter:
         self.intervals: dict[str, Any] = {}
         self.worker: dict[str, dict[str, Any]] = {}
         self.ended: dict[str, threading.Event] = {}
+        self.refused_jobs: set[str] = set()
         self.lock = threading.Lock()
+
+    def refuse(self, job_id: str, refused: bool = True) -> None:
+        """Have the trials of ``job_id`` (a search whose budget was spent before it started) not
+        run: their :meth:`begin` returns None. ``refused=False`` lifts it."""
+        with self.lock:
+            (self.refused_jobs.add if refused else self.refused_jobs.discard)(job_id)
 
     def _event(self, trial_id: str) -> threading.Event:
         with self.lock:
             return self.ended.setdefault(trial_id, threading.Event())
 
-    def begin(self, trial_id: str, gpu_ids: list[Any]) -> list[str]:
-        """Open ``trial_id``'s interval on the GPUs (indices) it was given; returns their keys."""
+    def begin(self, trial_id: str, gpu_ids: list[Any], job_id: str | None = None) -> list[str] | None:
+        """Open ``trial_id``'s interval on the GPUs (indices) it was given; returns their keys,
+        or None if its search (``job_id``) is refused (:meth:`refuse`): then it does not run."""
+        with self.lock:
+            if job_id in self.refused_jobs:
+                return None
         gpus = [int(i) for i in gpu_ids] if gpu_ids else []
         known = {d.index for d in self.meter.devices.values() if d.is_gpu}
         keys, _ = self.meter.resolve_gpus([i for i in gpus if i in known])

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +22,23 @@ from typing import Any
 from auditor.ledger import EnergyReading, TrialRecord, TrialState, Usage
 from auditor.search.records import NAME_LIMIT, jsonable_params
 
+logger = logging.getLogger("auditor")
+
 PREFIX = "auditor/"
 DOMAINS = ("gpu", "cpu", "memory")
+
+
+def scheduler_horizon(scheduler: Any) -> tuple[str, float] | None:
+    """The result key and value at which ``scheduler`` ends a trial as done (ASHA's and
+    HyperBand's ``time_attr`` and ``max_t``), or None for a scheduler without one."""
+    if scheduler is None:
+        return None
+    max_t = getattr(scheduler, "_max_t", None) or getattr(scheduler, "_max_t_attr", None)
+    time_attr = getattr(scheduler, "_time_attr", None)
+    if not isinstance(max_t, (int, float)) or not isinstance(time_attr, str):
+        logger.warning("auditor: %s has no max_t: trials it ends are recorded stopped", type(scheduler).__name__)
+        return None
+    return time_attr, float(max_t)
 
 
 def result_metrics(joules: dict[str, float], gpu_seconds: float, node_id: str) -> dict[str, Any]:

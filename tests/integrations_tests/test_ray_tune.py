@@ -105,6 +105,26 @@ def test_stop_new_budget_ends_the_experiment(tmp_path: Path, ray_session: None) 
     assert any(e.action == "stop-new" and e.metric == "gpu_hours" for e in events)
 
 
+def test_an_experiment_run_again_with_its_budget_spent_runs_no_trial(tmp_path: Path, ray_session: None) -> None:
+    ledger = str(tmp_path / "l.db")
+    trainable = tune.with_resources(with_audit(steps(10)), {"cpu": 1, "gpu": 1})
+    space = {"lr": tune.grid_search([float(i) for i in range(12)])}
+    first = AuditLoggerCallback(ledger=ledger, budget="0.0005 GPUh", sweep="again")
+    run(tmp_path, trainable, space, first)
+    assert first.stopped_by_budget
+    with Ledger.open(ledger) as store:
+        [sweep] = store.sweeps()
+        before = store.usage(sweep.name)
+    again = AuditLoggerCallback(ledger=ledger, budget="0.0005 GPUh", sweep="again")  # checked before any trial starts
+    results = run(tmp_path, trainable, space, again)
+    assert again.stopped_by_budget
+    ran = [r for r in results if r.metrics and "loss" in r.metrics]
+    assert ran == []  # Ray's own records: no trial reported anything
+    with Ledger.open(ledger) as store:
+        after = store.usage(sweep.name)
+    assert after.gpu_hours == before.gpu_hours and after.trials == before.trials
+
+
 def test_hard_budget_stops_running_trials(tmp_path: Path, ray_session: None) -> None:
     ledger = str(tmp_path / "l.db")
     audit = AuditLoggerCallback(ledger=ledger, budget="0.0003 GPUh", mode="hard")
