@@ -54,7 +54,6 @@ from auditor.search.safety import never_raise
 
 logger = logging.getLogger("auditor")
 
-
 _STATES = {
     OptunaState.COMPLETE: TrialState.COMPLETE,
     OptunaState.PRUNED: TrialState.PRUNED,
@@ -216,7 +215,8 @@ class AuditCallback:
     def _trial_started(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if self.trials is None:
             return
-        self.trials.begin(trial._trial_id, trial_key=_key(study, trial), number=trial.number)
+        self.trials.begin(trial._trial_id, trial_key=_key(study, trial), number=trial.number,
+                          params=lambda: study._storage.get_trial_params(trial._trial_id))
         if self.budget is None:
             return
         with self._lock:  # a resumed search whose budget is spent runs no trial, in no thread

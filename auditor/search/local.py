@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from auditor.ledger import TrialState, Usage
@@ -61,13 +61,16 @@ class LocalTrials:
         self._since = time.time()
         self._idle_at_start = self.meter.idle_joules()
 
-    def begin(self, key: Hashable, *, trial_key: str, number: int | None = None, name: str | None = None) -> None:
-        """A trial started: its interval opens and its ``running`` row is written."""
+    def begin(self, key: Hashable, *, trial_key: str, number: int | None = None, name: str | None = None,
+              params: Callable[[], dict[str, Any]] | None = None) -> None:
+        """A trial started: its interval opens and its ``running`` row is written; ``params``
+        gives its parameters so far to each heartbeat (a search killed mid-trial keeps them)."""
         interval = self.meter.begin(gpus=self.devices)
         wall_start = time.time()
         with self._lock:
             self._open[key] = (interval, wall_start)
-        self.recorder.start(interval, trial_key=trial_key, number=number, name=name, wall_start=wall_start)
+        self.recorder.start(interval, trial_key=trial_key, number=number, name=name, wall_start=wall_start,
+                            params_of=params)
 
     def end(self, key: Hashable, **fields: Any) -> Interval | None:
         """A trial ended: its interval closes and its record is written once its energy is

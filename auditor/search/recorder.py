@@ -23,7 +23,7 @@ from auditor.ledger import Ledger, TrialRecord, TrialState, Usage
 from auditor.ledger.writer import LedgerWriter
 from auditor.meters.attribution import Interval
 from auditor.meters.sampler import Measurement, Meter
-from auditor.search.records import record_for
+from auditor.search.records import jsonable_params, record_for
 
 logger = logging.getLogger("auditor")
 
@@ -32,6 +32,15 @@ logger = logging.getLogger("auditor")
 class _Job:
     interval: Interval
     fields: dict[str, Any]
+
+
+def _params_so_far(fields: dict[str, Any]) -> dict[str, Any]:
+    """A running trial's parameters so far, from the plugin's ``params_of`` (none if it fails)."""
+    params_of = fields.get("params_of")
+    try:
+        return jsonable_params(params_of()) if params_of is not None else {}
+    except Exception:  # noqa: BLE001 - a heartbeat without params beats no heartbeat
+        return {}
 
 
 @dataclass
@@ -193,7 +202,7 @@ class Recorder:
             except Exception:  # noqa: BLE001
                 measurement = None
             records.append(record_for(measurement, sweep=self.sweep, state=TrialState.RUNNING, wall_end=now,
-                                      name=fields.get("name"), number=fields.get("number"),
+                                      name=fields.get("name"), number=fields.get("number"), params=_params_so_far(fields),
                                       trial_key=fields["trial_key"], wall_start=fields["wall_start"],
                                       flags=["heartbeat"]))
             self._running[interval_id] = (interval, fields, now)

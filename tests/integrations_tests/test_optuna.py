@@ -108,6 +108,28 @@ def test_per_trial_figures_are_user_attributes(ledger_path: str, gpu_meter: Mete
     assert attrs["energy_kwh"] > 0 and attrs["co2e_kg"] > 0 and attrs["region"] == "FR"
 
 
+def test_a_running_trials_heartbeat_carries_its_params_so_far(ledger_path: str, gpu_meter: Meter) -> None:
+    """A search killed mid-trial leaves the trial's last heartbeat: it shows what was suggested."""
+    study = optuna.create_study(study_name="beats", storage=f"sqlite:///{Path(ledger_path).parent / 'optuna.db'}")
+    audit = AuditCallback(ledger=ledger_path, meter=gpu_meter).attach(study)
+    audit.trials.recorder.heartbeat_s = 0.1  # type: ignore[union-attr]
+    seen: list[dict] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        layers = trial.suggest_int("layers", 1, 4)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not seen:
+            running = trials_of(ledger_path, "beats").get(trial.number)
+            if running is not None and running.state is TrialState.RUNNING and running.params:
+                seen.append(running.params)
+            time.sleep(0.05)
+        return x * layers
+
+    study.optimize(objective, n_trials=1, callbacks=[audit])
+    assert seen == [study.trials[0].params]  # Optuna's own record of the trial
+
+
 def test_n_jobs_2_counts_nothing_twice(ledger_path: str, gpu_meter: Meter) -> None:
     study = optuna.create_study(study_name="threads")
     audit = AuditCallback(ledger=ledger_path, devices="all", meter=gpu_meter).attach(study)
