@@ -105,7 +105,8 @@ def open_ledger(settings: Settings) -> Iterator[tuple[Ledger, int]]:
         try:
             written = replay(ledger, settings.spool_dir)
             if written:
-                typer.echo(f"{written} trials held back by an earlier search are now written to {ledger.location}", err=True)
+                trials = "1 trial" if written == 1 else f"{written} trials"
+                typer.echo(f"{trials} held back by an earlier search now written to {ledger.location}", err=True)
         except UnsafeSpoolError as exc:
             typer.echo(f"warning: {exc}", err=True)
         except AuditorError as exc:

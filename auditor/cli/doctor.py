@@ -130,6 +130,6 @@ def _print_doctor(nvml: Any, rapl: Any, cpu: Any, region: Any, pue: float | None
         line("", ledger_info["spool_problem"])
     for item in ledger_info.get("set_aside", []):
         done = "deleted" if item["dropped"] else "set aside"
-        line("", f"{done}: {item['path']} ({item['lines']} records not written: {'; '.join(item['why'])})")
+        line("", f"{done}: {item['path']} ({item['lines']} held-back lines not written: {'; '.join(item['why'])})")
     if ledger_info.get("set_aside") and not ledger_info["set_aside"][0]["dropped"]:
         line("", "Look at them, then delete them with: audit doctor --drop-set-aside")

@@ -173,7 +173,7 @@ def print_report(report: dict[str, Any], out: Console | None = None) -> None:
         out.print(f"Idle time between trials: {totals['idle_fraction']:.0%} of the energy.")
     flights = report["equivalents"]["flights_ny_sf"]
     out.print(f"That is about {flights:.2g} passenger flights New York - San Francisco (1,984 lb CO2e each, Strubell et al. 2019).")
-    if totals["measured_fraction"] is not None and totals["measured_fraction"] < 1:
+    if totals["measured_fraction"] is not None and totals["measured_fraction"] < 0.995:  # never "0% estimated"
         out.print(
             f"Estimated, not measured: {1 - totals['measured_fraction']:.0%} (see `audit doctor` for what this machine can measure).",
             overflow="fold",

@@ -242,8 +242,9 @@ def _set_aside(directory: Path, location: str, stem: str, lines: list[str], why:
         logger.warning("auditor: %d records that the ledger must not take could not be set aside (%s); dropped: %s",
                        len(lines), exc, "; ".join(why)[:300])
         return None
-    logger.warning("auditor: %d lines set aside in %s, not written to the ledger: %s. `audit doctor` lists "
-                   "them, `audit doctor --drop-set-aside` deletes them", len(lines), path, "; ".join(why)[:300])
+    logger.warning("auditor: %d held-back line%s set aside in %s, not written to the ledger: %s. `audit doctor` "
+                   "lists them, `audit doctor --drop-set-aside` deletes them", len(lines), "" if len(lines) == 1 else "s",
+                   path, "; ".join(why)[:300])
     return path
 
 

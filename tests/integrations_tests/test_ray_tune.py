@@ -109,20 +109,29 @@ def test_an_experiment_run_again_with_its_budget_spent_runs_no_trial(tmp_path: P
     ledger = str(tmp_path / "l.db")
     trainable = tune.with_resources(with_audit(steps(10)), {"cpu": 1, "gpu": 1})
     space = {"lr": tune.grid_search([float(i) for i in range(12)])}
-    first = AuditLoggerCallback(ledger=ledger, budget="0.0005 GPUh", sweep="again")
+    first = AuditLoggerCallback(ledger=ledger, budget="0.0005 GPUh")
     run(tmp_path, trainable, space, first)
     assert first.stopped_by_budget
-    with Ledger.open(ledger) as store:
-        [sweep] = store.sweeps()
-        before = store.usage(sweep.name)
-    again = AuditLoggerCallback(ledger=ledger, budget="0.0005 GPUh", sweep="again")  # checked before any trial starts
-    results = run(tmp_path, trainable, space, again)
-    assert again.stopped_by_budget
-    ran = [r for r in results if r.metrics and "loss" in r.metrics]
-    assert ran == []  # Ray's own records: no trial reported anything
-    with Ledger.open(ledger) as store:
-        after = store.usage(sweep.name)
-    assert after.gpu_hours == before.gpu_hours and after.trials == before.trials
+
+    def spent() -> tuple[float, dict[str, object]]:
+        with Ledger.open(ledger) as store:
+            return store.usage(first.sweep).gpu_hours, {t.trial_key: t for t in store.trials(first.sweep)}
+
+    before, trials_before = spent()
+    unnamed = AuditLoggerCallback(ledger=ledger, budget="0.0005 GPUh")  # the sweep is known at the first trial's start
+    run(tmp_path, trainable, space, unnamed)
+    after_unnamed, trials_unnamed = spent()
+    new = [t for key, t in trials_unnamed.items() if key not in trials_before]
+    assert unnamed.stopped_by_budget and len(new) <= 1
+    assert all(t.state is TrialState.STOPPED and t.stopped_by_budget for t in new)  # type: ignore[attr-defined]
+    assert after_unnamed - before < 0.2 * 0.0005  # stopped within a moment, not at its first report
+
+    named = AuditLoggerCallback(ledger=ledger, budget="0.0005 GPUh", sweep=first.sweep)  # asked before any trial starts
+    results = run(tmp_path, trainable, space, named)
+    assert named.stopped_by_budget
+    assert [r for r in results if r.metrics and "loss" in r.metrics] == []  # Ray's own records: no trial reported
+    after_named, trials_named = spent()
+    assert after_named == after_unnamed and trials_named.keys() == trials_unnamed.keys()
 
 
 def test_hard_budget_stops_running_trials(tmp_path: Path, ray_session: None) -> None:

@@ -93,5 +93,5 @@ def test_doctor_counts_held_back_trials_and_the_next_listing_writes_them(tmp_pat
     doctor = audit("--ledger", str(path), "doctor", "--format", "json")
     assert json.loads(doctor.out)["ledger"]["held_back_trials"] == 3  # trial 1 once: its heartbeat and its end
     listing = audit("--ledger", str(path), "trials", "s", "--format", "json")
-    assert listing.code == 0 and "3 trials held back by an earlier search are now written" in listing.err
+    assert listing.code == 0 and "3 trials held back by an earlier search now written" in listing.err
     assert len(json.loads(listing.out)) == 3  # trial 1's heartbeat and its end are one trial

@@ -93,7 +93,7 @@ def test_a_search_killed_while_the_disk_is_full_loses_no_finished_trial(
     small_disk.free()
     result = audit("--ledger", ledger, "report", "--format", "json")  # the next command writes them
     assert result.code == 0, result.err  # type: ignore[attr-defined]
-    assert "held back by an earlier search are now written" in result.err  # type: ignore[attr-defined]
+    assert "held back by an earlier search now written" in result.err  # type: ignore[attr-defined]
     assert json.loads(result.out)["held_back_trials"] == 0  # type: ignore[attr-defined]
     assert _numbers(ledger, "killed") == finished  # every finished trial
     assert held_back(Ledger.location_of(ledger)) == 0
