@@ -240,6 +240,25 @@ def test_reservations_bound_the_overshoot_of_concurrent_trials(tmp_path: Path, r
     assert total <= 3.6 + 1.5 * trial  # the forecast's error, not one trial per concurrent slot
 
 
+def test_two_drivers_sharing_a_budget_overshoot_it_by_less_than_a_trial_with_reservations(tmp_path: Path) -> None:
+    """Two Ray Tune drivers on one local cluster (4 logical GPUs, 2 trials at a time each), one
+    ledger, one 7.2 GPU-second project budget; run without and with reservations."""
+    found = {}
+    for reserve in ("0", "1"):
+        out = subprocess.run([sys.executable, str(HERE / "ray_two_drivers.py"), str(tmp_path / f"l{reserve}.db"),
+                              str(tmp_path / f"ray{reserve}"), reserve], capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        found[reserve] = json.loads(out.stdout.strip().splitlines()[-1])
+    for figures in found.values():
+        assert figures["codes"] == [0, 0] and figures["reservations_left"] == 0
+        assert sum(figures["trials"].values()) < 40  # both stopped by the shared budget
+    print(f"\nRay, 2 drivers x 2 concurrent trials, 7.2 GPU-s project budget: spent without reservations "
+          f"{sum(found['0']['spent_gpu_s'].values()):.2f}, with {sum(found['1']['spent_gpu_s'].values()):.2f} GPU-s "
+          f"(mean trial {found['1']['mean_trial_gpu_s']:.2f})")
+    with_reservations = found["1"]
+    assert sum(with_reservations["spent_gpu_s"].values()) <= 7.2 + 1.5 * with_reservations["mean_trial_gpu_s"]
+
+
 class _Locker(tune.Callback):
     """Another process holding the ledger's write lock for 2 s from the first trial's start."""
 
