@@ -170,7 +170,7 @@ class AuditLoggerCallback(LoggerCallback):
 
     def _refuse(self, refused: bool) -> None:  # with_audit runs no trial of a search refused here
         if refused or self._refused:
-            ray.get([node_meter(n).refuse.remote(ray.get_runtime_context().get_job_id(), refused) for n in self._nodes])
+            ray.get([node_meter(n).refuse.remote(ray.get_runtime_context().get_job_id(), refused) for n in self._nodes], timeout=30)
         self._refused = refused
 
     def _open(self, trial: Any | None) -> None:

@@ -349,44 +349,45 @@ def held_back(location: str, directory: Path | str | None = None, include_live: 
     return sum(trial_count(f.records) for f in _spool_files(location, folder, include_live) if isinstance(f, _SpoolFile))
 
 
-def write_apart(ledger: Any, records: list[TrialRecord], keep_finished: bool = False) -> tuple[int, list[tuple[TrialRecord, str]]]:
+CONFLICT = "differs from the finished trial already in the ledger"
+
+
+def write_apart(ledger: Any, records: list[TrialRecord], keep_finished: bool = False) -> list[tuple[TrialRecord, str]]:
     """Write ``records``; if the ledger refuses the batch for a record's content, write them
     one by one so that only the refused ones are left out.
 
     Returns:
-        How many were written, and the ``(record, why)`` of those left out (refused, or differing
-        from a finished trial when ``keep_finished``).
+        The ``(record, why)`` of those left out: refused, or (``keep_finished``) differing from
+        a finished trial.
 
     Raises:
         LedgerError: the ledger cannot be written at all (down, locked, full): nothing is lost,
             the caller still holds every record.
     """
+    refused: list[tuple[TrialRecord, str]] = []
     try:
         conflicts = ledger.record_trials(records, keep_finished=keep_finished)
     except InvalidRecordError:
-        conflicts, refused = [], []
+        conflicts = []
         for record in records:
             try:
                 conflicts += ledger.record_trials([record], keep_finished=keep_finished)
             except InvalidRecordError as exc:
                 refused.append((record, str(exc)))
-        left_out = refused + [(r, "differs from the finished trial already in the ledger") for r in conflicts]
-        return len(records) - len(left_out), left_out
-    return len(records) - len(conflicts), [(r, "differs from the finished trial already in the ledger") for r in conflicts]
+    return refused + [(record, CONFLICT) for record in conflicts]
 
 
 def _replay_one(ledger: Any, spooled: _SpoolFile) -> int:
-    known = set()
     for name, sweep in (spooled.header.get("sweeps") or {}).items():
         ledger.ensure_sweep(name, framework=sweep.get("framework", "run"), attrs=sweep.get("attrs") or {})
-        known.add(name)
+    known = {name for name in {r.sweep for r in spooled.records} if ledger.get_sweep(name) is not None}  # one query a sweep
     records, bad = [], list(spooled.bad)
     for record in spooled.records:
-        if record.sweep in known or ledger.get_sweep(record.sweep) is not None:
+        if record.sweep in known:
             records.append(record)
         else:
             bad.append((record_to_json(record), f"its sweep {record.sweep!r:.80} is neither in the file nor in the ledger"))
-    _, left_out = write_apart(ledger, records, keep_finished=True)
+    left_out = write_apart(ledger, records, keep_finished=True)
     bad += [(record_to_json(record), why) for record, why in left_out]
     refused = {id(record) for record, _ in left_out}
     written = trial_count([record for record in records if id(record) not in refused])

@@ -158,7 +158,7 @@ class LedgerWriter:
                 for name, (framework, attrs) in self._sweeps.items():
                     ledger.ensure_sweep(name, framework=framework, attrs=attrs)
                 self._sweeps_exist = True
-            _, refused = write_apart(ledger, todo)
+            refused = write_apart(ledger, todo)
         except AuditorError as exc:
             self._warn(str(exc))
             return False

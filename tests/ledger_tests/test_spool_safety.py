@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from auditor.errors import UnsafeSpoolError
 from auditor.ledger import EnergyReading, Ledger, TrialRecord
 from auditor.ledger.checks import record_to_json
 from auditor.ledger.spool import Spool, _prefix, default_spool_dir, held_back, spool_problem
@@ -66,11 +67,11 @@ def test_a_folder_that_is_a_symbolic_link_is_not_used(project, tmp_path: Path) -
         writer = LedgerWriter("postgresql://nobody@127.0.0.1:1/none", "s", "optuna", timeout_s=1, retry_s=60)
         writer.write([TrialRecord(sweep="s", trial_key="1", state="complete", start_time=0.0)])
     assert writer.spool_path is not None and not writer.spool_path.exists()  # held in memory only
-    assert list(elsewhere.iterdir()) == [next(elsewhere.iterdir())]  # nothing written through the link
+    assert len(list(elsewhere.iterdir())) == 1  # only the planted file: nothing written through the link
     with Ledger.open(path) as ledger:
         from auditor.ledger.spool import replay
 
-        with pytest.raises(Exception, match="is a symbolic link"):
+        with pytest.raises(UnsafeSpoolError, match="is a symbolic link"):
             replay(ledger)
     assert not _forged_in(path)
 
@@ -86,7 +87,9 @@ def test_a_file_that_is_not_this_users_own_is_not_replayed(project, tmp_path: Pa
         planted = default_spool_dir() / target.name
         planted.symlink_to(target)
     else:
-        if os.getuid() != 0:
+        if os.getuid() != 0:  # as the fault tests: skipped on a laptop, a failure where CI=true
+            if os.environ.get("CI") == "true":
+                pytest.fail("giving a file to another user needs root; CI runs as root and must have it")
             pytest.skip("giving a file to another user needs root (CI runs as root)")
         planted = plant(location)
         os.chown(planted, 65534, 65534)
@@ -94,7 +97,8 @@ def test_a_file_that_is_not_this_users_own_is_not_replayed(project, tmp_path: Pa
         from auditor.ledger.spool import replay
 
         assert replay(ledger) == 0
-    assert not _forged_in(path) and planted.is_symlink() or planted.exists()
+    assert not _forged_in(path)
+    assert planted.is_symlink() or planted.exists()  # left as it is
     assert "not replayed" in caplog.text
 
 
