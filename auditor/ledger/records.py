@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 from dataclasses import dataclass, field
@@ -10,6 +11,13 @@ from typing import Any
 
 from auditor.ledger.schema import ENERGY_DOMAINS
 from auditor.meters.base import EnergyReading  # what meters measure is what the ledger stores
+
+
+@functools.cache
+def this_host() -> str:
+    """This machine's name, asked once: ``socket.gethostname`` gives up the GIL, and a record
+    built for every trial must not wait behind a busy search loop to get it back."""
+    return socket.gethostname()
 
 
 class TrialState(str, Enum):
@@ -45,7 +53,7 @@ class TrialRecord:
     name: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     objective: list[float] | None = None
-    host: str = field(default_factory=socket.gethostname)
+    host: str = field(default_factory=this_host)
     devices: list[dict[str, Any]] = field(default_factory=list)
     gpu_seconds: float = 0.0
     energy: dict[str, EnergyReading] = field(default_factory=dict)
@@ -106,7 +114,7 @@ class BudgetEvent:
     intensity_g_per_kwh: float | None = None
     pue: float | None = None
     at: float = field(default_factory=time.time)
-    host: str = field(default_factory=socket.gethostname)
+    host: str = field(default_factory=this_host)
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,10 @@ def _sqlite_engine(url: URL, busy_timeout_s: float, create: bool = True) -> Engi
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_s: float, writable: bool = True) -> None:
+    # A batch of trials goes in as multi-row INSERTs: a plain executemany runs one SQLite step
+    # per row, each giving up the GIL, and stalls behind a busy search loop (20x slower).
+    engine.dialect.use_insertmanyvalues_wo_returning = True
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # transactions are begun below, explicitly
@@ -173,6 +177,21 @@ _UPDATE_TRIAL = update(schema.trials).where(_TRIAL_KEY)
 # A running trial's heartbeat never replaces the trial's finished row (a late or replayed one).
 _UPDATE_RUNNING_TRIAL = _UPDATE_TRIAL.where(schema.trials.c.state == TrialState.RUNNING.value)
 _SELECT_TRIAL_ID = select(schema.trials.c.id).where(_TRIAL_KEY)
+
+
+_KEYS_PER_QUERY = 500  # trial keys looked up per query (well under every backend's limit)
+
+
+def _last_row_per_trial(rows: list[dict[str, Any]]) -> dict[tuple[int, str], dict[str, Any]]:
+    """One row per trial, in order: a later row replaces an earlier one, but a heartbeat
+    (``running``) never replaces the trial's end."""
+    latest: dict[tuple[int, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["sweep_id"], row["trial_key"])
+        earlier = latest.get(key)
+        if earlier is None or row["state"] != TrialState.RUNNING.value or earlier["state"] == TrialState.RUNNING.value:
+            latest[key] = row
+    return latest
 
 
 class Ledger:
@@ -463,8 +482,10 @@ class Ledger:
             return int(conn.execute(_SELECT_TRIAL_ID, key).scalar_one())
 
     def record_trials(self, records: list[TrialRecord], *, keep_finished: bool = False) -> list[TrialRecord]:
-        """Write several trials in one transaction (a plugin's batch); any already recorded are
-        replaced one by one, as :meth:`record_trial` does.
+        """Write several trials in one transaction (a plugin's batch). A trial already recorded
+        is replaced, as :meth:`record_trial` does: a running trial's row by any newer row, a
+        finished trial's row never by a heartbeat. A batch holding several rows of one trial
+        (its heartbeat, then its end) writes the last that counts.
 
         With ``keep_finished`` (trials replayed from a held-back file), a finished trial already
         in the ledger is never replaced: a record that differs from it is returned, not written.
@@ -478,19 +499,53 @@ class Ledger:
         if not records:
             return []
         rows = [self._trial_row(record) for record in records]
-        try:
+        if keep_finished:
+            return [record for record, row in zip(records, rows, strict=True) if not self._write_unless_finished(record, row)]
+        latest = _last_row_per_trial(rows)
+        try:  # the common case: none of them is in the ledger yet
             with self._writer.begin() as conn:
-                conn.execute(_INSERT_TRIAL, rows)
+                conn.execute(_INSERT_TRIAL, list(latest.values()))
             return []
         except IntegrityError:
-            pass  # some were recorded before: fall back to one upsert each
+            pass  # some are (a running trial's heartbeat row, a resumed search): replace those
         except SQLAlchemyError as exc:
             raise self._refused(exc) from None
-        if not keep_finished:
-            for record in records:
-                self.record_trial(record)
-            return []
-        return [record for record, row in zip(records, rows, strict=True) if not self._write_unless_finished(record, row)]
+        for attempt in range(2):  # a second try if another process inserted one of them meanwhile
+            try:
+                with self._writer.begin() as conn:
+                    stored = self._stored_keys(conn, latest)
+                    new = [row for key, row in latest.items() if key not in stored]
+                    replacing = [{**row, "key_sweep_id": key[0], "key_trial_key": key[1]}
+                                 for key, row in latest.items() if key in stored]
+                    if new:
+                        conn.execute(_INSERT_TRIAL, new)
+                    for statement, state_rows in (
+                        (_UPDATE_RUNNING_TRIAL, [r for r in replacing if r["state"] == TrialState.RUNNING.value]),
+                        (_UPDATE_TRIAL, [r for r in replacing if r["state"] != TrialState.RUNNING.value]),
+                    ):
+                        if state_rows:
+                            conn.execute(statement, state_rows)
+                return []
+            except IntegrityError as exc:
+                if attempt:
+                    raise self._refused(exc) from None
+            except SQLAlchemyError as exc:
+                raise self._refused(exc) from None
+        return []
+
+    def _stored_keys(self, conn: Connection, rows: dict[tuple[int, str], dict[str, Any]]) -> set[tuple[int, str]]:
+        """Which of these trials (sweep id, trial key) the ledger holds already."""
+        stored: set[tuple[int, str]] = set()
+        by_sweep: dict[int, list[str]] = {}
+        for sweep_id, trial_key in rows:
+            by_sweep.setdefault(sweep_id, []).append(trial_key)
+        columns = (schema.trials.c.sweep_id, schema.trials.c.trial_key)
+        for sweep_id, keys in by_sweep.items():
+            for chunk in range(0, len(keys), _KEYS_PER_QUERY):
+                query = select(*columns).where(schema.trials.c.sweep_id == sweep_id,
+                                               schema.trials.c.trial_key.in_(keys[chunk:chunk + _KEYS_PER_QUERY]))
+                stored.update((row.sweep_id, row.trial_key) for row in conn.execute(query))
+        return stored
 
     def _write_unless_finished(self, record: TrialRecord, row: dict[str, Any]) -> bool:
         """Insert ``row`` or replace a running one; False if a finished row differs from it."""

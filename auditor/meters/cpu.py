@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
@@ -176,17 +177,24 @@ class MemoryEstimateSource(EnergySource):
     poll_interval_s = 0.5
     read_at_end = True
 
+    rss_refresh_s = 0.05  # resident memory is read at most this often (an interval's end reads the clock only)
+
     def __init__(self, tree: ProcessTree | None = None, clock: Any = None) -> None:
         self._tree = tree or ProcessTree()
         self._clock = clock or time.monotonic
         self._last: tuple[float, float] | None = None
+        self._rss_read_at = -math.inf
         self._joules = 0.0
 
     def devices(self) -> list[Device]:
         return [Device("memory:process", "memory", "resident memory", "estimate")]
 
     def read(self) -> dict[str, float]:
-        now, watts = self._clock(), self._tree.rss_bytes() / 1e9 * MEMORY_WATTS_PER_GB
+        now = self._clock()
+        if self._last is not None and now - self._rss_read_at < self.rss_refresh_s:
+            watts = self._last[1]  # many trial ends a second: the draw of a moment ago
+        else:
+            watts, self._rss_read_at = self._tree.rss_bytes() / 1e9 * MEMORY_WATTS_PER_GB, now
         if self._last is not None:
             then, previous = self._last
             self._joules += (previous + watts) / 2 * (now - then)

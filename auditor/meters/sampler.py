@@ -243,12 +243,14 @@ class Meter:
         """
         keys, _, missing = self._gpus_or_none(gpus)
         devices = [*keys, *(k for k, d in self.devices.items() if not d.is_gpu)]
-        pause = min((s.poll_interval_s for s in self.sources), default=0.01)
         for _ in range(50):  # until every device has a reading past the end
-            if all(self._last_sample.get(key, (-math.inf, 0.0))[0] >= end for key in devices):
+            behind = [key for key in devices if self._last_sample.get(key, (-math.inf, 0.0))[0] < end]
+            if not behind:
                 break
             self._sample(self.sources)
-            time.sleep(pause)
+            if all(self._last_sample.get(key, (-math.inf, 0.0))[0] >= end for key in behind):
+                break  # read past the end at once: no wait (a stepped counter may need its next step)
+            time.sleep(min(self._source_of[key].poll_interval_s for key in behind))
         interval = Interval(start=start, devices=dict.fromkeys(devices, start), end=end)
         interval.flags.add("after-the-fact")
         if missing:

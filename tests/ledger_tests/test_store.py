@@ -64,6 +64,29 @@ def test_recording_a_trial_again_replaces_it(ledger_url: str) -> None:
         assert ledger.count_trials() == 1
 
 
+def test_a_batch_replaces_running_rows_and_keeps_finished_ones(ledger_url: str) -> None:
+    """One transaction a batch, whatever it holds: new trials, trials whose heartbeat row is in
+    the ledger, several rows of one trial, and a late heartbeat of a finished trial."""
+    with Ledger.open(ledger_url) as ledger:
+        ledger.ensure_sweep("lr-search", "optuna")
+        ledger.record_trials([make_trial("1", state=TrialState.RUNNING, gpu_seconds=5.0),
+                              make_trial("2"), make_trial("3", state=TrialState.RUNNING)])
+        ledger.record_trials([
+            make_trial("1", state=TrialState.PRUNED, gpu_seconds=30.0),  # its heartbeat row is replaced
+            make_trial("2", state=TrialState.RUNNING, gpu_seconds=1.0),  # a late heartbeat: ignored
+            make_trial("4", state=TrialState.RUNNING, gpu_seconds=1.0),  # new, then ended in the same batch
+            make_trial("4", gpu_seconds=40.0),
+            make_trial("5", gpu_seconds=50.0),
+            make_trial("5", state=TrialState.RUNNING, gpu_seconds=2.0),  # heartbeat after the end: ignored
+        ])
+        stored = {t.trial_key: t for t in ledger.trials()}
+    assert {k: (t.state, t.gpu_seconds) for k, t in stored.items()} == {
+        "1": (TrialState.PRUNED, 30.0), "2": (TrialState.COMPLETE, 60.0), "3": (TrialState.INTERRUPTED, 60.0),  # untouched (its heartbeat is old)
+        "4": (TrialState.COMPLETE, 40.0), "5": (TrialState.COMPLETE, 50.0),
+    }
+    assert list(stored) == ["1", "2", "3", "4", "5"]  # a replaced row keeps its place
+
+
 def test_usage_sums_energy_and_gpu_time_per_sweep_and_in_all(ledger_url: str) -> None:
     with Ledger.open(ledger_url) as ledger:
         ledger.ensure_sweep("a", "optuna")
