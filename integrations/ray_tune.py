@@ -55,7 +55,14 @@ from auditor.ledger.writer import LedgerWriter
 from auditor.search.keeper import BudgetKeeper
 from auditor.search.recorder import HEARTBEAT_S
 from auditor.search.records import fit_name
-from auditor.search.remote import Ending, final_record, running_record, scheduler_horizon, usage_of
+from auditor.search.remote import (
+    Ending,
+    carry_figures,
+    final_record,
+    running_record,
+    scheduler_horizon,
+    usage_of,
+)
 from auditor.search.safety import never_raise
 
 logger = logging.getLogger("auditor")
@@ -182,7 +189,6 @@ class AuditLoggerCallback(LoggerCallback):
         if trial is not None:
             self._started.setdefault(trial.trial_id, time.time())
 
-
     def _holder(self, trial_id: str) -> str:
         return f"{socket.gethostname()}:{os.getpid()}:ray:{self.sweep}:{trial_id}"
 
@@ -213,7 +219,7 @@ class AuditLoggerCallback(LoggerCallback):
     @never_raise
     def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
         self._open(trial)
-        self._latest[trial.trial_id] = dict(result)
+        self._latest[trial.trial_id] = carry_figures(self._latest.get(trial.trial_id, {}), result)
         self._heartbeat(trial)
         self._collect()
         if self.keeper.guard is None:
@@ -250,6 +256,7 @@ class AuditLoggerCallback(LoggerCallback):
         if trial.trial_id in self._closing:
             return
         latest = self._latest.get(trial.trial_id, {})
+        trial.last_result.update(carry_figures(latest, trial.last_result))  # its last result shows its latest figures
         node_id = latest.get("auditor/node_id")
         refs = []
         # a trial that never reported does not say where it ran: every node's meter is asked

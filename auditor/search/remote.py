@@ -49,6 +49,19 @@ def result_metrics(joules: dict[str, float], gpu_seconds: float, node_id: str) -
     return {**{PREFIX + key: value for key, value in figures.items()}, PREFIX + "node_id": node_id}
 
 
+def carry_figures(previous: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with the figures of ``previous`` (the trial's latest result) where it has none
+    of its own: a worker adds them to results at most every 0.1 s.
+
+    Example:
+        >>> carry_figures({"loss": 3, "auditor/gpu_seconds": 2.0}, {"loss": 1})
+        {'auditor/gpu_seconds': 2.0, 'loss': 1}
+    """
+    if PREFIX + "energy_kwh" in result:
+        return dict(result)
+    return {**{key: value for key, value in previous.items() if key.startswith(PREFIX)}, **result}
+
+
 def usage_of(result: dict[str, Any]) -> Usage:
     """One trial's energy and GPU time as its last result reported them."""
     joules = sum(float(result.get(f"{PREFIX}{domain}_energy_j", 0.0)) for domain in DOMAINS)

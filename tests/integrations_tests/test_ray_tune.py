@@ -4,6 +4,7 @@ metered through the simulated GPU source), and a real 2-node cluster in a child 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import time
@@ -218,6 +219,34 @@ def test_running_trials_are_in_the_ledger_while_they_run(tmp_path: Path, ray_ses
     ).fit()
     assert "running" in watcher.seen  # a killed driver would leave this row behind
     assert [t.state for t in recorded(ledger).values()] == [TrialState.COMPLETE]
+
+
+def test_fast_reports_get_the_figures_every_tenth_of_a_second_and_the_last_result_has_them(
+        tmp_path: Path, ray_session: None) -> None:
+    """A trial reporting every 2 ms: Ray's own records (every result on disk, the grid's last
+    result) against the ledger. The figures come on the first result and then at most every
+    0.1 s; the last result shows the latest, never more than the ledger's final figures."""
+    def fast(config: dict) -> None:
+        for step in range(300):
+            time.sleep(0.002)
+            tune.report({"step": step})
+
+    ledger = str(tmp_path / "l.db")
+    audit = AuditLoggerCallback(ledger=ledger)
+    [result] = tune.Tuner(
+        tune.with_resources(with_audit(fast), {"cpu": 1, "gpu": 1}),
+        run_config=tune.RunConfig(name="fast", storage_path=str(tmp_path / "ray"), callbacks=[audit], verbose=0),
+    ).fit()
+    every = result.metrics_dataframe
+    with_figures = every.dropna(subset=["auditor/energy_kwh"])
+    assert len(every) == 300 and not math.isnan(every["auditor/energy_kwh"].iloc[0])  # the first result has them
+    assert 3 <= len(with_figures) <= len(every) / 5  # ~0.6 s of reports: a handful of them, not 300
+    assert (with_figures["auditor/gpu_seconds"].diff().dropna() > 0.09).all()
+    [trial] = recorded(ledger).values()
+    last = result.metrics
+    assert last["step"] == 299 and last["auditor/energy_kwh"] == with_figures["auditor/energy_kwh"].iloc[-1]
+    assert 0 < last["auditor/energy_kwh"] <= trial.energy_kwh and 0 < last["auditor/gpu_energy_j"] <= trial.energy["gpu"].joules
+    assert trial.gpu_seconds - 0.15 < last["auditor/gpu_seconds"] <= trial.gpu_seconds
 
 
 def test_reservations_bound_the_overshoot_of_concurrent_trials(tmp_path: Path, ray_session: None) -> None:
