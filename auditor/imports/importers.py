@@ -186,10 +186,12 @@ def import_ray(ledger: Ledger, experiment: Path, draw: Draw | None = None, sweep
             state = "complete"
         else:
             state = "stopped"
-        joules = {d: float(last[f"auditor/{d}_energy_j"]) for d in ("gpu", "cpu", "memory") if f"auditor/{d}_energy_j" in last}
+        # with_audit adds its figures to a result at most every 0.1 s: the latest that has them
+        figures = next((r for r in reversed(results) if "auditor/energy_kwh" in r), {})
+        joules = {d: float(figures[f"auditor/{d}_energy_j"]) for d in ("gpu", "cpu", "memory") if f"auditor/{d}_energy_j" in figures}
         if joules:
-            energy = {d: EnergyReading(j, str(last.get(f"auditor/{d}_energy_method", "estimate"))) for d, j in joules.items()}
-            gpu_seconds, devices = float(last.get("auditor/gpu_seconds", 0.0)), []
+            energy = {d: EnergyReading(j, str(figures.get(f"auditor/{d}_energy_method", "estimate"))) for d, j in joules.items()}
+            gpu_seconds, devices = float(figures.get("auditor/gpu_seconds", 0.0)), []
         else:
             energy, gpu_seconds, devices = (draw or Draw()).estimate(seconds)
         records.append(TrialRecord(

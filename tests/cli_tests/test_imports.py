@@ -107,6 +107,34 @@ def test_import_ray_experiment_directory(audit, tmp_path: Path, ray_session: Non
     assert {t.params["lr"] for t in trials} == {0.1, 0.2, 0.9}
 
 
+@pytest.mark.slow
+def test_import_ray_reads_the_figures_of_an_audited_experiment(audit, tmp_path: Path, ray_session: None) -> None:
+    """Reports every 2 ms: the last result on disk has no figures of its own (they come at most
+    every 0.1 s); the import takes the latest that has them, which Ray's grid shows as the last."""
+    from auditor.integrations.ray_tune import AuditLoggerCallback, with_audit
+    from ray import tune
+
+    def train(config: dict) -> None:
+        for step in range(100):
+            time.sleep(0.002)
+            tune.report({"step": step})
+
+    grid = tune.Tuner(
+        tune.with_resources(with_audit(train), {"cpu": 1, "gpu": 1}), param_space={"lr": tune.grid_search([0.1, 0.2])},
+        run_config=tune.RunConfig(name="audited", storage_path=str(tmp_path / "ray_results"), verbose=0,
+                                  callbacks=[AuditLoggerCallback(ledger=str(tmp_path / "live.db"))]),
+    ).fit()
+    result = audit("import", "ray", str(tmp_path / "ray_results" / "audited"), "--ledger", str(tmp_path / "l.db"))
+    assert result.code == 0, result.err
+    with Ledger.open(tmp_path / "l.db") as store:
+        imported = {t.trial_key: t for t in store.trials("audited")}
+    assert len(imported) == 2
+    for trial_result in grid:
+        trial = imported[trial_result.metrics["trial_id"]]
+        assert trial.energy["gpu"].joules == trial_result.metrics["auditor/gpu_energy_j"] > 0
+        assert trial.gpu_seconds == trial_result.metrics["auditor/gpu_seconds"] > 0
+
+
 def test_import_ray_bad_directory(audit, tmp_path: Path) -> None:
     result = audit("import", "ray", str(tmp_path), "--ledger", str(tmp_path / "l.db"))
     assert result.code == 2 and "holds no Ray Tune trial" in result.err
