@@ -15,23 +15,19 @@ How it works:
   samples every GPU of the node. A trial wrapped by :func:`with_audit` opens an interval there on
   the GPUs Ray gave it (``ray.get_gpu_ids()``): trials sharing a GPU (fractional GPUs) share its
   energy, nothing is counted twice. The trial's own process meters its CPU and memory.
-- Every reported result gets the figures so far under an ``auditor/`` prefix (TensorBoard, W&B
-  and MLflow loggers show them too). When the trial ends, its final figures, including what was
-  measured since its last report, go to the node's meter; the driver's callback collects them
-  and writes the trial to the ledger, with the node it ran on.
+- Results get the figures so far under an ``auditor/`` prefix: the first result, then at most
+  every 0.1 s, and each trial's last result shows its latest (TensorBoard, W&B and MLflow
+  loggers show them too). When the trial ends, its final figures, including what was measured
+  since its last report, go to the node's meter; the driver's callback collects them and writes
+  the trial to the ledger, with the node it ran on.
 - Trials killed by ``stop_all`` get no ``on_trial_complete`` from Ray: the callback closes them
   when the experiment ends, with their GPU energy up to then and CPU energy up to their last
   report.
-- Budgets: the driver sums the ledger (every finished trial, of every worker and node) and the
-  running trials' last figures. When a trial starts, the forecast of its cost is reserved in the
-  ledger, in one transaction with the check, and released once the trial is written: trials
-  running at once (in this experiment or another sharing the budget) are counted before they
-  end, so the overshoot is bounded by the forecast's error; a trial that starts past the budget
-  is stopped at its first report. ``stop-new`` ends the experiment through ``audit.stopper``'s
-  ``stop_all`` (Ray cannot keep running trials while starting none, so they are stopped and
-  marked stopped by the budget); ``hard`` also stops each running trial at its next report.
-  Given ``sweep=``, a budget already spent (an experiment run again) is seen before any trial
-  starts: ``with_audit`` runs none of its trials, and none is recorded.
+- Budgets: the driver sums the ledger and the running trials' last figures, and reserves each
+  starting trial's forecast in the ledger, so trials running at once count before they end.
+  ``stop-new`` ends the experiment through ``audit.stopper``'s ``stop_all``; ``hard`` also
+  stops each running trial at its next report; given ``sweep=``, a budget already spent is
+  seen before any trial starts, and none runs. The README's "Ray Tune" section says more.
 """
 
 from __future__ import annotations
@@ -44,13 +40,18 @@ import time
 from typing import Any
 
 import ray
-from auditor.integrations.ray_tune_worker import NodeMeter, node_meter, with_audit
+from auditor.integrations.ray_tune_worker import (
+    NodeMeter,
+    node_meter,
+    start_node_meters,
+    with_audit,
+)
 from ray.tune import Stopper
 from ray.tune.logger import LoggerCallback
 
 from auditor.budget.limits import Budget
 from auditor.config import plugin_settings
-from auditor.ledger import Ledger, TrialState, Usage
+from auditor.ledger import Ledger
 from auditor.ledger.writer import LedgerWriter
 from auditor.search.keeper import BudgetKeeper
 from auditor.search.recorder import HEARTBEAT_S
@@ -59,16 +60,14 @@ from auditor.search.remote import (
     Ending,
     carry_figures,
     final_record,
+    pending_usage,
     running_record,
     scheduler_horizon,
-    usage_of,
 )
 from auditor.search.safety import never_raise
 
 logger = logging.getLogger("auditor")
 
-
-# -- the driver side ------------------------------------------------------------------------------
 
 
 class _AuditStopper(Stopper):
@@ -136,6 +135,8 @@ class AuditLoggerCallback(LoggerCallback):
         self._refused = False  # the budget was spent before the experiment began: no trial runs
         self._nodes: list[str] = []
         self._lock = threading.Lock()
+        if ray.is_initialized():  # the meters start while Tune sets the experiment up
+            self._nodes = start_node_meters()
 
     def __getstate__(self) -> dict[str, Any]:
         """Ray pickles callbacks with the experiment's state: leave the connection and lock out."""
@@ -162,14 +163,9 @@ class AuditLoggerCallback(LoggerCallback):
 
     @never_raise
     def setup(self, **info: Any) -> None:
-        """Start a meter on every node now, owned by the driver."""
+        """Start a meter on every node (if not started when this callback was made)."""
         super().setup(**info)
-        try:
-            self._nodes = [node["NodeID"] for node in ray.nodes() if node.get("Alive")]
-            meters = [node_meter(node_id) for node_id in self._nodes]
-            ray.get([meter.snapshot.remote("") for meter in meters], timeout=60)
-        except Exception as exc:  # noqa: BLE001 - trials then start their node's meter themselves
-            logger.warning("auditor: node meters not started from the driver: %s", exc)
+        self._nodes = start_node_meters()
         if self.budget is not None and self.sweep:  # a budget spent already: no trial runs
             self._open(None)
             self.keeper.decide(after="the start of the experiment")
@@ -224,11 +220,7 @@ class AuditLoggerCallback(LoggerCallback):
         self._collect()
         if self.keeper.guard is None:
             return
-        pending = {key: usage_of(r) for key, r in self._latest.items() if key not in self._recorded}
-        held = [r for r in self.writer.held if r.state is not TrialState.RUNNING] if self.writer else []  # a ledger fault
-        pending.update({r.trial_key: Usage(r.energy_kwh, r.gpu_hours, 1) for r in held})
-        usage = Usage(sum(u.energy_kwh for u in pending.values()), sum(u.gpu_hours for u in pending.values()),
-                      len(pending), frozenset(pending))  # their heartbeat rows in the ledger are left out
+        usage = pending_usage(self._latest, self._recorded, self.writer.held if self.writer else [])
         self.keeper.decide(usage, after=f"a result of trial {trial.trial_id}")
 
     @never_raise

@@ -59,6 +59,20 @@ def node_meter(node_id: str | None = None) -> Any:
     ).remote()
 
 
+def start_node_meters() -> list[str]:
+    """Start a meter on every live node of the cluster, without waiting for them (a trial's
+    first call waits for its own); returns the nodes' ids. Never raises: trials start their
+    node's meter themselves if this fails."""
+    try:
+        nodes = [node["NodeID"] for node in ray.nodes() if node.get("Alive")]
+        for node_id in nodes:
+            node_meter(node_id)
+        return nodes
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("auditor: node meters not started from the driver: %s", exc)
+        return []
+
+
 # -- the worker side ------------------------------------------------------------------------------
 
 
@@ -195,4 +209,4 @@ def _audited_class(cls: type[Trainable]) -> type[Trainable]:
     return Audited
 
 
-__all__ = ["NodeMeter", "node_meter", "with_audit"]
+__all__ = ["NodeMeter", "node_meter", "start_node_meters", "with_audit"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,21 @@ def usage_of(result: dict[str, Any]) -> Usage:
     """One trial's energy and GPU time as its last result reported them."""
     joules = sum(float(result.get(f"{PREFIX}{domain}_energy_j", 0.0)) for domain in DOMAINS)
     return Usage(joules / 3.6e6, float(result.get(PREFIX + "gpu_seconds", 0.0)) / 3600, 1)
+
+
+def pending_usage(latest: dict[str, dict[str, Any]], recorded: Collection[str], held: list[TrialRecord]) -> Usage:
+    """What a budget adds to the ledger's sum: the trials not written yet, each once, by their
+    last result (``latest``, by trial key, but those ``recorded``) or by their held-back final
+    record (a ledger fault). Their heartbeat rows in the ledger are left out by their keys.
+
+    Example:
+        >>> pending_usage({"a": {"auditor/gpu_seconds": 3600.0}, "b": {}}, {"b"}, []).gpu_hours
+        1.0
+    """
+    pending = {key: usage_of(result) for key, result in latest.items() if key not in recorded}
+    pending.update({r.trial_key: Usage(r.energy_kwh, r.gpu_hours, 1) for r in held if r.state is not TrialState.RUNNING})
+    return Usage(sum(u.energy_kwh for u in pending.values()), sum(u.gpu_hours for u in pending.values()),
+                 len(pending), frozenset(pending))
 
 
 def _energy_of_result(result: dict[str, Any]) -> dict[str, EnergyReading]:
