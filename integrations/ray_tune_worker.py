@@ -16,7 +16,7 @@ import ray
 from ray.tune import Trainable
 
 from auditor.meters import node as node_meters
-from auditor.search.remote import result_metrics
+from auditor.search.figures import result_metrics
 
 logger = logging.getLogger("auditor")
 NAMESPACE = "auditor"

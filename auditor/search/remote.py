@@ -1,12 +1,9 @@
-"""Trials measured in other processes: the figures a trial's worker adds to each result it
-reports (``auditor/...``), and the records built from them and from its node meter's final
-figures (:meth:`auditor.meters.node.NodeMeter.final`).
-
-The result keys are the auditor's, whatever the framework: ``auditor/gpu_energy_j``,
-``auditor/cpu_energy_j``, ``auditor/memory_energy_j``, ``auditor/energy_kwh``,
-``auditor/gpu_seconds`` and ``auditor/node_id``.
+"""Trials measured in other processes: the records built from the figures a trial's worker
+adds to its results (:func:`auditor.search.figures.result_metrics`, ``auditor/...``) and from
+its node meter's final figures (:meth:`auditor.meters.node.NodeMeter.final`).
 
 Example:
+    >>> from auditor.search.figures import result_metrics
     >>> metrics = result_metrics({"gpu": 3.6e6, "cpu": 0.0, "memory": 0.0}, 3600.0, "node-1")
     >>> metrics["auditor/energy_kwh"], usage_of(metrics).gpu_hours
     (1.0, 1.0)
@@ -21,12 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.ledger import EnergyReading, TrialRecord, TrialState, Usage
+from auditor.search.figures import DOMAINS, PREFIX
 from auditor.search.records import NAME_LIMIT, jsonable_params
 
 logger = logging.getLogger("auditor")
-
-PREFIX = "auditor/"
-DOMAINS = ("gpu", "cpu", "memory")
 
 
 def scheduler_horizon(scheduler: Any) -> tuple[str, float] | None:
@@ -40,14 +35,6 @@ def scheduler_horizon(scheduler: Any) -> tuple[str, float] | None:
         logger.warning("auditor: %s has no max_t: trials it ends are recorded stopped", type(scheduler).__name__)
         return None
     return time_attr, float(max_t)
-
-
-def result_metrics(joules: dict[str, float], gpu_seconds: float, node_id: str) -> dict[str, Any]:
-    """The figures a worker adds to a result: joules per domain, IT kWh, GPU-seconds, node."""
-    figures: dict[str, Any] = {f"{domain}_energy_j": float(joules.get(domain, 0.0)) for domain in DOMAINS}
-    figures["gpu_seconds"] = float(gpu_seconds)
-    figures["energy_kwh"] = sum(figures[f"{domain}_energy_j"] for domain in DOMAINS) / 3.6e6
-    return {**{PREFIX + key: value for key, value in figures.items()}, PREFIX + "node_id": node_id}
 
 
 def carry_figures(previous: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from auditor.ledger import TrialState
-from auditor.search.remote import Ending, final_record, result_metrics, running_record, usage_of
+from auditor.search.figures import result_metrics
+from auditor.search.remote import Ending, final_record, running_record, usage_of
 
 LATEST = result_metrics({"gpu": 7200.0, "cpu": 360.0, "memory": 36.0}, 20.0, "node-a")
 FINAL = {
