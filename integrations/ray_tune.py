@@ -69,7 +69,6 @@ from auditor.search.safety import never_raise
 logger = logging.getLogger("auditor")
 
 
-
 class _AuditStopper(Stopper):
     """Stops a trial once a hard budget is spent, and the experiment once any budget is."""
 
