@@ -16,10 +16,10 @@ How it works:
   the GPUs Ray gave it (``ray.get_gpu_ids()``): trials sharing a GPU (fractional GPUs) share its
   energy, nothing is counted twice. The trial's own process meters its CPU and memory.
 - Results get the figures so far under an ``auditor/`` prefix: the first result, then at most
-  every 0.1 s, and each trial's last result shows its latest (TensorBoard, W&B and MLflow
-  loggers show them too). When the trial ends, its final figures, including what was measured
-  since its last report, go to the node's meter; the driver's callback collects them and writes
-  the trial to the ledger, with the node it ran on.
+  every 0.1 s (TensorBoard, W&B and MLflow loggers show them too). When the trial ends, its
+  final figures, including what was measured since its last report, go to the node's meter;
+  the driver's callback collects them, writes the trial to the ledger with the node it ran on,
+  and gives them to the trial's last result, which Ray's ``ResultGrid`` shows.
 - Trials killed by ``stop_all`` get no ``on_trial_complete`` from Ray: the callback closes them
   when the experiment ends, with their GPU energy up to then and CPU energy up to their last
   report.
@@ -247,7 +247,6 @@ class AuditLoggerCallback(LoggerCallback):
         if trial.trial_id in self._closing:
             return
         latest = self._latest.get(trial.trial_id, {})
-        trial.last_result.update(carry_figures(latest, trial.last_result))  # its last result shows its latest figures
         node_id = latest.get("auditor/node_id")
         refs = []
         # a trial that never reported does not say where it ran: every node's meter is asked
@@ -261,6 +260,7 @@ class AuditLoggerCallback(LoggerCallback):
             failed=failed, cut_short=at_end, by_budget=by_budget, end=time.time(), latest=latest,
             reached_end=self.horizon is not None and float(latest.get(self.horizon[0], 0) or 0) >= self.horizon[1],
             params=dict(trial.config or {}), name=str(getattr(trial, "experiment_tag", "") or trial.trial_id),
+            shown=trial.last_result,  # Ray's ResultGrid shows it: it gets the ledger's figures
         ))
 
     def _collect(self, wait_s: float = 0.0) -> None:
@@ -290,6 +290,7 @@ class AuditLoggerCallback(LoggerCallback):
             self._recorded.add(trial_id)
         record = final_record(self.sweep, trial_id, self._started.get(trial_id, ending.end), ending, final)  # type: ignore[arg-type]
         self.writer.write([record])  # type: ignore[union-attr] - held back (and spooled) if the ledger refuses it
+        ending.show(record)
         self.keeper.observe(record)
         self.keeper.release(self._holder(trial_id))  # its real cost is written (or held back, and counted)
 

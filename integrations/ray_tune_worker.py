@@ -81,7 +81,7 @@ class _TrialAudit:
     its own process's meter.
 
     Results get the figures at most every :data:`FIGURES_S` (the first result always; the
-    driver carries them over to the results between, and to the trial's last result). They
+    driver's budget tally carries them over to the results between). They
     cost no round trip: GPU-seconds are counted here (the GPUs the node's meter gave the trial
     x the time since it began), CPU and memory are read here, and the GPU joules are the node
     meter's latest answer, asked again without waiting once it came: about 0.1 s behind. The

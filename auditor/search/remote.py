@@ -3,7 +3,6 @@ adds to its results (:func:`auditor.search.figures.result_metrics`, ``auditor/..
 its node meter's final figures (:meth:`auditor.meters.node.NodeMeter.final`).
 
 Example:
-    >>> from auditor.search.figures import result_metrics
     >>> metrics = result_metrics({"gpu": 3.6e6, "cpu": 0.0, "memory": 0.0}, 3600.0, "node-1")
     >>> metrics["auditor/energy_kwh"], usage_of(metrics).gpu_hours
     (1.0, 1.0)
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.ledger import EnergyReading, TrialRecord, TrialState, Usage
-from auditor.search.figures import DOMAINS, PREFIX
+from auditor.search.figures import DOMAINS, PREFIX, result_metrics
 from auditor.search.records import NAME_LIMIT, jsonable_params
 
 logger = logging.getLogger("auditor")
@@ -99,9 +98,11 @@ class Ending:
         reached_end: it reached the end its scheduler sets (ASHA's ``max_t``): ended by the
             scheduler there, it is complete, not cut short.
         end: when it ended (wall clock).
-        latest: its last result.
+        latest: its last result, with the latest figures a result carried.
         params: its configuration.
         name: its name in the framework.
+        shown: the framework's own last result of the trial (Ray's ``trial.last_result``,
+            which its ``ResultGrid`` shows), given the final figures once they are known.
     """
 
     failed: bool
@@ -112,6 +113,24 @@ class Ending:
     latest: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     name: str = ""
+    shown: dict[str, Any] | None = None
+
+    def show(self, record: TrialRecord) -> None:
+        """Give the framework's last result of the trial the figures of its ledger record, so
+        that both show the same numbers (a trial that never reported keeps an empty result).
+
+        Example:
+            >>> shown = {"loss": 0.5}
+            >>> record = TrialRecord(sweep="s", trial_key="t", state="complete", start_time=0.0,
+            ...                      gpu_seconds=7.0, energy={"gpu": EnergyReading(3.6e6, "counter")})
+            >>> Ending(False, False, False, 1.0, shown=shown).show(record)
+            >>> shown["auditor/energy_kwh"], shown["auditor/gpu_seconds"], shown["loss"]
+            (1.0, 7.0, 0.5)
+        """
+        if self.shown:
+            joules = {domain: reading.joules for domain, reading in record.energy.items()}
+            node_id = self.latest.get(PREFIX + "node_id") or self.shown.get(PREFIX + "node_id", "")
+            self.shown.update(result_metrics(joules, record.gpu_seconds, node_id))
 
 
 def final_record(sweep: str, trial_key: str, start: float, ending: Ending, final: dict[str, Any] | None) -> TrialRecord:
