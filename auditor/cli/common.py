@@ -42,11 +42,12 @@ class SafeConsole(Console):
 
 
 def console(file: TextIO | None = None) -> Console:
-    """A console on ``file`` (default: the current stdout), wide enough that tables do not fold
-    when piped."""
+    """A console on ``file`` (default: the current stdout), as wide as ``COLUMNS``, or the
+    terminal, or 120 characters when piped (so tables do not fold)."""
     file = file or sys.stdout
-    return SafeConsole(file=file, width=None if file.isatty() else 120, highlight=False, soft_wrap=False, markup=False,
-                       emoji=False)
+    columns = os.environ.get("COLUMNS", "")
+    width = int(columns) if columns.isdigit() and int(columns) > 0 else None if file.isatty() else 120
+    return SafeConsole(file=file, width=width, highlight=False, soft_wrap=False, markup=False, emoji=False)
 
 
 def to_json(value: Any) -> str:

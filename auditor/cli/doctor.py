@@ -16,6 +16,7 @@ from auditor.meters.nvml import probe_nvml
 from auditor.meters.rapl import probe_rapl
 from auditor.model.carbon import DEFAULT_PUE, DEFAULT_PUE_SOURCE
 from auditor.model.regions import WORLD_AVERAGE, resolve_region
+from auditor.model.text import counted
 
 
 def _ledger_report(target: str, spool_dir: str | None = None, drop_set_aside: bool = False) -> dict[str, Any]:
@@ -23,8 +24,8 @@ def _ledger_report(target: str, spool_dir: str | None = None, drop_set_aside: bo
     try:
         with Ledger.open(target, busy_timeout_s=5.0, create=False) as ledger:
             status = (
-                f"{ledger.backend}, schema {ledger.schema_version}, {len(ledger.sweeps())} sweeps, "
-                f"{ledger.count_trials()} trials"
+                f"{ledger.backend}, schema {ledger.schema_version}, {counted(len(ledger.sweeps()), 'sweep')}, "
+                f"{counted(ledger.count_trials(), 'trial')}"
             )
     except NoLedgerError:
         status = "not created yet: the first recorded trial creates it"

@@ -25,7 +25,8 @@ from auditor.errors import AuditorError, InvalidInputError, LedgerError
 from auditor.ledger import Ledger
 from auditor.model.carbon import Overrides
 from auditor.model.regions import resolve_region
-from auditor.model.units import format_number
+from auditor.model.text import counted
+from auditor.model.units import format_number, format_share
 from auditor.report.build import build_report
 from auditor.report.formats import (
     grid_of,
@@ -143,14 +144,15 @@ def print_report(report: dict[str, Any], out: Console | None = None) -> None:
         grid = f"grid: world average {region['g_co2e_per_kwh']:g} g/kWh, no region set · PUE {pue['value']:g}"
     if mixed:
         grid = "grid and PUE: each sweep's own, as it ran (column grid)"
-    out.print(f"Ledger {report['ledger']} · {len(report['sweeps'])} sweeps · {totals['trials']} trials · {grid}", overflow="fold")
+    out.print(f"Ledger {report['ledger']} · {counted(len(report['sweeps']), 'sweep')} · {counted(totals['trials'], 'trial')} · {grid}",
+              soft_wrap=True)
     priced = totals["cost_usd"] is not None
     headers = ["sweep", "framework", "trials (done/stopped/failed)", "GPU-h", "IT kWh", "facility kWh", "kgCO2e", "measured"]
     table = make_table(*headers, *(["USD"] if priced else []), *(["grid"] if mixed else []))
     for row in [*report["sweeps"], {"name": "whole project", "framework": "", **totals}]:
         states = row["trials_by_state"]
         counts = f"{row['trials']} ({states.get('complete', 0)}/{states.get('pruned', 0) + states.get('stopped', 0)}/{states.get('failed', 0) + states.get('interrupted', 0)})"
-        measured = "-" if row["measured_fraction"] is None else f"{row['measured_fraction']:.0%}"
+        measured = format_share(row["measured_fraction"])
         cells = [row["name"], row["framework"], counts, format_number(row["gpu_hours"]), format_number(row["energy_kwh"]),
                  format_number(row["facility_kwh"]), format_number(row["co2e_kg"]), measured]
         table.add_row(*cells, *([f"${row['cost_usd']:,.2f}"] if priced else []),
@@ -159,33 +161,33 @@ def print_report(report: dict[str, Any], out: Console | None = None) -> None:
     for sweep in report["sweeps"]:
         for event in sweep["budget_events"]:
             if event["action"] in ("stop-new", "stop-all"):
-                out.print(f"{sweep['name']}: stopped by its budget {event['budget']}: {event['reason']}", overflow="fold")
+                out.print(f"{sweep['name']}: stopped by its budget {event['budget']}: {event['reason']}", soft_wrap=True)
     if report["final_run"] and report["search_to_final_ratio"] is not None:
         final = report["final_run"]
         out.print(
             f"The final run ({final['name']}, {final['kind']}) cost {format_number(final['co2e_kg'])} kgCO2e; the development that "
             f"found it cost {format_number(totals['co2e_kg'])} kgCO2e: {times(report['search_to_final_ratio'])}x the final run.",
-            overflow="fold",
+            soft_wrap=True,
         )
     if totals["waste_fraction"] is not None:
-        out.print(f"Pruned, stopped and failed trials used {totals['waste_fraction']:.0%} of the energy.")
+        out.print(f"Pruned, stopped and failed trials used {format_share(totals['waste_fraction'])} of the energy.", soft_wrap=True)
     if totals["idle_fraction"]:
-        out.print(f"Idle time between trials: {totals['idle_fraction']:.0%} of the energy.")
+        out.print(f"Idle time between trials: {format_share(totals['idle_fraction'])} of the energy.", soft_wrap=True)
     flights = report["equivalents"]["flights_ny_sf"]
-    out.print(f"That is about {flights:.2g} passenger flights New York - San Francisco (1,984 lb CO2e each, Strubell et al. 2019).")
+    out.print(f"That is about {flights:.2g} passenger flights New York - San Francisco (1,984 lb CO2e each, Strubell et al. 2019).", soft_wrap=True)
     if totals["measured_fraction"] is not None and totals["measured_fraction"] < 0.995:  # never "0% estimated"
         out.print(
-            f"Estimated, not measured: {1 - totals['measured_fraction']:.0%} (see `audit doctor` for what this machine can measure).",
-            overflow="fold",
+            f"Estimated, not measured: {format_share(1 - totals['measured_fraction'])} (see `audit doctor` for what this machine can measure).",
+            soft_wrap=True,
         )
     missing = held_back_sentence(report)
     if missing:
-        out.print(missing, overflow="fold")
+        out.print(missing, soft_wrap=True)
     without = without_energy_sentence(report)
     if without:
-        out.print(without, overflow="fold")
+        out.print(without, soft_wrap=True)
     unset = [s["name"] for s in report["sweeps"] if s["region"]["is_fallback"]]
     if unset:
         which = "" if len(unset) == len(report["sweeps"]) else f" ({', '.join(unset)} ran with no region set)"
         out.print(f"Set the grid for exact carbon{which}: audit report --region DE (or `audit config set region ...` "
-                  "for the next searches).", overflow="fold")
+                  "for the next searches).", soft_wrap=True)

@@ -57,3 +57,13 @@ def finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [finite(item) for item in value]
     return value
+
+
+def counted(count: int, noun: str) -> str:
+    """``count`` and ``noun``, plural unless the count is one (nouns of this project take an s).
+
+    Example:
+        >>> counted(1, "sweep"), counted(3, "sweep"), counted(0, "trial")
+        ('1 sweep', '3 sweeps', '0 trials')
+    """
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"

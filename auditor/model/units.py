@@ -227,6 +227,23 @@ def format_number(value: float) -> str:
     return f"{value:.4g}"
 
 
+def format_share(fraction: float | None) -> str:
+    """A fraction as a whole percentage that never reads as none or all when it is not:
+    ``"<1%"`` for a little above 0, ``">99%"`` for a little below 1, ``"-"`` for unknown.
+
+    Example:
+        >>> format_share(0.003), format_share(0.25), format_share(0.998), format_share(0.0), format_share(None)
+        ('<1%', '25%', '>99%', '0%', '-')
+    """
+    if fraction is None or not math.isfinite(fraction):
+        return "-"
+    if 0 < fraction < 0.005:
+        return "<1%"
+    if 0.995 <= fraction < 1:
+        return ">99%"
+    return f"{fraction:.0%}"
+
+
 def format_amount(metric: Metric, value: float) -> str:
     """An amount with the unit of its metric, e.g. ``'$250.00'`` or ``'0.0172 kWh'``.
 

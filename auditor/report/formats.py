@@ -15,7 +15,7 @@ import io
 from typing import Any
 
 from auditor.model.text import csv_cell, printable
-from auditor.model.units import format_number
+from auditor.model.units import format_number, format_share
 
 CSV_COLUMNS = [
     "sweep", "framework", "trials", "complete", "pruned", "failed", "gpu_hours", "energy_kwh",
@@ -92,10 +92,6 @@ def times(ratio: float) -> str:
     return f"{ratio:,.0f}"
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
-
-
 def render_markdown(report: dict[str, Any]) -> str:
     """Headline, one table row per sweep, and the findings in sentences."""
     region, mixed = report["region"], mixed_grids(report)
@@ -118,7 +114,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         grid = f" {markdown_escape(grid_of(row)) if row['settings_from'] else ''} |" if mixed else ""
         lines.append(
             f"| {markdown_escape(row['name'])} | {markdown_escape(row['framework'])} | {counts} | {format_number(row['gpu_hours'])} "
-            f"| {format_number(row['energy_kwh'])} | {format_number(row['facility_kwh'])} | {format_number(row['co2e_kg'])} | {_pct(row['measured_fraction'])} |{grid}"
+            f"| {format_number(row['energy_kwh'])} | {format_number(row['facility_kwh'])} | {format_number(row['co2e_kg'])} | {format_share(row['measured_fraction'])} |{grid}"
         )
     lines.append("")
     lines.extend(f"- {sentence}" for sentence in findings(report, escape=markdown_escape))
@@ -161,9 +157,9 @@ def findings(report: dict[str, Any], escape: Any = str) -> list[str]:
             f"development cost {format_number(totals['co2e_kg'])} kgCO2e: the search cost {times(ratio)} times the final run."
         )
     if totals["waste_fraction"] is not None:
-        sentences.append(f"Pruned, failed and stopped trials used {_pct(totals['waste_fraction'])} of the energy.")
+        sentences.append(f"Pruned, failed and stopped trials used {format_share(totals['waste_fraction'])} of the energy.")
     if totals.get("idle_fraction"):
-        sentences.append(f"Idle time between trials: {_pct(totals['idle_fraction'])} of the energy.")
+        sentences.append(f"Idle time between trials: {format_share(totals['idle_fraction'])} of the energy.")
     for sweep in report["sweeps"]:
         stops = [e for e in sweep["budget_events"] if e["action"] in ("stop-new", "stop-all")]
         if stops:
@@ -171,7 +167,7 @@ def findings(report: dict[str, Any], escape: Any = str) -> list[str]:
     flights = report["equivalents"]["flights_ny_sf"]
     sentences.append(f"That is about {flights:.2g} passenger flights New York - San Francisco ({report['equivalents']['flights_source']}).")
     if totals["measured_fraction"] is not None:
-        sentences.append(f"Measured with hardware counters: {_pct(totals['measured_fraction'])}; the rest is estimated.")
+        sentences.append(f"Measured with hardware counters: {format_share(totals['measured_fraction'])}; the rest is estimated.")
     return sentences
 
 

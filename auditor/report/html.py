@@ -10,8 +10,8 @@ import html
 from typing import Any
 
 from auditor.ledger import Ledger
-from auditor.model.text import printable
-from auditor.model.units import format_number
+from auditor.model.text import counted, printable
+from auditor.model.units import format_number, format_share
 from auditor.report.formats import findings
 from auditor.report.plots import report_figures, to_svg
 
@@ -54,7 +54,7 @@ def render_html(report: dict[str, Any], figures: dict[str, Any]) -> str:
     rows = []
     for row in [*report["sweeps"], {"name": "whole project", "framework": "", **totals}]:
         states = row["trials_by_state"]
-        measured = "-" if row["measured_fraction"] is None else f"{row['measured_fraction']:.0%}"
+        measured = format_share(row["measured_fraction"])
         css = ' class="total"' if row["name"] == "whole project" and row["framework"] == "" else ""
         rows.append(
             f"<tr{css}><td>{e(row['name'])}</td><td>{e(row['framework'])}</td><td>{row['trials']}</td>"
@@ -77,7 +77,7 @@ def render_html(report: dict[str, Any], figures: dict[str, Any]) -> str:
 <title>Development footprint</title><style>{STYLE}</style></head>
 <body>
 <h1>Development footprint</h1>
-<p class="sub">{totals['trials']} trials in {len(report['sweeps'])} sweeps · {e(format_number(totals['co2e_kg']))} kgCO2e ·
+<p class="sub">{counted(totals['trials'], 'trial')} in {counted(len(report['sweeps']), 'sweep')} · {e(format_number(totals['co2e_kg']))} kgCO2e ·
 {e(format_number(totals['gpu_hours']))} GPU-hours · grid {grid} · PUE {report['pue']['value']:g}</p>
 {headline}
 <table><thead><tr><th>sweep</th><th>framework</th><th>trials</th><th>done/stopped/failed</th><th>GPU-h</th>

@@ -45,7 +45,7 @@ def test_doctor_json_and_existing_ledger(audit, clean_environment: Path) -> None
     with Ledger.open(clean_environment / "l.db") as ledger:
         ledger.ensure_sweep("a")
     data = json.loads(audit("doctor", "--ledger", str(clean_environment / "l.db"), "--format", "json").out)
-    assert data["ledger"]["ok"] and "1 sweeps, 0 trials" in data["ledger"]["status"]
+    assert data["ledger"]["ok"] and "1 sweep, 0 trials" in data["ledger"]["status"]
     assert set(data) == {"gpu", "rapl", "cpu", "region", "ledger"}
     assert data["region"]["is_fallback"]
 

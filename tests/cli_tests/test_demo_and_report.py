@@ -59,6 +59,23 @@ def test_report_json_and_table(audit, clean_environment: Path) -> None:
     assert "whole project" in table and "4x the final run" in table and "(final-train, marked final)" in table
 
 
+def test_report_sentences_are_one_line_each_and_small_shares_not_zero(audit, clean_environment: Path, monkeypatch) -> None:
+    """Piped with a narrow COLUMNS: the header and each sentence stay on one line (a long ledger
+    path too), one sweep reads "1 sweep", and a failed trial's 0.2 % of the energy "<1%"."""
+    ledger = clean_environment / ("a-rather-long-folder-name-" * 4) / "l.db"
+    ledger.parent.mkdir()
+    with Ledger.open(ledger) as store:
+        store.ensure_sweep("search", "optuna")
+        for key, state, joules in (("0", "complete", 3.6e6), ("1", "failed", 7.2e3)):
+            store.record_trial(TrialRecord(sweep="search", trial_key=key, state=state, start_time=0, end_time=60,
+                                           energy={"gpu": EnergyReading(joules, "counter")}))
+    monkeypatch.setenv("COLUMNS", "60")
+    lines = audit("report", "--ledger", str(ledger), "--region", "DE").out.splitlines()
+    [header] = [line for line in lines if line.startswith("Ledger ")]
+    assert f"{ledger} · 1 sweep · 2 trials · grid DE" in header and header.endswith("PUE 1.58")
+    assert "Pruned, stopped and failed trials used <1% of the energy." in lines
+
+
 def test_report_unknown_sweep(audit, clean_environment: Path) -> None:
     ledger = clean_environment / "l.db"
     seed_ledger(ledger)
