@@ -26,7 +26,7 @@ config_app = typer.Typer(help="Show or change the settings in force.", no_args_i
 def show(
     ctx: typer.Context,
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
-    output: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table or json."),
+    output: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table or json.", case_sensitive=False),
 ) -> None:
     """Print every setting in force and where it came from."""
     if ctx.invoked_subcommand is not None:

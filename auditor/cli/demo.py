@@ -18,7 +18,7 @@ class Framework(str, Enum):
 
 
 def demo_command(
-    framework: Framework = typer.Option(Framework.optuna, "--framework", help="optuna or ray."),
+    framework: Framework = typer.Option(Framework.optuna, "--framework", help="optuna or ray.", case_sensitive=False),
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
     region: str | None = typer.Option(None, "--region", help="Grid of the electricity, e.g. DE."),
 ) -> None:

@@ -48,7 +48,7 @@ def _ledger_report(target: str, spool_dir: str | None = None, drop_set_aside: bo
 
 def doctor_command(
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
-    output: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table or json."),
+    output: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table or json.", case_sensitive=False),
     drop_set_aside: bool = typer.Option(
         False, "--drop-set-aside", help="Delete the set-aside files of held-back records the ledger must not take."
     ),

@@ -35,7 +35,7 @@ def estimate_command(
     region: str | None = typer.Option(None, "--region", help="Country (DE), cloud region (aws:us-east-1) or intensity."),
     price_per_gpu_hour: float | None = typer.Option(None, "--price-per-gpu-hour", min=0, callback=_finite, help="USD per GPU-hour."),
     price_per_kwh: float | None = typer.Option(None, "--price-per-kwh", min=0, callback=_finite, help="USD per facility kWh."),
-    output: EstimateFormat = typer.Option(EstimateFormat.table, "--format", help="table or json."),
+    output: EstimateFormat = typer.Option(EstimateFormat.table, "--format", help="table or json.", case_sensitive=False),
 ) -> None:
     """Estimate energy, CO2e and cost of devices running for some hours.
 

@@ -33,11 +33,11 @@ class SweepOrder(str, Enum):
 
 
 def sweeps_command(
-    sort: SweepOrder = typer.Option(SweepOrder.name, "--sort", help="name, trials, co2e, energy or gpu-hours (largest first)."),
+    sort: SweepOrder = typer.Option(SweepOrder.name, "--sort", help="name, trials, co2e, energy or gpu-hours (largest first).", case_sensitive=False),
     framework: str | None = typer.Option(None, "--framework", help="Only sweeps of this framework (optuna, ray, run)."),
     region: str | None = typer.Option(None, "--region", help="Grid for the CO2e column (default: each sweep's own)."),
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
-    output: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table or json."),
+    output: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table or json.", case_sensitive=False),
 ) -> None:
     """List the ledger's sweeps with their trials, GPU-hours, energy and CO2e."""
     settings = settings_with(ledger=ledger, region=region)
@@ -79,10 +79,10 @@ def _state(text: str) -> str:
 def trials_command(
     sweep: str = typer.Argument(..., help="The sweep's name (see `audit sweeps`)."),
     state: list[str] | None = typer.Option(None, "--state", help="Only trials in this state (repeatable)."),
-    sort: TrialOrder = typer.Option(TrialOrder.number, "--sort", help="number, energy, duration or start."),
+    sort: TrialOrder = typer.Option(TrialOrder.number, "--sort", help="number, energy, duration or start.", case_sensitive=False),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Show at most this many."),
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
-    output: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table or json."),
+    output: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table or json.", case_sensitive=False),
 ) -> None:
     """List the trials of a sweep with their state, duration, GPU-hours and energy."""
     settings = settings_with(ledger=ledger)

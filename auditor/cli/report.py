@@ -67,7 +67,7 @@ def report_command(
     region: str | None = typer.Option(None, "--region", help="Recompute every sweep's carbon for this grid (default: each sweep's own)."),
     pue: float | None = typer.Option(None, "--pue", min=1.0, help="Recompute every sweep with this PUE (default: each sweep's own)."),
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
-    output: ReportFormat = typer.Option(ReportFormat.table, "--format", help="table, markdown, json, csv or statement."),
+    output: ReportFormat = typer.Option(ReportFormat.table, "--format", help="table, markdown, json, csv, statement or html.", case_sensitive=False),
     out: Path | None = typer.Option(None, "--out", help="Write the report to this file instead of the screen."),
     plots: Path | None = typer.Option(None, "--plots", help="Also write the plots as PNG and SVG into this directory."),
 ) -> None:

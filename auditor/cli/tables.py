@@ -12,7 +12,7 @@ from auditor.model.regions import resolve_region, search_regions
 
 def regions_command(
     text: str | None = typer.Argument(None, help="Part of a code or name: 'de', 'europe', 'aws:'."),
-    output: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table or json."),
+    output: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table or json.", case_sensitive=False),
 ) -> None:
     """List the countries and cloud regions the auditor knows, with their grid's carbon intensity."""
     found = search_regions(text)
@@ -42,9 +42,10 @@ def regions_command(
 def hardware_command(
     text: str | None = typer.Argument(None, help="Words of a model name: 'a100', 'xeon gold'."),
     kind: str | None = typer.Option(None, "--type", help="Only one type: gpu, cpu or tpu."),
-    output: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table or json."),
+    output: TableOrJson = typer.Option(TableOrJson.table, "--format", help="table or json.", case_sensitive=False),
 ) -> None:
     """List the devices in the hardware table with their rated power (TDP)."""
+    kind = kind.strip().lower() if kind is not None else None  # GPU as well as gpu
     if kind is not None and kind not in ("gpu", "cpu", "tpu"):
         raise typer.BadParameter(f"{kind!r} is not one of gpu, cpu, tpu", param_hint="'--type'")
     found = search_hardware(text, kind)

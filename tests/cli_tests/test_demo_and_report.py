@@ -94,3 +94,17 @@ def test_it_and_facility_energy_are_shown_side_by_side(audit, clean_environment:
     assert "5.4" in whole and "8.1" in whole  # 5.4 kWh at the devices, x 1.5 at the facility
     listing = audit("sweeps", "--ledger", str(ledger)).out
     assert "IT kWh" in listing and "facility kWh" in listing
+
+
+def test_enumerated_options_take_any_case_and_unknown_ones_list_the_choices(audit, clean_environment: Path) -> None:
+    ledger = clean_environment / "l.db"
+    seed_ledger(ledger)
+    assert json.loads(audit("report", "--ledger", str(ledger), "--format", "JSON").out)["totals"]["trials"] == 5
+    pruned = json.loads(audit("trials", "search", "--ledger", str(ledger), "--state", "PRUNED", "--format", "Json").out)
+    assert [t["state"] for t in pruned] == ["pruned"]
+    by_energy = audit("sweeps", "--ledger", str(ledger), "--sort", "ENERGY")
+    assert by_energy.code == 0 and by_energy.out.index("search") < by_energy.out.index("final")  # 4.4 kWh before 1 kWh
+    gpus = json.loads(audit("hardware", "h100", "--type", "GPU", "--format", "JSON").out)
+    assert gpus and {h["type"] for h in gpus} == {"gpu"}
+    wrong = audit("report", "--ledger", str(ledger), "--format", "pdf")
+    assert wrong.code != 0 and all(choice in wrong.err for choice in ("table", "markdown", "json", "csv", "statement", "html"))
