@@ -499,8 +499,6 @@ class Ledger:
         if not records:
             return []
         rows = [self._trial_row(record) for record in records]
-        if keep_finished:
-            return [record for record, row in zip(records, rows, strict=True) if not self._write_unless_finished(record, row)]
         latest = _last_row_per_trial(rows)
         try:  # the common case: none of them is in the ledger yet
             with self._writer.begin() as conn:
@@ -510,6 +508,8 @@ class Ledger:
             pass  # some are (a running trial's heartbeat row, a resumed search): replace those
         except SQLAlchemyError as exc:
             raise self._refused(exc) from None
+        if keep_finished:
+            return [record for record, row in zip(records, rows, strict=True) if not self._write_unless_finished(record, row)]
         for attempt in range(2):  # a second try if another process inserted one of them meanwhile
             try:
                 with self._writer.begin() as conn:
