@@ -117,5 +117,5 @@ def trials_command(
         label = str(t.number) if t.number is not None else (t.name or t.trial_key)
         table.add_row(label, t.state.value + (" (budget)" if t.stopped_by_budget else ""),
                       format_number((t.end_time or t.start_time) - t.start_time), format_number(t.gpu_seconds / 3600),
-                      format_number(t.energy_joules), methods, json.dumps(t.params, default=str)[:80])
+                      format_number(t.energy_joules), methods, json.dumps(t.params, default=str, ensure_ascii=False)[:80])
     console().print(table)

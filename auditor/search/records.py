@@ -85,7 +85,7 @@ def jsonable_params(config: dict[str, Any]) -> dict[str, Any]:
         >>> jsonable_params({"lr": 0.1, "layers": [64, 64]})
         {'lr': 0.1, 'layers': '[64, 64]'}
     """
-    return {k: v if isinstance(v, (int, float, str, bool, type(None))) else json.dumps(v, default=str) for k, v in config.items()}
+    return {k: v if isinstance(v, (int, float, str, bool, type(None))) else json.dumps(v, default=str, ensure_ascii=False) for k, v in config.items()}
 
 
 NAME_LIMIT = 255  # the ledger's sweep names and trial keys

@@ -108,3 +108,15 @@ def test_enumerated_options_take_any_case_and_unknown_ones_list_the_choices(audi
     assert gpus and {h["type"] for h in gpus} == {"gpu"}
     wrong = audit("report", "--ledger", str(ledger), "--format", "pdf")
     assert wrong.code != 0 and all(choice in wrong.err for choice in ("table", "markdown", "json", "csv", "statement", "html"))
+
+
+def test_trials_show_unicode_params_as_text(audit, clean_environment: Path) -> None:
+    from auditor.search.records import jsonable_params
+
+    ledger = clean_environment / "l.db"
+    with Ledger.open(ledger) as store:
+        store.ensure_sweep("search", "optuna")
+        store.record_trial(TrialRecord(sweep="search", trial_key="0", number=0, state="complete", start_time=0, end_time=1,
+                                       params=jsonable_params({"optimizer": "Müller", "layers": ["größe", 3]})))
+    out = audit("trials", "search", "--ledger", str(ledger)).out
+    assert "Müller" in out and "größe" in out and "\\u" not in out
