@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from enum import Enum
+from typing import Any
 
 import typer
 
@@ -20,11 +22,12 @@ from auditor.cli.report import overrides_from
 from auditor.config import carbon_model
 from auditor.errors import InvalidInputError, LedgerError
 from auditor.ledger import TrialState
-from auditor.model.units import format_number
+from auditor.model.units import format_number, format_share
 from auditor.report.build import build_report
 
 
 class SweepOrder(str, Enum):
+    started = "started"
     name = "name"
     trials = "trials"
     co2e = "co2e"
@@ -33,7 +36,8 @@ class SweepOrder(str, Enum):
 
 
 def sweeps_command(
-    sort: SweepOrder = typer.Option(SweepOrder.name, "--sort", help="name, trials, co2e, energy or gpu-hours (largest first).", case_sensitive=False),
+    sort: SweepOrder = typer.Option(SweepOrder.started, "--sort", case_sensitive=False,
+                                    help="started (newest first), name, trials, co2e, energy or gpu-hours (largest first)."),
     framework: str | None = typer.Option(None, "--framework", help="Only sweeps of this framework (optuna, ray, run)."),
     region: str | None = typer.Option(None, "--region", help="Grid for the CO2e column (default: each sweep's own)."),
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
@@ -45,19 +49,39 @@ def sweeps_command(
         rows = build_report(store, carbon_model(settings), overrides=overrides_from(region, None))["sweeps"]
     if framework:
         rows = [r for r in rows if r["framework"] == framework]
-    keys = {"name": ("name", False), "trials": ("trials", True), "co2e": ("co2e_kg", True),
+    keys = {"started": ("started", True), "name": ("name", False), "trials": ("trials", True), "co2e": ("co2e_kg", True),
             "energy": ("energy_kwh", True), "gpu-hours": ("gpu_hours", True)}
     key, descending = keys[sort.value]
     rows.sort(key=lambda r: r[key], reverse=descending)
     if output is TableOrJson.json:
         print_json([{k: v for k, v in r.items() if k != "budget_events"} for r in rows])
         return
-    table = make_table("sweep", "framework", "trials", "GPU-h", "IT kWh", "facility kWh", "kgCO2e", "budget")
+    table = make_table("sweep", "framework", "started", "trials", "GPU-h", "IT kWh", "facility kWh", "kgCO2e", "budget")
     for r in rows:
-        table.add_row(r["name"], r["framework"], str(r["trials"]), format_number(r["gpu_hours"]),
-                      format_number(r["energy_kwh"]), format_number(r["facility_kwh"]), format_number(r["co2e_kg"]),
-                      "stopped" if r["stopped_by_budget"] else "")
+        table.add_row(r["name"], r["framework"], datetime.fromtimestamp(r["started"]).strftime("%Y-%m-%d %H:%M"),
+                      str(r["trials"]), format_number(r["gpu_hours"]), format_number(r["energy_kwh"]),
+                      format_number(r["facility_kwh"]), format_number(r["co2e_kg"]), budget_cell(r))
     console().print(table)
+
+
+def budget_cell(sweep: dict[str, Any]) -> str:
+    """The sweep's budget as its last budget event gave it: the limit, what the sweep has spent
+    of it (a sweep-scoped budget) or what was spent when it last spoke (a project budget), and
+    whether it stopped the sweep. Empty for a sweep that never heard from a budget.
+
+    Example:
+        >>> event = {"budget": "2 kgCO2e", "scope": "sweep", "metric": "co2e_kg", "limit": 2.0, "spent": 1.7,
+        ...          "action": "warn"}
+        >>> budget_cell({"co2e_kg": 2.1, "stopped_by_budget": True, "budget_events": [event]})
+        '2 kgCO2e: 105% spent, stopped'
+    """
+    if not sweep.get("budget_events"):
+        return ""
+    last = sweep["budget_events"][-1]
+    spent = sweep.get(last["metric"], last["spent"]) if last["scope"] == "sweep" else last["spent"]
+    share = f"{format_share(spent / last['limit'])} spent" if last["limit"] else ""
+    where = "" if last["scope"] == "sweep" else " (project)"
+    return f"{last['budget']}{where}: {share}" + (", stopped" if sweep["stopped_by_budget"] else "")
 
 
 class TrialOrder(str, Enum):

@@ -179,6 +179,10 @@ def build_report(
     if final_fp is not None and final_fp.co2e_kg > 0 and development["co2e_kg"] >= final_fp.co2e_kg:
         ratio = (development["co2e_kg"] - final_fp.co2e_kg) / final_fp.co2e_kg
     rows = [row for row in aggregates if wanted is None or row.sweep in wanted]
+    started: dict[str, float] = {}
+    for row in rows:
+        if row.first_start is not None:
+            started[row.sweep] = min(started.get(row.sweep, row.first_start), row.first_start)
     starts = [row.first_start for row in rows if row.first_start is not None]
     ends = [row.last_end for row in rows if row.last_end is not None]
     first, last = (min(starts), max(ends)) if starts and ends else (None, None)
@@ -195,7 +199,8 @@ def build_report(
         "price": common["price"],
         "totals": development,
         "sweeps": [
-            {"name": name, "framework": records[name].framework, **per_sweep[name].to_dict(footprints[name]),
+            {"name": name, "framework": records[name].framework, "started": started.get(name, records[name].created_at),
+             **per_sweep[name].to_dict(footprints[name]),
              **described[name],
              "stopped_by_budget": any(e["action"] in ("stop-new", "stop-all") for e in events[name]),
              "trials_stopped_by_budget": per_sweep[name].stopped_by_budget,

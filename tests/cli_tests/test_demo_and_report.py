@@ -120,3 +120,26 @@ def test_trials_show_unicode_params_as_text(audit, clean_environment: Path) -> N
                                        params=jsonable_params({"optimizer": "Müller", "layers": ["größe", 3]})))
     out = audit("trials", "search", "--ledger", str(ledger)).out
     assert "Müller" in out and "größe" in out and "\\u" not in out
+
+
+def test_sweeps_list_newest_first_with_their_start_and_budget(audit, clean_environment: Path) -> None:
+    """Two real Optuna searches, the second under a GPU-hour budget it exhausts at once."""
+    import optuna
+
+    from auditor.integrations.optuna import AuditCallback
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ledger = str(clean_environment / "l.db")
+    for name, budget in (("older", None), ("newer", "1e-9 kWh")):
+        audit_callback = AuditCallback(ledger=ledger, budget=budget, region="DE")
+        study = optuna.create_study(study_name=name)
+        study.optimize(lambda t: t.suggest_float("x", -1, 1) ** 2, n_trials=5, callbacks=[audit_callback])
+        audit_callback.close()
+    rows = json.loads(audit("sweeps", "--ledger", ledger, "--format", "json").out)
+    assert [r["name"] for r in rows] == ["newer", "older"] and rows[0]["started"] > rows[1]["started"]
+    lines = audit("sweeps", "--ledger", ledger).out.splitlines()
+    header = next(line for line in lines if line.startswith("sweep"))
+    assert "started" in header and "budget" in header
+    newer = next(line for line in lines if line.startswith("newer"))
+    assert "1e-9 kWh: " in newer and newer.rstrip().endswith("% spent, stopped")  # the limit, the share spent, the stop
+    assert "spent" not in next(line for line in lines if line.startswith("older"))  # no budget, no budget cell
