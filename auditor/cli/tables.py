@@ -8,6 +8,7 @@ from auditor.cli.common import TableOrJson, console, make_table, print_json
 from auditor.errors import UnknownHardwareError
 from auditor.model.hardware import search_hardware
 from auditor.model.regions import resolve_region, search_regions
+from auditor.model.text import counted
 
 
 def regions_command(
@@ -33,7 +34,7 @@ def regions_command(
     out = console()
     out.print(table)
     out.print(
-        f"{len(found)} regions. Countries: Our World in Data (Ember, Energy Institute), yearly averages. "
+        f"{counted(len(found), 'region')}. Countries: Our World in Data (Ember, Energy Institute), yearly averages. "
         "Cloud regions use their country's figure; PUE where the provider publishes one.",
         overflow="fold",
     )

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -76,7 +77,7 @@ WORLD_AVERAGE = Region(
 
 @lru_cache(maxsize=1)
 def _countries() -> dict[str, Region]:
-    """Country regions keyed by alpha-2, alpha-3 and lower-case name."""
+    """Country regions keyed by alpha-2, alpha-3, lower-case name and lower-case alias."""
     by_key: dict[str, Region] = {}
     for row in read_table("grid_intensity.csv"):
         region = Region(
@@ -89,6 +90,10 @@ def _countries() -> dict[str, Region]:
         by_key[row["iso2"].upper()] = region
         by_key[row["iso3"].upper()] = region
         by_key[row["country"].lower()] = region
+    for row in read_table("region_aliases.csv"):  # UK, USA, Deutschland, 日本...
+        region = by_key.get(row["iso2"].upper())
+        if region is not None:
+            by_key.setdefault(row["alias"].casefold(), region)
     return by_key
 
 
@@ -170,7 +175,7 @@ def resolve_region(text: str) -> Region:
             return region
         raise UnknownRegionError(f"unknown cloud region {text!r}.{_suggest(text, cloud=True)} See `audit regions`.")
     countries = _countries()
-    region = countries.get(text.upper()) or countries.get(text.lower())
+    region = countries.get(text.upper()) or countries.get(text.lower()) or countries.get(text.casefold())
     if region is not None:
         return region
     raise UnknownRegionError(f"unknown region {text!r}.{_suggest(text, cloud=False)} See `audit regions`.")
@@ -197,14 +202,26 @@ def _suggest(text: str, *, cloud: bool) -> str:
 
 
 def search_regions(text: str | None = None) -> list[Region]:
-    """Countries and cloud regions whose code or name contains ``text`` (all when None).
+    """Regions for ``text`` (all when None): the country it names (a code, a name or an alias
+    such as ``UK`` or ``Deutschland``) first, then the countries and cloud regions whose code
+    contains it or whose name has a word starting with it. ``US`` finds the United States and
+    its cloud regions, not Austria or Russia.
 
     Example:
         >>> [r.code for r in search_regions("europe-west4")]
         ['gcp:europe-west4']
+        >>> [r.code for r in search_regions("US")][:2], "AT" in [r.code for r in search_regions("US")]
+        (['US', 'aws:us-east-1'], False)
     """
     everything = country_regions() + cloud_regions()
-    if not text:
+    if not text or not text.strip():
         return everything
-    needle = text.strip().lower()
-    return [r for r in everything if needle in r.code.lower() or needle in r.name.lower()]
+    needle = text.strip().casefold()
+    countries = _countries()
+    named = countries.get(text.strip().upper()) or countries.get(needle)
+    word = re.compile(rf"(?<!\w){re.escape(needle)}", re.IGNORECASE)
+    found = [r for r in everything
+             if (":" in r.code and needle in r.code.casefold()) or r.code.casefold() == needle or word.search(r.name)]
+    if named is not None:
+        found = [named, *(r for r in found if r != named)]
+    return found

@@ -125,7 +125,6 @@ def test_trials_show_unicode_params_as_text(audit, clean_environment: Path) -> N
 def test_sweeps_list_newest_first_with_their_start_and_budget(audit, clean_environment: Path) -> None:
     """Two real Optuna searches, the second under a GPU-hour budget it exhausts at once."""
     import optuna
-
     from auditor.integrations.optuna import AuditCallback
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

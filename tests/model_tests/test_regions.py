@@ -67,3 +67,25 @@ def test_search_regions() -> None:
     assert {"FR", "azure:francecentral"} <= codes
     assert search_regions("zzzz") == []
     assert len(search_regions()) == len(country_regions()) + len(cloud_regions())
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("UK", "GB"), ("Great Britain", "GB"), ("USA", "US"), ("u.s.a.", "US"), ("Deutschland", "DE"),
+    ("ÖSTERREICH", "AT"), ("España", "ES"), ("espana", "ES"), ("日本", "JP"), ("Türkiye", "TR"), ("Éire", "IE"),
+])
+def test_common_aliases_and_native_names_resolve(text: str, code: str) -> None:
+    assert resolve_region(text).code == code
+
+
+def test_every_alias_names_a_country_of_the_table() -> None:
+    from auditor.data import read_table
+
+    codes = {r.code for r in country_regions()}
+    assert all(row["iso2"] in codes and row["kind"] in ("common English", "endonym") for row in read_table("region_aliases.csv"))
+
+
+def test_a_country_code_finds_that_country_first_not_every_name_holding_its_letters() -> None:
+    us = [r.code for r in search_regions("US")]
+    assert us[0] == "US" and not {"AT", "RU", "AU", "BY", "CY"} & set(us)  # Austria, Russia, Australia, Belarus, Cyprus
+    assert {"aws:us-east-1", "azure:eastus"} <= set(us)  # its cloud regions
+    assert [r.code for r in search_regions("uk")][0] == "GB" and search_regions("deutschland")[0].code == "DE"
