@@ -23,7 +23,7 @@ from auditor.cli.common import (
 from auditor.config import carbon_model
 from auditor.errors import AuditorError, InvalidInputError, LedgerError
 from auditor.ledger import Ledger
-from auditor.model.carbon import Overrides
+from auditor.model.carbon import Overrides, Price
 from auditor.model.regions import resolve_region
 from auditor.model.text import counted
 from auditor.model.units import format_number, format_share
@@ -66,6 +66,10 @@ def report_command(
     since: str | None = typer.Option(None, "--since", help="Only trials started on or after this date (2026-11-24)."),
     region: str | None = typer.Option(None, "--region", help="Recompute every sweep's carbon for this grid (default: each sweep's own)."),
     pue: float | None = typer.Option(None, "--pue", min=1.0, help="Recompute every sweep with this PUE (default: each sweep's own)."),
+    price_per_gpu_hour: float | None = typer.Option(None, "--price-per-gpu-hour", min=0.0,
+                                                    help="Cost every sweep at this USD per GPU-hour (a cloud bill)."),
+    price_per_kwh: float | None = typer.Option(None, "--price-per-kwh", min=0.0,
+                                               help="Cost every sweep at this USD per facility kWh (own hardware)."),
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
     output: ReportFormat = typer.Option(ReportFormat.table, "--format", help="table, markdown, json, csv, statement or html.", case_sensitive=False),
     out: Path | None = typer.Option(None, "--out", help="Write the report to this file instead of the screen."),
@@ -79,7 +83,7 @@ def report_command(
         for name in sweep or []:
             if name not in known:
                 raise LedgerError(f"no sweep called {name!r} in {store.location}: it holds {', '.join(sorted(known)) or 'none yet'}")
-        report = build(store, settings, sweep, since_ts, overrides_from(region, pue))
+        report = build(store, settings, sweep, since_ts, overrides_from(region, pue, Price(price_per_gpu_hour, price_per_kwh)))
         report["held_back_trials"] = missing
         figures = {}
         if output is ReportFormat.html or plots:
@@ -115,9 +119,10 @@ def report_command(
     typer.echo(f"report written to {out}", err=True)
 
 
-def overrides_from(region: str | None, pue: float | None) -> Overrides:
-    """The report's own --region and --pue, which replace every sweep's recorded ones."""
-    return Overrides(region=resolve_region(region) if region else None, pue=pue)
+def overrides_from(region: str | None, pue: float | None, price: Price | None = None) -> Overrides:
+    """The report's own --region, --pue and price, which replace every sweep's recorded ones."""
+    return Overrides(region=resolve_region(region) if region else None, pue=pue,
+                     price=price if price is not None and price.is_set else None)
 
 
 def build(store: Ledger, settings: Any, sweeps: list[str] | None, since: float | None = None,

@@ -142,3 +142,16 @@ def test_sweeps_list_newest_first_with_their_start_and_budget(audit, clean_envir
     newer = next(line for line in lines if line.startswith("newer"))
     assert "1e-9 kWh: " in newer and newer.rstrip().endswith("% spent, stopped")  # the limit, the share spent, the stop
     assert "spent" not in next(line for line in lines if line.startswith("older"))  # no budget, no budget cell
+
+
+def test_report_prices_every_sweep_from_its_flags(audit, clean_environment: Path) -> None:
+    ledger = clean_environment / "l.db"
+    seed_ledger(ledger)  # 5 GPU-hours, 5.4 IT kWh
+    by_hour = json.loads(audit("report", "--ledger", str(ledger), "--price-per-gpu-hour", "2.5", "--format", "json").out)
+    assert by_hour["totals"]["cost_usd"] == pytest.approx(5 * 2.5)
+    by_kwh = json.loads(audit("report", "--ledger", str(ledger), "--pue", "1.5", "--price-per-kwh", "0.2", "--format", "json").out)
+    assert by_kwh["totals"]["cost_usd"] == pytest.approx(5.4 * 1.5 * 0.2)  # per facility kWh
+    table = audit("report", "--ledger", str(ledger), "--price-per-gpu-hour", "2.5").out
+    assert "USD" in table and "$12.50" in table
+    both = audit("report", "--ledger", str(ledger), "--price-per-gpu-hour", "2", "--price-per-kwh", "0.1")
+    assert both.code != 0 and both.err == "error: give a price per GPU-hour or a price per kWh, not both\n"
