@@ -120,7 +120,9 @@ def test_a_running_trials_heartbeat_carries_its_params_so_far(ledger_path: str, 
         layers = trial.suggest_int("layers", 1, 4)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not seen:
-            running = trials_of(ledger_path, "beats").get(trial.number)
+            with Ledger.open(ledger_path) as store:  # the sweep appears with the first heartbeat
+                known = {t.number: t for t in store.trials("beats")} if store.get_sweep("beats") else {}
+            running = known.get(trial.number)
             if running is not None and running.state is TrialState.RUNNING and running.params:
                 seen.append(running.params)
             time.sleep(0.05)
