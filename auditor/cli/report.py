@@ -142,6 +142,10 @@ def render_table(report: dict[str, Any]) -> str:
 def print_report(report: dict[str, Any], out: Console | None = None) -> None:
     """The report as a table, a few sentences and what to do next."""
     out = out or console()
+
+    def say(text: str) -> None:  # sentences are never folded by us: the terminal wraps them, a file keeps one line each
+        out.print(text, soft_wrap=True)
+
     region, pue, totals = report["region"], report["pue"], report["totals"]
     mixed = mixed_grids(report)
     grid = f"grid {region['code']} {region['g_co2e_per_kwh']:g} g/kWh ({region['source']}) · PUE {pue['value']:g}"
@@ -149,8 +153,7 @@ def print_report(report: dict[str, Any], out: Console | None = None) -> None:
         grid = f"grid: world average {region['g_co2e_per_kwh']:g} g/kWh, no region set · PUE {pue['value']:g}"
     if mixed:
         grid = "grid and PUE: each sweep's own, as it ran (column grid)"
-    out.print(f"Ledger {report['ledger']} · {counted(len(report['sweeps']), 'sweep')} · {counted(totals['trials'], 'trial')} · {grid}",
-              soft_wrap=True)
+    say(f"Ledger {report['ledger']} · {counted(len(report['sweeps']), 'sweep')} · {counted(totals['trials'], 'trial')} · {grid}")
     priced = totals["cost_usd"] is not None
     headers = ["sweep", "framework", "trials (done/stopped/failed)", "GPU-h", "IT kWh", "facility kWh", "kgCO2e", "measured"]
     table = make_table(*headers, *(["USD"] if priced else []), *(["grid"] if mixed else []))
@@ -166,33 +169,31 @@ def print_report(report: dict[str, Any], out: Console | None = None) -> None:
     for sweep in report["sweeps"]:
         for event in sweep["budget_events"]:
             if event["action"] in ("stop-new", "stop-all"):
-                out.print(f"{sweep['name']}: stopped by its budget {event['budget']}: {event['reason']}", soft_wrap=True)
+                say(f"{sweep['name']}: stopped by its budget {event['budget']}: {event['reason']}")
     if report["final_run"] and report["search_to_final_ratio"] is not None:
         final = report["final_run"]
-        out.print(
+        say(
             f"The final run ({final['name']}, {final['kind']}) cost {format_number(final['co2e_kg'])} kgCO2e; the development that "
-            f"found it cost {format_number(totals['co2e_kg'])} kgCO2e: {times(report['search_to_final_ratio'])}x the final run.",
-            soft_wrap=True,
+            f"found it cost {format_number(totals['co2e_kg'])} kgCO2e: {times(report['search_to_final_ratio'])}x the final run."
         )
     if totals["waste_fraction"] is not None:
-        out.print(f"Pruned, stopped and failed trials used {format_share(totals['waste_fraction'])} of the energy.", soft_wrap=True)
+        say(f"Pruned, stopped and failed trials used {format_share(totals['waste_fraction'])} of the energy.")
     if totals["idle_fraction"]:
-        out.print(f"Idle time between trials: {format_share(totals['idle_fraction'])} of the energy.", soft_wrap=True)
+        say(f"Idle time between trials: {format_share(totals['idle_fraction'])} of the energy.")
     flights = report["equivalents"]["flights_ny_sf"]
-    out.print(f"That is about {flights:.2g} passenger flights New York - San Francisco (1,984 lb CO2e each, Strubell et al. 2019).", soft_wrap=True)
+    say(f"That is about {flights:.2g} passenger flights New York - San Francisco (1,984 lb CO2e each, Strubell et al. 2019).")
     if totals["measured_fraction"] is not None and totals["measured_fraction"] < 0.995:  # never "0% estimated"
-        out.print(
-            f"Estimated, not measured: {format_share(1 - totals['measured_fraction'])} (see `audit doctor` for what this machine can measure).",
-            soft_wrap=True,
+        say(
+            f"Estimated, not measured: {format_share(1 - totals['measured_fraction'])} (see `audit doctor` for what this machine can measure)."
         )
     missing = held_back_sentence(report)
     if missing:
-        out.print(missing, soft_wrap=True)
+        say(missing)
     without = without_energy_sentence(report)
     if without:
-        out.print(without, soft_wrap=True)
+        say(without)
     unset = [s["name"] for s in report["sweeps"] if s["region"]["is_fallback"]]
     if unset:
         which = "" if len(unset) == len(report["sweeps"]) else f" ({', '.join(unset)} ran with no region set)"
-        out.print(f"Set the grid for exact carbon{which}: audit report --region DE (or `audit config set region ...` "
-                  "for the next searches).", soft_wrap=True)
+        say(f"Set the grid for exact carbon{which}: audit report --region DE (or `audit config set region ...` "
+            "for the next searches).")

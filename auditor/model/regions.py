@@ -77,7 +77,7 @@ WORLD_AVERAGE = Region(
 
 @lru_cache(maxsize=1)
 def _countries() -> dict[str, Region]:
-    """Country regions keyed by alpha-2, alpha-3, lower-case name and lower-case alias."""
+    """Country regions keyed by alpha-2, alpha-3, and case-folded name and alias."""
     by_key: dict[str, Region] = {}
     for row in read_table("grid_intensity.csv"):
         region = Region(
@@ -89,7 +89,7 @@ def _countries() -> dict[str, Region]:
         )
         by_key[row["iso2"].upper()] = region
         by_key[row["iso3"].upper()] = region
-        by_key[row["country"].lower()] = region
+        by_key[row["country"].casefold()] = region
     for row in read_table("region_aliases.csv"):  # UK, USA, Deutschland, 日本...
         region = by_key.get(row["iso2"].upper())
         if region is not None:
@@ -175,7 +175,7 @@ def resolve_region(text: str) -> Region:
             return region
         raise UnknownRegionError(f"unknown cloud region {text!r}.{_suggest(text, cloud=True)} See `audit regions`.")
     countries = _countries()
-    region = countries.get(text.upper()) or countries.get(text.lower()) or countries.get(text.casefold())
+    region = countries.get(text.upper()) or countries.get(text.casefold())
     if region is not None:
         return region
     raise UnknownRegionError(f"unknown region {text!r}.{_suggest(text, cloud=False)} See `audit regions`.")

@@ -183,7 +183,7 @@ def build_report(
     for row in rows:
         if row.first_start is not None:
             started[row.sweep] = min(started.get(row.sweep, row.first_start), row.first_start)
-    starts = [row.first_start for row in rows if row.first_start is not None]
+    starts = list(started.values())
     ends = [row.last_end for row in rows if row.last_end is not None]
     first, last = (min(starts), max(ends)) if starts and ends else (None, None)
     device_lists = ledger.device_lists(since)
