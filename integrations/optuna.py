@@ -17,6 +17,7 @@ trial, even one failing with an exception Optuna never shows to callbacks. Trial
 before (the first of ``optimize``, of each ``n_jobs`` thread) are measured after the fact from
 the meter's idle energy, flagged ``after-the-fact``: ``audit.attach(study)`` before ``optimize``
 measures those live too, and lets a resumed search whose budget is spent run no trial.
+Each trial's figures become user attributes (``auditor_energy_kwh``... and ``auditor``), its ledger record's.
 
 Budgets (read from the shared ledger, so several processes or machines stop together):
 ``stop-new`` calls ``study.stop()`` once the spent amount, or it plus the next trial's forecast,
@@ -45,7 +46,7 @@ from auditor.ledger import Ledger, TrialState
 from auditor.meters import process_meter
 from auditor.meters.sampler import Meter
 from auditor.model.carbon import CarbonModel
-from auditor.search.figures import interval_so_far, trial_figures
+from auditor.search.figures import user_attrs
 from auditor.search.keeper import BudgetKeeper
 from auditor.search.local import LocalTrials
 from auditor.search.recorder import Recorder
@@ -59,7 +60,7 @@ _STATES = {
     OptunaState.PRUNED: TrialState.PRUNED,
     OptunaState.FAIL: TrialState.FAILED,
 }
-ATTR = "auditor"  # the user attribute optuna-dashboard shows
+
 
 def _key(study: optuna.Study, trial: FrozenTrial) -> str:
     return fit_name(f"{study.study_name}/{trial.number}")  # Optuna allows names the ledger's columns do not
@@ -233,14 +234,12 @@ class AuditCallback:
     def _trial_ended(self, study: optuna.Study, trial: FrozenTrial, state: OptunaState, values: Sequence[float] | None) -> None:
         if self.trials is None:
             return
-        interval = self.trials.end(trial._trial_id, **self._fields(study, trial, state, values))
-        if interval is None:
-            return
-        try:  # the figures as a user attribute (optuna-dashboard shows it) while the trial can be written;
-            # energy up to the last reading before its end: the ledger holds the final figure
-            study._storage.set_trial_user_attr(trial._trial_id, ATTR, trial_figures(*interval_so_far(interval), self.model))
+        record = self.trials.finish(trial._trial_id, **self._fields(study, trial, state, values))
+        try:  # while the trial can be written: its ledger record's figures, each a number optuna-dashboard sorts
+            for name, value in (user_attrs(record, self.model) if record is not None else {}).items():
+                study._storage.set_trial_user_attr(trial._trial_id, name, value)
         except Exception as exc:  # noqa: BLE001 - some storages refuse; the ledger still has it
-            logger.debug("auditor: user attribute not written: %s", exc)
+            logger.debug("auditor: user attributes not written: %s", exc)
 
     def _fields(self, study: optuna.Study, trial: FrozenTrial, state: OptunaState, values: Sequence[float] | None) -> dict[str, Any]:
         stopped = trial._trial_id in self._stopped_by_budget

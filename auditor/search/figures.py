@@ -1,5 +1,9 @@
-"""The figures a user sees on a trial while the search runs (Optuna's user attribute, Ray's
+"""The figures a user sees on a trial while the search runs (Optuna's user attributes, Ray's
 ``auditor/`` result metrics), from the same energy and GPU time the ledger records.
+
+Optuna's user attributes (:func:`user_attrs`) come from the trial's ledger record itself, the
+one written to the ledger, through the carbon model's ``footprint`` as the report computes a
+trial's figures: the numbers are equal, not merely close.
 
 The result keys are the auditor's, whatever the framework: ``auditor/gpu_energy_j``,
 ``auditor/cpu_energy_j``, ``auditor/memory_energy_j``, ``auditor/energy_kwh``,
@@ -16,14 +20,19 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditor.meters.attribution import Interval
 from auditor.model.carbon import CarbonModel
 from auditor.model.units import JOULES_PER_KWH
 
+if TYPE_CHECKING:  # the record's type only: this module loads no database code
+    from auditor.ledger import TrialRecord
+
 PREFIX = "auditor/"  # the result keys of the figures a worker adds (Ray Tune)
 DOMAINS = ("gpu", "cpu", "memory")
+ATTR = "auditor"  # the user attribute holding every figure and what they were computed with
+NUMERIC_ATTRS = ("energy_kwh", "co2e_kg", "gpu_hours", "cost_usd")  # each also its own attribute, auditor_<name>
 
 
 def trial_figures(joules: float, gpu_seconds: float, model: CarbonModel) -> dict[str, Any]:
@@ -31,6 +40,43 @@ def trial_figures(joules: float, gpu_seconds: float, model: CarbonModel) -> dict
     kwh = joules / JOULES_PER_KWH
     footprint = model.footprint(kwh, gpu_seconds / 3600)
     return {"gpu_hours": gpu_seconds / 3600, "energy_kwh": kwh, "co2e_kg": footprint.co2e_kg, "region": model.region.code}
+
+
+def user_attrs(record: TrialRecord, model: CarbonModel) -> dict[str, Any]:
+    """A finished trial's figures as Optuna user attributes, from its ledger record.
+
+    Each figure is its own number (``auditor_energy_kwh``, ``auditor_co2e_kg``,
+    ``auditor_gpu_hours``, and ``auditor_cost_usd`` when a price is set: without one there is
+    no cost, and the attribute is left out rather than written empty), which optuna-dashboard
+    sorts and plots; ``auditor`` holds the same figures with the facility energy, region, PUE,
+    methods and flags. IT energy and GPU-hours are the record's own (``energy_kwh``,
+    ``gpu_hours``, what ``audit report`` and ``audit trials`` read back); CO2e and cost come
+    from ``model.footprint`` of those, as the report computes them with the sweep's settings.
+
+    Example:
+        >>> from auditor.ledger import EnergyReading, TrialRecord
+        >>> from auditor.model.carbon import Price
+        >>> from auditor.model.regions import resolve_region
+        >>> record = TrialRecord(sweep="s", trial_key="s/0", state="complete", start_time=0.0, end_time=7200.0,
+        ...                      gpu_seconds=7200.0, energy={"gpu": EnergyReading(3.6e6, "counter")})
+        >>> model = CarbonModel(resolve_region("500 g/kWh"), pue=1.0, price=Price(per_gpu_hour=2.0))
+        >>> attrs = user_attrs(record, model)
+        >>> attrs["auditor_energy_kwh"], attrs["auditor_co2e_kg"], attrs["auditor_gpu_hours"], attrs["auditor_cost_usd"]
+        (1.0, 0.5, 2.0, 4.0)
+        >>> attrs["auditor"]["energy_kwh"] == attrs["auditor_energy_kwh"], attrs["auditor"]["methods"]
+        (True, {'gpu': 'counter'})
+        >>> "auditor_cost_usd" in user_attrs(record, CarbonModel(resolve_region("500 g/kWh")))
+        False
+    """
+    footprint = model.footprint(record.energy_kwh, record.gpu_hours)
+    figures: dict[str, float | None] = {"energy_kwh": footprint.energy_kwh, "co2e_kg": footprint.co2e_kg,
+                                        "gpu_hours": footprint.gpu_hours, "cost_usd": footprint.cost_usd}
+    numbers = {name: figures[name] for name in NUMERIC_ATTRS if figures[name] is not None}
+    summary: dict[str, Any] = {
+        **numbers, "facility_kwh": footprint.facility_kwh, "region": model.region.code, "pue": model.effective_pue,
+        "methods": {domain: reading.method for domain, reading in record.energy.items()}, "flags": list(record.flags),
+    }
+    return {**{f"{ATTR}_{name}": value for name, value in numbers.items()}, ATTR: summary}
 
 
 def interval_so_far(interval: Interval) -> tuple[float, float]:

@@ -26,11 +26,11 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from auditor.ledger import TrialState, Usage
+from auditor.ledger import TrialRecord, TrialState, Usage
 from auditor.meters.attribution import Interval
 from auditor.meters.sampler import Measurement
 from auditor.search.recorder import Recorder
-from auditor.search.records import IdleMeasurement
+from auditor.search.records import IdleMeasurement, record_for
 
 logger = logging.getLogger("auditor")
 
@@ -85,6 +85,47 @@ class LocalTrials:
         with self._lock:
             self._recorded.add(key)
         return interval
+
+    def finish(self, key: Hashable, *, timeout: float = 1.0, **fields: Any) -> TrialRecord | None:
+        """A trial ended: like :meth:`end`, but its energy is made final now (at once for the
+        sources read at the end, CPU and memory; one counter step, about 0.1 s, for a GPU) and
+        its ledger record built here, so that what a plugin shows from the returned record is
+        what the ledger holds. Returns None for a trial never begun here, or when the energy
+        could not be made final within about ``timeout`` seconds (then recorded as by :meth:`end`).
+
+        Example:
+            >>> import os, tempfile
+            >>> from auditor.meters import process_meter
+            >>> trials = LocalTrials(Recorder(os.path.join(tempfile.mkdtemp(), "l.db"), process_meter(), "doc", "optuna"))
+            >>> trials.begin(1, trial_key="doc/0", number=0)
+            >>> record = trials.finish(1, trial_key="doc/0", name=None, state=TrialState.COMPLETE, number=0)
+            >>> trials.recorder.flush()
+            True
+            >>> [written] = trials.recorder.ledger.trials("doc")
+            >>> written.energy_kwh == record.energy_kwh, written.gpu_hours == record.gpu_hours
+            (True, True)
+        """
+        with self._lock:
+            started = self._open.pop(key, None)
+        if started is None:
+            return None
+        interval, wall_start = started
+        self.meter.end(interval)
+        wall_end = time.time()
+        self.recorder.expect(interval, str(fields.get("trial_key", "")))  # counted by the tally while it waits
+        record: TrialRecord | None = None
+        try:
+            measurement = self.meter.measure(interval, timeout=timeout)
+            record = record_for(measurement, sweep=self.recorder.sweep, wall_start=wall_start, wall_end=wall_end, **fields)
+        except Exception as exc:  # noqa: BLE001 - the recorder's thread measures it then
+            logger.debug("auditor: trial %s not final at its end: %s", fields.get("trial_key"), exc)
+        if record is not None:
+            self.recorder.submit_record(interval, record)
+        else:
+            self.recorder.submit(interval, wall_start=wall_start, wall_end=wall_end, **fields)
+        with self._lock:
+            self._recorded.add(key)
+        return record
 
     def pending_usage(self) -> Usage:
         """What this process spent that the ledger does not hold yet: its trials handed over

@@ -32,6 +32,7 @@ logger = logging.getLogger("auditor")
 class _Job:
     interval: Interval
     fields: dict[str, Any]
+    record: TrialRecord | None = None  # built already, from the interval's final measurement
 
 
 def _params_so_far(fields: dict[str, Any]) -> dict[str, Any]:
@@ -119,6 +120,18 @@ class Recorder:
             self._pending[interval.id] = (interval, str(fields.get("trial_key", "")))
         self._jobs.put(_Job(interval, fields))
 
+    def expect(self, interval: Interval, trial_key: str) -> None:
+        """A trial ended and its record follows (:meth:`submit_record` or :meth:`submit`): its
+        energy counts in :meth:`pending_usage` from now, while its measurement is made final."""
+        with self._lock:
+            self._pending[interval.id] = (interval, trial_key)
+
+    def submit_record(self, interval: Interval, record: TrialRecord) -> None:
+        """Write ``record``, already built from ``interval``'s final measurement, as it is: the
+        figures a plugin showed from it (Optuna's user attributes) are the ledger's."""
+        self.expect(interval, record.trial_key)
+        self._jobs.put(_Job(interval, {}, record))
+
     def record_now(self, measurement: Measurement | None, **fields: Any) -> None:
         """Record a trial whose measurement is already known (one seen after the fact)."""
         self._write([record_for(measurement, sweep=self.sweep, **fields)])
@@ -180,6 +193,9 @@ class Recorder:
                 self._running.pop(job.interval.id, None)
             records = self._heartbeats(now)
             for job in jobs:
+                if job.record is not None:
+                    records.append(job.record)
+                    continue
                 try:
                     measurement: Measurement | None = self.meter.measure(job.interval)
                 except Exception as exc:  # noqa: BLE001 - a record without energy beats no record

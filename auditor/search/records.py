@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from auditor.ledger import EnergyReading, TrialRecord, TrialState
+from auditor.ledger.schema import ENERGY_DOMAINS
 from auditor.meters.sampler import Measurement
 
 
@@ -23,6 +24,10 @@ def devices_of(measurement: Measurement | None) -> list[dict[str, Any]]:
     if measurement is None:
         return []
     return [{"key": d.key, "index": d.index, "model": d.name} for d in measurement.gpus]
+
+
+def _domain_order(item: tuple[str, EnergyReading]) -> int:
+    return ENERGY_DOMAINS.index(item[0]) if item[0] in ENERGY_DOMAINS else len(ENERGY_DOMAINS)
 
 
 def record_for(
@@ -55,7 +60,8 @@ def record_for(
         params=params or {},
         devices=devices_of(measurement),
         gpu_seconds=measurement.gpu_seconds if measurement else 0.0,
-        energy=dict(measurement.energy) if measurement else {},
+        # in the ledger's order of domains, as it reads them back: the total sums alike, to the bit
+        energy=dict(sorted(measurement.energy.items(), key=_domain_order)) if measurement else {},
         flags=[*(flags or []), *(measurement.flags if measurement else ["energy-missing"])],
         is_final=is_final,
     )

@@ -99,13 +99,107 @@ def test_attach_before_optimize_sees_a_first_trial_that_fails_uncaught(ledger_pa
     assert trial.state is TrialState.FAILED and "after-the-fact" not in trial.flags
 
 
-def test_per_trial_figures_are_user_attributes(ledger_path: str, gpu_meter: Meter) -> None:
-    study = optuna.create_study(study_name="attrs")
-    audit = AuditCallback(ledger=ledger_path, devices="all", meter=gpu_meter, region="FR").attach(study)
-    study.optimize(lambda t: time.sleep(0.3) or t.suggest_float("x", 0, 1), n_trials=2, callbacks=[audit])
-    attrs = study.trials[1].user_attrs["auditor"]
-    assert attrs["gpu_hours"] == pytest.approx(0.3 / 3600, rel=0.3)
-    assert attrs["energy_kwh"] > 0 and attrs["co2e_kg"] > 0 and attrs["region"] == "FR"
+NUMERIC = ("auditor_energy_kwh", "auditor_co2e_kg", "auditor_gpu_hours", "auditor_cost_usd")
+
+
+def states_objective(trial: optuna.Trial) -> float:
+    """Trial 0 completes, 1 is pruned, 2 fails under ``catch=``, 3 fails uncaught; on a GPU."""
+    x = trial.suggest_float("x", 0, 1)
+    time.sleep(0.15)
+    if trial.number == 1:
+        raise optuna.TrialPruned()
+    if trial.number == 2:
+        raise ValueError("caught by catch=")
+    if trial.number == 3:
+        raise RuntimeError("uncaught")
+    return x
+
+
+def run_every_state(study: optuna.Study, audit: AuditCallback) -> None:
+    study.optimize(states_objective, n_trials=3, callbacks=[audit], catch=(ValueError,))
+    with pytest.raises(RuntimeError, match="uncaught"):
+        study.optimize(states_objective, n_trials=1, callbacks=[audit])
+    audit.close()
+
+
+def test_each_figure_is_a_numeric_user_attribute_equal_to_the_ledger(tmp_path: Path, ledger_path: str, gpu_meter: Meter) -> None:
+    """Complete, pruned, caught and uncaught failures on a simulated GPU whose counter steps every
+    0.1 s (the energy is final only after the trial's end): each trial's numeric attributes and
+    its ``auditor`` attribute are exactly the figures of its record as read back from the ledger."""
+    from auditor.model.carbon import CarbonModel
+
+    study = optuna.create_study(study_name="numeric", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    audit = AuditCallback(ledger=ledger_path, devices="all", meter=gpu_meter, region="FR", pue=1.2,
+                          price_per_gpu_hour=2.5).attach(study)
+    run_every_state(study, audit)
+    with Ledger.open(ledger_path) as store:
+        recorded = {t.number: t for t in store.trials("numeric")}
+        model = CarbonModel.from_record(store.get_sweep("numeric").attrs["settings"])
+    trials = optuna.load_study(study_name="numeric", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "PRUNED", "FAIL", "FAIL"]
+    for trial in trials:
+        record, attrs = recorded[trial.number], trial.user_attrs
+        footprint = model.footprint(record.energy_kwh, record.gpu_hours)
+        expected = {"auditor_energy_kwh": record.energy_kwh, "auditor_co2e_kg": footprint.co2e_kg,
+                    "auditor_gpu_hours": record.gpu_hours, "auditor_cost_usd": record.gpu_hours * 2.5}
+        assert {k: attrs[k] for k in NUMERIC} == expected, trial.number  # equal, not approximately
+        assert all(type(attrs[k]) is float for k in NUMERIC)
+        assert {k: attrs["auditor"][k.removeprefix("auditor_")] for k in NUMERIC} == expected
+        assert record.energy["gpu"].method == "counter" and record.energy["gpu"].joules > 300.0 * 0.1
+        assert attrs["auditor"]["region"] == "FR" and attrs["auditor"]["pue"] == 1.2
+        assert attrs["auditor"]["methods"] == {d: r.method for d, r in record.energy.items()}
+
+
+def test_without_a_price_there_is_no_cost_attribute(ledger_path: str) -> None:
+    study = optuna.create_study(study_name="unpriced")
+    audit = AuditCallback(ledger=ledger_path, devices=[]).attach(study)
+    study.optimize(lambda t: burn(0.02) or t.suggest_float("x", 0, 1), n_trials=2, callbacks=[audit])
+    audit.close()
+    for trial in study.trials:
+        assert {k for k in trial.user_attrs if k.startswith("auditor")} == set(NUMERIC[:3]) | {"auditor"}
+        assert "cost_usd" not in trial.user_attrs["auditor"] and trial.user_attrs["auditor_energy_kwh"] > 0
+
+
+def test_optuna_dashboard_sorts_and_plots_the_figures(tmp_path: Path, ledger_path: str, gpu_meter: Meter) -> None:
+    """optuna-dashboard's own server, over the study's SQLite storage: its study API lists the
+    numeric attributes as sortable (what its trial table sorts and its plots offer as targets)
+    and gives back each trial's figure, as text that parses to the ledger's number exactly."""
+    import json
+    import threading
+    import urllib.request
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from optuna_dashboard import wsgi
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="dashboard", storage=storage)
+    audit = AuditCallback(ledger=ledger_path, devices="all", meter=gpu_meter, price_per_kwh=0.2).attach(study)
+    run_every_state(study, audit)
+    with Ledger.open(ledger_path) as store:
+        energy = {t.number: t.energy_kwh for t in store.trials("dashboard")}
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = make_server("127.0.0.1", 0, wsgi(storage), handler_class=Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        [listed] = json.load(urllib.request.urlopen(f"{base}/api/studies", timeout=10))["study_summaries"]
+        detail = json.load(urllib.request.urlopen(f"{base}/api/studies/{listed['study_id']}", timeout=10))
+    finally:
+        server.shutdown()
+        server.server_close()
+    sortable = {a["key"]: a["sortable"] for a in detail["union_user_attrs"]}
+    assert sortable == {**dict.fromkeys(NUMERIC, True), "auditor": False}
+    assert len(detail["trials"]) == 4
+    for trial in detail["trials"]:
+        values = {a["key"]: a["value"] for a in trial["user_attrs"]}
+        assert float(values["auditor_energy_kwh"]) == energy[trial["number"]] > 0
+        assert json.loads(values["auditor"])["energy_kwh"] == energy[trial["number"]]
+        own = study.trials[trial["number"]].user_attrs
+        assert {k: float(values[k]) for k in NUMERIC} == {k: own[k] for k in NUMERIC}
 
 
 def test_a_running_trials_heartbeat_carries_its_params_so_far(ledger_path: str, gpu_meter: Meter) -> None:
