@@ -54,6 +54,7 @@ class Device:
         update_period_s: how often the hardware updates the reading (0 for continuous).
         fallback_watts: the draw assumed if the device stops answering (its TDP), if known.
         index: the device index (GPUs), if any.
+        flags: notes every figure of this device carries (``mig-slice-share``).
     """
 
     key: str
@@ -63,6 +64,7 @@ class Device:
     update_period_s: float = 0.0
     fallback_watts: float | None = None
     index: int | None = None
+    flags: tuple[str, ...] = ()
 
     @property
     def is_gpu(self) -> bool:

@@ -34,6 +34,8 @@ from typing import Any
 
 from auditor.meters.attribution import Accountant, Interval
 from auditor.meters.base import Device, EnergyReading, EnergySource, worst_method
+from auditor.meters.cadence import cadences
+from auditor.meters.cuda import ASSUMED_FLAG, CudaUse, cuda_use, matching_keys, other_namespace
 from auditor.meters.timeline import DEFAULT_CAPACITY, Timeline
 
 logger = logging.getLogger("auditor")
@@ -90,6 +92,8 @@ class Meter:
         root_pid: the process whose tree holds the GPUs of ``gpus="auto"`` intervals
             (default: this process).
         warn: how to tell the user about a lost device (default: ``warnings.warn``).
+        cuda_probe: what the process tree shows of its CUDA use, for ``gpus="auto"`` where NVML
+            lists none of its processes (:mod:`auditor.meters.cuda`).
     """
 
     def __init__(
@@ -100,6 +104,7 @@ class Meter:
         timeline_capacity: int = DEFAULT_CAPACITY,
         root_pid: int | None = None,
         warn: Callable[[str], None] | None = None,
+        cuda_probe: Callable[[set[int], bool], CudaUse] = cuda_use,
     ) -> None:
         self.sources = list(sources)
         self.clock = clock
@@ -117,10 +122,14 @@ class Meter:
         self._last_sample: dict[str, tuple[float, float]] = {}  # device: time, joules
         self._lost: dict[str, float] = {}  # device: time lost
         self._held: set[str] = set()
+        self._assumed: set[str] = set()  # GPUs taken as this process's without NVML's word
+        self._cuda_probe = cuda_probe
         self._root_pid = root_pid if root_pid is not None else os.getpid()
         self._tree: Any = None
         self._warn = warn or (lambda message: warnings.warn(message, RuntimeWarning, stacklevel=2))
         self._next_due = {id(s): 0.0 for s in self.sources}
+        self._read_cost = {id(s): 0.0 for s in self.sources}  # CPU seconds a read takes (smoothed)
+        self._intervals = {id(s): s.poll_interval_s for s in self.sources}
         self._next_holder_refresh = 0.0
         self.samples_taken = 0
         self._warned_gpus: set[str] = set()
@@ -152,6 +161,11 @@ class Meter:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+    def poll_interval(self, source: EnergySource) -> float:
+        """How often the sampler reads ``source`` now: its own cadence, or less often where
+        reads are costly, so that reading every source takes under 1 % of a core."""
+        return self._intervals[id(source)]
 
     @property
     def running(self) -> bool:
@@ -221,7 +235,7 @@ class Meter:
         not made it final within one poll period (or is not running)."""
         if interval.end is None:
             raise ValueError("end the interval before measuring it")
-        patience = max((s.poll_interval_s for s in self.sources), default=0.0) * 2 + 0.05
+        patience = max((self.poll_interval(s) for s in self.sources), default=0.0) * 2 + 0.05
         if not interval.done.wait(patience if self.running else 0):
             self.flush()
             if not interval.done.wait(timeout):
@@ -298,6 +312,7 @@ class Meter:
             device = self.devices[key]
             by_domain[device.domain] = by_domain.get(device.domain, 0.0) + interval.energy.get(key, 0.0)
             methods.setdefault(device.domain, set()).update(interval.methods.get(key) or {device.method})
+            flags.update(device.flags)
             if device.is_gpu:
                 gpus.append(device)
                 held = interval.end - since
@@ -306,6 +321,8 @@ class Meter:
                     flags.add("below-sensor-resolution")
             if key in self._lost and self._lost[key] <= interval.end:
                 flags.add("device-lost")
+            if key in self._assumed:
+                flags.add(ASSUMED_FLAG)
         energy = {domain: EnergyReading(joules, worst_method(methods[domain])) for domain, joules in by_domain.items()}
         return Measurement(
             duration_s=interval.end - interval.start,
@@ -322,11 +339,12 @@ class Meter:
         while not self._stop.is_set():
             now = self.clock()
             due = [s for s in self.sources if self._next_due[id(s)] <= now]
-            for source in due:
-                self._next_due[id(source)] = now + source.poll_interval_s
             try:
                 if due:
                     self._sample(due)
+                    self._adapt_cadence()
+                for source in due:
+                    self._next_due[id(source)] = now + self.poll_interval(source)
                 if now >= self._next_holder_refresh:
                     self._next_holder_refresh = now + HOLDER_REFRESH_S
                     self._refresh_holders(now)
@@ -334,6 +352,10 @@ class Meter:
                 logger.warning("auditor sampler: %s: %s", type(exc).__name__, exc)
             wait = min(self._next_due.values(), default=now + 0.1) - self.clock()
             self._wake.wait(max(wait, 0.001))
+
+    def _adapt_cadence(self) -> None:
+        intervals = cadences([self._read_cost[id(s)] for s in self.sources], [s.poll_interval_s for s in self.sources])
+        self._intervals = {id(s): interval for s, interval in zip(self.sources, intervals, strict=True)}
 
     def _sample(self, sources: Iterable[EnergySource]) -> None:
         """Read ``sources`` and feed their readings (called by the sampler thread, and by other
@@ -352,7 +374,7 @@ class Meter:
     def _read_source(self, source: EnergySource) -> list[tuple[str, float, float, str]]:
         """One reading of ``source`` as samples (time, cumulative joules, method); a stepped
         counter gives a sample only when it steps, timestamped between the reads around it."""
-        before = self.clock()
+        before, cpu_before = self.clock(), time.thread_time()
         try:
             values = source.read()
         except Exception as exc:  # noqa: BLE001 - a failing source must not stop the others
@@ -360,6 +382,8 @@ class Meter:
             for device in source.devices():
                 self._mark_lost(device.key, before, f"{type(exc).__name__}: {exc}")
         read_at = (before + self.clock()) / 2
+        cost, smoothed = time.thread_time() - cpu_before, self._read_cost[id(source)]
+        self._read_cost[id(source)] = cost if smoothed == 0.0 else 0.8 * smoothed + 0.2 * cost
         for key, reason in source.lost().items():
             self._mark_lost(key, read_at, reason)
         samples = []
@@ -375,7 +399,11 @@ class Meter:
                         if read_at - last_time < 3 * period:
                             continue  # unchanged: wait for the next step
                     else:
-                        sample_at = (previous[1] + read_at) / 2  # the step fell between the two reads
+                        # the last step fell after the last read that saw the old value, and
+                        # within one update period of now (reads far apart: a costly source)
+                        period = self.devices[key].update_period_s
+                        since = max(previous[1], read_at - period) if period else previous[1]
+                        sample_at = (since + read_at) / 2
             samples.append((key, sample_at, joules, self.devices[key].method))
         return samples
 
@@ -413,7 +441,11 @@ class Meter:
 
             self._tree = ProcessTree(self._root_pid)
         pids = self._tree.pids()
-        held = {key for s in holder_sources for key, holders in s.holders().items() if holders & pids}
+        listed = {key: holders for s in holder_sources for key, holders in s.holders().items()}
+        held = {key for key, holders in listed.items() if holders & pids}
+        self._assumed -= held  # NVML has confirmed them since
+        if not held and not self._held:
+            held = self._assume_gpus(listed, pids)
         new = held - self._held
         if not new:
             return
@@ -423,3 +455,23 @@ class Meter:
                 if interval.auto_gpus and interval.end is None:
                     for key in new:
                         self._accountant.add_device(interval, key, self.clock())
+
+    def _assume_gpus(self, listed: dict[str, set[int]], pids: set[int]) -> set[str]:
+        """The GPUs this process tree uses by its own account, where NVML lists none of its
+        processes (a container's PID namespace): flagged ``devices-assumed``, said once."""
+        elsewhere = other_namespace(listed)
+        use = self._cuda_probe(pids, elsewhere)
+        if not use.loaded or (use.devices is None and not elsewhere):
+            return set()
+        gpus = [d for d in self.devices.values() if d.is_gpu]
+        keys = set(matching_keys(use, [d.key for d in gpus]))
+        if keys and not self._assumed:
+            why = "torch holds a CUDA context on them" if use.devices is not None else "the CUDA driver is loaded here"
+            names = ", ".join(f"{d.index} ({d.name})" for d in gpus if d.key in keys)
+            self._warn(
+                f"auditor: NVML lists none of this process's PIDs on any GPU (it sees another PID "
+                f"namespace: a container?); devices='auto' takes GPU {names}, as {why} "
+                f"(flagged {ASSUMED_FLAG}). Pass devices=[...] to name them."
+            )
+        self._assumed |= keys
+        return keys
