@@ -67,6 +67,7 @@ def doctor_command(
                 "gpu": {
                     "available": nvml.available, "reason": nvml.reason, "hint": nvml.hint,
                     "driver": nvml.driver, "cuda_visible_devices": nvml.cuda_visible_devices,
+                    "other_pid_namespace": nvml.other_pid_namespace,
                     "devices": [g.__dict__ for g in nvml.gpus],
                 },
                 "rapl": {
@@ -98,8 +99,16 @@ def _print_doctor(nvml: Any, rapl: Any, cpu: Any, region: Any, pue: float | None
         visible = f" (CUDA_VISIBLE_DEVICES={nvml.cuda_visible_devices})" if nvml.cuda_visible_devices is not None else ""
         line("GPU", f"NVML {nvml.nvml_version}, driver {nvml.driver}, {len(nvml.gpus)} GPUs visible{visible}")
         for gpu in nvml.gpus:
-            counter = "energy counter yes" if gpu.has_energy_counter else "energy counter no: power will be sampled (less exact)"
-            line("", f"{gpu.index}  {gpu.name}  {counter}")
+            if gpu.has_energy_counter:
+                counter = f"energy counter yes ({gpu.counter_call}, {gpu.counter_call_ms:.2g} ms a read)"
+            else:
+                counter = "energy counter no: power will be sampled (less exact)"
+            mig = f"  MIG instance: {gpu.mig_share:.0%} of its GPU's energy (flagged mig-slice-share)" if gpu.mig_share else ""
+            line("", f"{gpu.index}  {gpu.name}  {counter}{mig}")
+        if nvml.other_pid_namespace:
+            line("", "NVML sees another PID namespace (a container): devices='auto' takes the GPUs this process")
+            line("", "uses by its own account (torch's contexts, else the visible GPUs), flagged devices-assumed.")
+            line("", "Pass devices=[...] to name them, or run the container with --pid=host.")
     else:
         line("GPU", f"none: {nvml.reason}")
         if nvml.hint:
