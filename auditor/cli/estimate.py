@@ -11,7 +11,7 @@ from auditor.cli.common import console, print_json, settings_with
 from auditor.config import carbon_model
 from auditor.model.estimate import estimate
 from auditor.model.hardware import find_hardware
-from auditor.model.units import format_number, parse_intensity
+from auditor.model.units import Metric, format_cost, format_quantity, parse_intensity, significant
 
 
 class EstimateFormat(str, Enum):
@@ -65,15 +65,19 @@ def estimate_command(
         return
     fp, region_ = result.footprint, model.region
     name = f"{count} x {hardware.name}" if hardware else f"{count} device{'s' if count > 1 else ''}"
-    cost = f"${fp.cost_usd:,.2f} ({model.price.describe()})" if fp.cost_usd is not None else "- (give --price-per-gpu-hour or --price-per-kwh)"
+    cost = f"{format_cost(fp.cost_usd)} ({model.price.describe()})" if fp.cost_usd is not None else "- (give --price-per-gpu-hour or --price-per-kwh)"
+
+    def amount(metric: Metric, value: float) -> str:  # 4 significant digits: checkable against published rows
+        return format_quantity(metric, value, digits=4)
+
     lines = [
         ("Work", f"{name} x {result.watts_per_device:g} W x {hours:g} h"),
-        ("GPU-hours", format_number(fp.gpu_hours)),
-        ("IT energy", f"{format_number(fp.energy_kwh)} kWh"),
+        ("GPU time", amount(Metric.GPU_HOURS, fp.gpu_hours)),
+        ("IT energy", amount(Metric.ENERGY_KWH, fp.energy_kwh)),
         ("PUE", f"{model.effective_pue:g} ({model.pue_source})"),
-        ("Facility", f"{format_number(fp.facility_kwh)} kWh"),
-        ("Intensity", f"{format_number(region_.g_co2e_per_kwh)} gCO2e/kWh ({region_.describe()})"),
-        ("CO2e", f"{format_number(fp.co2e_kg)} kg ({format_number(fp.co2e_lb)} lb)"),
+        ("Facility", amount(Metric.ENERGY_KWH, fp.facility_kwh)),
+        ("Intensity", f"{significant(region_.g_co2e_per_kwh, 4)} gCO2e/kWh ({region_.describe()})"),
+        ("CO2e", amount(Metric.CO2E_KG, fp.co2e_kg) + (f" ({significant(fp.co2e_lb, 4)} lb)" if fp.co2e_lb >= 1 else "")),
         ("Cost", cost),
     ]
     out = console()

@@ -22,8 +22,9 @@ from auditor.cli.report import overrides_from
 from auditor.config import carbon_model
 from auditor.errors import InvalidInputError, LedgerError
 from auditor.ledger import TrialState
-from auditor.model.units import format_number, format_share
+from auditor.model.units import Metric, format_number, format_quantity, format_share
 from auditor.report.build import build_report
+from auditor.report.formats import amount_columns
 
 
 class SweepOrder(str, Enum):
@@ -56,11 +57,13 @@ def sweeps_command(
     if output is TableOrJson.json:
         print_json([{k: v for k, v in r.items() if k != "budget_events"} for r in rows])
         return
-    table = make_table("sweep", "framework", "started", "trials", "GPU-h", "IT kWh", "facility kWh", "kgCO2e", "budget")
-    for r in rows:
+    columns = amount_columns(rows, priced=False)
+    table = make_table("sweep", "framework", "started", "trials", *(header for header, _ in columns), "budget")
+    for column in table.columns[3:-1]:
+        column.justify = "right"
+    for i, r in enumerate(rows):
         table.add_row(r["name"], r["framework"], datetime.fromtimestamp(r["started"]).strftime("%Y-%m-%d %H:%M"),
-                      str(r["trials"]), format_number(r["gpu_hours"]), format_number(r["energy_kwh"]),
-                      format_number(r["facility_kwh"]), format_number(r["co2e_kg"]), budget_cell(r))
+                      f"{r['trials']:,}", *(cells[i] for _, cells in columns), budget_cell(r))
     console().print(table)
 
 
@@ -73,15 +76,16 @@ def budget_cell(sweep: dict[str, Any]) -> str:
         >>> event = {"budget": "2 kgCO2e", "scope": "sweep", "metric": "co2e_kg", "limit": 2.0, "spent": 1.7,
         ...          "action": "warn"}
         >>> budget_cell({"co2e_kg": 2.1, "stopped_by_budget": True, "budget_events": [event]})
-        '2 kgCO2e: 105% spent, stopped'
+        '2 kg CO2e: 105% spent, stopped'
     """
     if not sweep.get("budget_events"):
         return ""
     last = sweep["budget_events"][-1]
+    limit = format_quantity(Metric(last["metric"]), last["limit"])
     spent = sweep.get(last["metric"], last["spent"]) if last["scope"] == "sweep" else last["spent"]
     share = f"{format_share(spent / last['limit'])} spent" if last["limit"] else ""
     where = "" if last["scope"] == "sweep" else " (project)"
-    return f"{last['budget']}{where}: {share}" + (", stopped" if sweep["stopped_by_budget"] else "")
+    return f"{limit}{where}: {share}" + (", stopped" if sweep["stopped_by_budget"] else "")
 
 
 class TrialOrder(str, Enum):

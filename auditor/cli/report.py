@@ -26,16 +26,18 @@ from auditor.ledger import Ledger
 from auditor.model.carbon import Overrides, Price
 from auditor.model.regions import resolve_region
 from auditor.model.text import counted
-from auditor.model.units import format_number, format_share
+from auditor.model.units import format_share
 from auditor.report.build import build_report
 from auditor.report.formats import (
-    grid_of,
+    equivalent_sentence,
+    final_run_sentence,
     held_back_sentence,
     mixed_grids,
     render_csv,
     render_markdown,
     render_statement,
-    times,
+    stops,
+    table_rows,
     without_energy_sentence,
 )
 from auditor.report.html import figures_for, render_html
@@ -95,16 +97,18 @@ def report_command(
         except OSError as exc:
             raise AuditorError(f"cannot write plots into {plots}: {exc.strerror}") from None
         typer.echo(f"{len(written)} plot files written to {plots}", err=True)
+    hints = next_steps(report, settings.region if region is None else region,
+                       priced_here=price_per_gpu_hour is not None or price_per_kwh is not None)
     if output is ReportFormat.table and out is None:
         close_figures(figures)
-        print_report(report)
+        print_report(report, hints=hints)
         return
     renderers = {
         ReportFormat.json: lambda r: to_json(r) + "\n",
         ReportFormat.markdown: render_markdown,
         ReportFormat.csv: render_csv,
         ReportFormat.statement: render_statement,
-        ReportFormat.table: render_table,
+        ReportFormat.table: lambda r: render_table(r, hints),
         ReportFormat.html: lambda r: render_html(r, figures),
     }
     text = renderers[output](report)
@@ -132,56 +136,77 @@ def build(store: Ledger, settings: Any, sweeps: list[str] | None, since: float |
     return build_report(store, carbon_model(settings), sweeps or None, since, overrides)
 
 
-def render_table(report: dict[str, Any]) -> str:
+def render_table(report: dict[str, Any], hints: list[str] | None = None) -> str:
     """The terminal report as plain text (``--format table --out FILE``)."""
     text = io.StringIO()
-    print_report(report, console(text))
+    print_report(report, console(text), hints)
     return text.getvalue()
 
 
-def print_report(report: dict[str, Any], out: Console | None = None) -> None:
-    """The report as a table, a few sentences and what to do next."""
+def next_steps(report: dict[str, Any], region_setting: str | None = None, priced_here: bool = False) -> list[str]:
+    """What this user can still do, as closing hints: set a grid only where a sweep ran without
+    one (with the region they already set, if they did), and give a price where none is known
+    (per kWh only when no GPU ran: a GPU-hour price would cost nothing).
+
+    Example:
+        >>> report = {"sweeps": [{"name": "a", "region": {"is_fallback": False}}],
+        ...           "totals": {"cost_usd": None, "gpu_hours": 0.0}}
+        >>> next_steps(report)
+        ['Add what it cost: audit report --price-per-kwh USD (your electricity price per kWh).']
+    """
+    hints = []
+    unset = [s["name"] for s in report["sweeps"] if s["region"]["is_fallback"]]
+    if unset:
+        which = "" if len(unset) == len(report["sweeps"]) else f" ({', '.join(unset)} ran with no region set)"
+        if region_setting:
+            hints.append(f"Carbon uses the world average where a search ran with no region{which}: "
+                         f"audit report --region {region_setting} recomputes it with your region.")
+        else:
+            hints.append(f"Set the grid for exact carbon{which}: audit report --region CODE (your country or cloud region: "
+                         "audit regions), and audit config set region CODE for the next searches.")
+    if report["totals"]["cost_usd"] is None and not priced_here:
+        if report["totals"]["gpu_hours"]:
+            hints.append("Add what it cost: audit report --price-per-gpu-hour USD (a cloud bill) or --price-per-kwh USD "
+                         "(own hardware).")
+        else:
+            hints.append("Add what it cost: audit report --price-per-kwh USD (your electricity price per kWh).")
+    return hints
+
+
+def print_report(report: dict[str, Any], out: Console | None = None, hints: list[str] | None = None) -> None:
+    """The report as a table (each amount column in one unit), a few sentences and what to do
+    next (``hints``; by default :func:`next_steps` of the report alone)."""
     out = out or console()
 
     def say(text: str) -> None:  # sentences are never folded by us: the terminal wraps them, a file keeps one line each
         out.print(text, soft_wrap=True)
 
     region, pue, totals = report["region"], report["pue"], report["totals"]
-    mixed = mixed_grids(report)
     grid = f"grid {region['code']} {region['g_co2e_per_kwh']:g} g/kWh ({region['source']}) · PUE {pue['value']:g}"
     if region["is_fallback"]:
         grid = f"grid: world average {region['g_co2e_per_kwh']:g} g/kWh, no region set · PUE {pue['value']:g}"
-    if mixed:
+    if mixed_grids(report):
         grid = "grid and PUE: each sweep's own, as it ran (column grid)"
     say(f"Ledger {report['ledger']} · {counted(len(report['sweeps']), 'sweep')} · {counted(totals['trials'], 'trial')} · {grid}")
-    priced = totals["cost_usd"] is not None
-    headers = ["sweep", "framework", "trials (done/stopped/failed)", "GPU-h", "IT kWh", "facility kWh", "kgCO2e", "measured"]
-    table = make_table(*headers, *(["USD"] if priced else []), *(["grid"] if mixed else []))
-    for row in [*report["sweeps"], {"name": "whole project", "framework": "", **totals}]:
-        states = row["trials_by_state"]
-        counts = f"{row['trials']} ({states.get('complete', 0)}/{states.get('pruned', 0) + states.get('stopped', 0)}/{states.get('failed', 0) + states.get('interrupted', 0)})"
-        measured = format_share(row["measured_fraction"])
-        cells = [row["name"], row["framework"], counts, format_number(row["gpu_hours"]), format_number(row["energy_kwh"]),
-                 format_number(row["facility_kwh"]), format_number(row["co2e_kg"]), measured]
-        table.add_row(*cells, *([f"${row['cost_usd']:,.2f}"] if priced else []),
-                      *([grid_of(row) if "region" in row else ""] if mixed else []))
+    headers, rows = table_rows(report)
+    table = make_table(*headers)
+    for column in table.columns[2:]:
+        column.justify = "right" if column.header != "grid" else "left"
+    for row in rows:
+        table.add_row(*row)
     out.print(table)
-    for sweep in report["sweeps"]:
-        for event in sweep["budget_events"]:
-            if event["action"] in ("stop-new", "stop-all"):
-                say(f"{sweep['name']}: stopped by its budget {event['budget']}: {event['reason']}")
-    if report["final_run"] and report["search_to_final_ratio"] is not None:
-        final = report["final_run"]
-        say(
-            f"The final run ({final['name']}, {final['kind']}) cost {format_number(final['co2e_kg'])} kgCO2e; the development that "
-            f"found it cost {format_number(totals['co2e_kg'])} kgCO2e: {times(report['search_to_final_ratio'])}x the final run."
-        )
+    for name, why in stops(report):
+        say(f"{name}: {why}.")
+    final = final_run_sentence(report)
+    if final:
+        say(final)
     if totals["waste_fraction"] is not None:
         say(f"Pruned, stopped and failed trials used {format_share(totals['waste_fraction'])} of the energy.")
     if totals["idle_fraction"]:
         say(f"Idle time between trials: {format_share(totals['idle_fraction'])} of the energy.")
-    flights = report["equivalents"]["flights_ny_sf"]
-    say(f"That is about {flights:.2g} passenger flights New York - San Francisco (1,984 lb CO2e each, Strubell et al. 2019).")
+    said = equivalent_sentence(report)
+    if said:
+        say(said)
     if totals["measured_fraction"] is not None and totals["measured_fraction"] < 0.995:  # never "0% estimated"
         say(
             f"Estimated, not measured: {format_share(1 - totals['measured_fraction'])} (see `audit doctor` for what this machine can measure)."
@@ -192,8 +217,5 @@ def print_report(report: dict[str, Any], out: Console | None = None) -> None:
     without = without_energy_sentence(report)
     if without:
         say(without)
-    unset = [s["name"] for s in report["sweeps"] if s["region"]["is_fallback"]]
-    if unset:
-        which = "" if len(unset) == len(report["sweeps"]) else f" ({', '.join(unset)} ran with no region set)"
-        say(f"Set the grid for exact carbon{which}: audit report --region DE (or `audit config set region ...` "
-            "for the next searches).")
+    for hint in next_steps(report) if hints is None else hints:
+        say(hint)

@@ -324,6 +324,20 @@ def _scaled(value: float, units: tuple[Unit, ...], digits: int, long: bool, zero
         return f"{text} {name}"
 
 
+def format_scaled(value: float, units: tuple[Unit, ...], long: bool = False) -> str:
+    """``value`` (in the units' canonical unit) in whichever of ``units`` (ascending) fits it,
+    by the rules above: for quantities other than the metrics', such as a distance.
+
+    Example:
+        >>> km = (Unit("cm", 1e-5, "cm"), Unit("m", 1e-3, "m"), Unit("km", 1.0, "km"))
+        >>> format_scaled(0.0000592, km), format_scaled(0.25, km), format_scaled(1234.5, km)
+        ('5.92 cm', '250 m', '1,234 km')
+    """
+    if not math.isfinite(value):
+        return "-"
+    return _scaled(value, units, 3, long, units[-1])
+
+
 def format_quantity(metric: Metric, value: float | None, digits: int = 3, long: bool = False) -> str:
     """An amount for people, in the unit that fits it: ``'14.7 mg CO2e'``, ``'19.6 mWh'``,
     ``'3.5 GPU-min'``, ``'$12.50'``; ``long`` spells GPU time out (``'3.5 GPU-minutes'``).
@@ -414,10 +428,10 @@ def format_column(values: list[float | None], unit: Unit) -> list[str]:
     largest = max((abs(v) for v in scaled if v is not None), default=0.0)
     decimals = min(2, max(0, 2 - math.floor(math.log10(largest)))) if largest else 0
     cells = []
-    for value in scaled:
+    for original, value in zip(values, scaled, strict=True):
         if value is None:
             cells.append("-")
-        elif value == 0:
+        elif original == 0:
             cells.append("0")
         elif abs(value) < 0.5 * 10 ** -decimals:
             cells.append("< " + (f"{10 ** -decimals:.{decimals}f}" if decimals else "1"))

@@ -160,7 +160,8 @@ def build_report(
         if event.sweep is not None and (since is None or event.at >= since):  # the window's own stops
             events[event.sweep].append(
                 {"action": event.action, "budget": event.budget, "scope": event.scope, "metric": event.metric, "spent": event.spent,
-                 "limit": event.limit_value, "overshoot": event.overshoot, "at": event.at, "reason": event.reason}
+                 "limit": event.limit_value, "overshoot": event.overshoot, "at": event.at, "reason": event.reason,
+                 "forecast": event.forecast, "mode": event.mode}
             )
     finals = [t for t in ledger.final_trials() if (wanted is None or t.sweep in wanted)
               and (since is None or t.start_time >= since)]

@@ -1,7 +1,10 @@
 """The report as Markdown, CSV and a statement ready to paste into a paper.
 
 Every string that comes from users (sweep names, final run names) is escaped for the format it
-lands in.
+lands in. Every amount a person reads goes through :mod:`auditor.model.units` (scaled units, 3
+significant digits, one unit per table column) and the table, the sentences and the statement
+of every human format come from the functions here, so the terminal, Markdown, HTML and the
+statement print the same numbers; CSV (and JSON) keep base units at full precision.
 
 Example:
     >>> latex_escape("lr_search 50% & $5")
@@ -15,7 +18,16 @@ import io
 from typing import Any
 
 from auditor.model.text import csv_cell, printable
-from auditor.model.units import format_number, format_share
+from auditor.model.units import (
+    Metric,
+    column_unit,
+    format_column,
+    format_cost,
+    format_duration,
+    format_quantity,
+    format_share,
+)
+from auditor.report.equivalents import equivalent
 
 CSV_COLUMNS = [
     "sweep", "framework", "trials", "complete", "pruned", "failed", "gpu_hours", "energy_kwh",
@@ -24,7 +36,8 @@ CSV_COLUMNS = [
     "stopped", "interrupted", "region", "g_co2e_per_kwh", "pue", "settings_from", "trials_without_energy",
 ]
 _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-          "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+          "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+          "<": r"\textless{}", ">": r"\textgreater{}"}
 
 
 def latex_escape(text: str) -> str:
@@ -44,6 +57,109 @@ def _rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     whole = {"name": "whole project", "framework": "", **report["totals"], "stopped_by_budget": None,
              "region": report["region"], "pue": report["pue"], "settings_from": None}
     return [*report["sweeps"], whole]
+
+
+def trial_counts(row: dict[str, Any]) -> str:
+    """A row's trials as ``total (done/stopped/failed)``."""
+    states = row["trials_by_state"]
+    stopped = states.get("pruned", 0) + states.get("stopped", 0)
+    failed = states.get("failed", 0) + states.get("interrupted", 0)
+    return f"{row['trials']:,} ({states.get('complete', 0):,}/{stopped:,}/{failed:,})"
+
+
+def amount_columns(rows: list[dict[str, Any]], priced: bool) -> list[tuple[str, list[str]]]:
+    """The amount columns of the report's table, each in one unit that fits its largest value
+    (so rows compare), as ``(header, cells)``: GPU time, IT and facility energy (one unit for
+    both), CO2e, and the cost when a price is known.
+
+    Example:
+        >>> rows = [{"gpu_hours": 0.0, "energy_kwh": 1.9e-5, "facility_kwh": 3.0e-5, "co2e_kg": 1.44e-5, "cost_usd": None}]
+        >>> [(header, cells[0]) for header, cells in amount_columns(rows, priced=False)]
+        [('GPU-h', '0'), ('IT mWh', '19.0'), ('facility mWh', '30.0'), ('mg CO2e', '14.4')]
+    """
+    def values(key: str) -> list[float | None]:
+        return [row[key] for row in rows]
+
+    gpu = column_unit(Metric.GPU_HOURS, values("gpu_hours"))
+    energy = column_unit(Metric.ENERGY_KWH, values("facility_kwh") + values("energy_kwh"))
+    co2e = column_unit(Metric.CO2E_KG, values("co2e_kg"))
+    columns = [
+        (gpu.symbol, format_column(values("gpu_hours"), gpu)),
+        (f"IT {energy.symbol}", format_column(values("energy_kwh"), energy)),
+        (f"facility {energy.symbol}", format_column(values("facility_kwh"), energy)),
+        (co2e.symbol, format_column(values("co2e_kg"), co2e)),
+    ]
+    if priced:
+        columns.append(("cost USD", [format_cost(value) for value in values("cost_usd")]))
+    return columns
+
+
+def table_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The report's table as text cells, one row per sweep and one for the whole project:
+    ``(headers, rows)``, the same for the terminal, Markdown and HTML (user text unescaped)."""
+    rows = _rows(report)
+    priced = report["totals"]["cost_usd"] is not None
+    mixed = mixed_grids(report)
+    columns = amount_columns(rows, priced)
+    headers = ["sweep", "framework", "trials (done/stopped/failed)", *(h for h, _ in columns[:4]), "measured",
+               *(h for h, _ in columns[4:]), *(["grid"] if mixed else [])]
+    cells = []
+    for i, row in enumerate(rows):
+        amounts = [column[i] for _, column in columns]
+        grid = [grid_of(row) if row["settings_from"] else ""] if mixed else []
+        cells.append([row["name"], row["framework"], trial_counts(row), *amounts[:4], format_share(row["measured_fraction"]),
+                      *amounts[4:], *grid])
+    return headers, cells
+
+
+def stop_sentence(event: dict[str, Any]) -> str:
+    """Why a budget stopped a sweep, from the event's figures (not its stored text, which
+    older versions wrote in other units): ``stopped by its budget of 20 mWh (IT energy, before
+    PUE): 19.2 mWh spent, and the next trial's forecast of 0.81 mWh would have passed it``.
+
+    Example:
+        >>> stop_sentence({"metric": "energy_kwh", "limit": 2e-5, "spent": 1.92e-5, "forecast": 8.1e-7,
+        ...                "overshoot": 0.0, "scope": "sweep", "action": "stop-new"})
+        "stopped by its budget of 20 mWh (IT energy, before PUE): 19.2 mWh spent, and the next trial's forecast of 0.81 mWh would have passed it"
+    """
+    metric = Metric(event["metric"])
+    limit, spent, forecast = event["limit"], event["spent"], event.get("forecast")
+    what = "its project's budget" if event.get("scope") == "project" else "its budget"
+    counts = " (IT energy, before PUE)" if metric is Metric.ENERGY_KWH else ""
+    text = f"stopped by {what} of {format_quantity(metric, limit)}{counts}: {format_quantity(metric, spent)} spent"
+    if spent < limit and forecast is not None:
+        return text + f", and the next trial's forecast of {format_quantity(metric, forecast)} would have passed it"
+    if spent > limit:
+        return text + f", {format_quantity(metric, spent - limit)} over"
+    return text
+
+
+def stops(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """Each sweep a budget stopped, with why: ``(sweep name, sentence)``."""
+    found = []
+    for sweep in report["sweeps"]:
+        for event in sweep["budget_events"]:
+            if event["action"] in ("stop-new", "stop-all"):
+                found.append((sweep["name"], stop_sentence(event)))
+                break
+    return found
+
+
+def final_run_sentence(report: dict[str, Any], escape: Any = str) -> str | None:
+    """The final run against the development that found it, or None without a final run."""
+    final, ratio, totals = report["final_run"], report["search_to_final_ratio"], report["totals"]
+    if final is None or ratio is None:
+        return None
+    kind = f", {final['kind']}" if final.get("kind") else ""
+    return (f"The final run ({escape(final['name'])}{kind}) cost {format_quantity(Metric.CO2E_KG, final['co2e_kg'])}; "
+            f"the whole development cost {format_quantity(Metric.CO2E_KG, totals['co2e_kg'])}: "
+            f"the search cost {times(ratio)} times the final run.")
+
+
+def equivalent_sentence(report: dict[str, Any]) -> str | None:
+    """The whole footprint against a yardstick of its size, with the yardstick's source."""
+    said = equivalent(report["totals"]["co2e_kg"])
+    return f"That is {said}." if said else None
 
 
 def mixed_grids(report: dict[str, Any]) -> bool:
@@ -93,29 +209,20 @@ def times(ratio: float) -> str:
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    """Headline, one table row per sweep, and the findings in sentences."""
+    """Headline, one table row per sweep (each amount column in one unit), and the findings."""
     region, mixed = report["region"], mixed_grids(report)
     headline = (
         "Grid and PUE: each sweep's own, as it ran (column grid)." if mixed else
         f"Grid: {markdown_escape(region['name'])}, {region['g_co2e_per_kwh']:g} gCO2e/kWh ({markdown_escape(region['source'])}). "
         f"PUE {report['pue']['value']:g} ({markdown_escape(report['pue']['source'])})."
     )
-    lines = [
-        "# Development footprint",
-        "",
-        headline,
-        "",
-        "| sweep | framework | trials (done/stopped/failed) | GPU-h | IT kWh | facility kWh | kgCO2e | measured |" + (" grid |" if mixed else ""),
-        "| --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if mixed else ""),
-    ]
-    for row in _rows(report):
-        states = row["trials_by_state"]
-        counts = f"{row['trials']} ({states.get('complete', 0)}/{states.get('pruned', 0) + states.get('stopped', 0)}/{states.get('failed', 0) + states.get('interrupted', 0)})"
-        grid = f" {markdown_escape(grid_of(row)) if row['settings_from'] else ''} |" if mixed else ""
-        lines.append(
-            f"| {markdown_escape(row['name'])} | {markdown_escape(row['framework'])} | {counts} | {format_number(row['gpu_hours'])} "
-            f"| {format_number(row['energy_kwh'])} | {format_number(row['facility_kwh'])} | {format_number(row['co2e_kg'])} | {format_share(row['measured_fraction'])} |{grid}"
-        )
+    headers, rows = table_rows(report)
+    user_text = {0, 1, len(headers) - 1} if mixed else {0, 1}  # names, frameworks, grids: escaped
+    lines = ["# Development footprint", "", headline, "", "| " + " | ".join(headers) + " |",
+             "|" + "|".join(" --- " if i in user_text else " ---: " for i in range(len(headers))) + "|"]
+    for row in rows:
+        cells = [markdown_escape(cell) if i in user_text else cell for i, cell in enumerate(row)]
+        lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.extend(f"- {sentence}" for sentence in findings(report, escape=markdown_escape))
     return "\n".join(lines) + "\n"
@@ -142,7 +249,7 @@ def without_energy_sentence(report: dict[str, Any]) -> str | None:
 
 
 def findings(report: dict[str, Any], escape: Any = str) -> list[str]:
-    """The report's conclusions as sentences."""
+    """The report's conclusions as sentences (Markdown and HTML)."""
     totals, sentences = report["totals"], []
     missing = held_back_sentence(report)
     if missing:
@@ -150,22 +257,18 @@ def findings(report: dict[str, Any], escape: Any = str) -> list[str]:
     without = without_energy_sentence(report)
     if without:
         sentences.append(escape(without))
-    final, ratio = report["final_run"], report["search_to_final_ratio"]
-    if final is not None and ratio is not None:
-        sentences.append(
-            f"The final run ({escape(final['name'])}) cost {format_number(final['co2e_kg'])} kgCO2e; the whole "
-            f"development cost {format_number(totals['co2e_kg'])} kgCO2e: the search cost {times(ratio)} times the final run."
-        )
+    final = final_run_sentence(report, escape)
+    if final:
+        sentences.append(final)
     if totals["waste_fraction"] is not None:
-        sentences.append(f"Pruned, failed and stopped trials used {format_share(totals['waste_fraction'])} of the energy.")
+        sentences.append(f"Pruned, stopped and failed trials used {format_share(totals['waste_fraction'])} of the energy.")
     if totals.get("idle_fraction"):
         sentences.append(f"Idle time between trials: {format_share(totals['idle_fraction'])} of the energy.")
-    for sweep in report["sweeps"]:
-        stops = [e for e in sweep["budget_events"] if e["action"] in ("stop-new", "stop-all")]
-        if stops:
-            sentences.append(f"{escape(sweep['name'])} was stopped by its budget {escape(stops[0]['budget'])}: {escape(stops[0]['reason'])}.")
-    flights = report["equivalents"]["flights_ny_sf"]
-    sentences.append(f"That is about {flights:.2g} passenger flights New York - San Francisco ({report['equivalents']['flights_source']}).")
+    for name, why in stops(report):
+        sentences.append(f"{escape(name)} was {why}.")
+    said = equivalent_sentence(report)
+    if said:
+        sentences.append(said)
     if totals["measured_fraction"] is not None:
         sentences.append(f"Measured with hardware counters: {format_share(totals['measured_fraction'])}; the rest is estimated.")
     return sentences
@@ -177,37 +280,45 @@ def render_statement(report: dict[str, Any]) -> str:
 
 
 def statement(report: dict[str, Any], escape: Any, latex: bool = False) -> str:
-    """The compute statement: hardware, hours, energy, PUE, intensity and source, CO2e, ratio."""
+    """The compute statement: hardware, time, energy, PUE, intensity and source, CO2e, ratio.
+    Every amount in the unit that fits it (``14.7 mg CO2e``, ``35.6 t CO2e``)."""
     totals, region, pue = report["totals"], report["region"], report["pue"]
     co2 = "CO$_2$e" if latex else "CO2e"
     pct = "\\%" if latex else "%"
-    hardware = ", ".join(f"{escape(model)}" for model in report["hardware"]) or "CPUs only (no GPU was recorded)"
+
+    def amount(metric: Metric, value: float) -> str:
+        return escape(format_quantity(metric, value, long=True)).replace("CO2e", co2)
+
     span = report["span"]
     seconds = (span["last_end"] or 0) - (span["first_start"] or 0) if span["first_start"] else 0
-    duration = f"{seconds / 86400:.1f} days" if seconds >= 2 * 86400 else f"{seconds / 3600:.1f} hours"
     searches = len(report["sweeps"])
+    runs = "training run" if totals["trials"] == 1 else "training runs"
+    if report["hardware"]:
+        hardware = ", ".join(f"{escape(model)}" for model in report["hardware"])
+        using = f"using {amount(Metric.GPU_HOURS, totals['gpu_hours'])} on {hardware}"
+    else:
+        using = "on CPUs only (no GPU was recorded)"
     text = (
-        f"Developing this work took {totals['trials']} training runs across {searches} "
-        f"search{'es' if searches != 1 else ''} over {duration}, using {format_number(totals['gpu_hours'])} GPU-hours on {hardware}. "
-        f"They drew {format_number(totals['energy_kwh'])} kWh at the devices and {format_number(totals['facility_kwh'])} kWh "
-        f"at the facility (PUE {pue['value']:.3g}, {escape(pue['source'])}). "
+        f"Developing this work took {totals['trials']:,} {runs} across {searches} "
+        f"search{'es' if searches != 1 else ''} over {format_duration(seconds)}, {using}. "
+        f"They drew {amount(Metric.ENERGY_KWH, totals['energy_kwh'])} at the devices and "
+        f"{amount(Metric.ENERGY_KWH, totals['facility_kwh'])} at the facility (PUE {pue['value']:.3g}, {escape(pue['source'])}). "
     )
     if mixed_grids(report):
         grids = "; ".join(sorted({escape(grid_of(s)) for s in report["sweeps"]}))
         text += (f"With the grid and PUE each search ran on ({grids}; energy-weighted mean "
-                 f"{region['g_co2e_per_kwh']:.4g} g{co2}/kWh), this is {format_number(totals['co2e_kg'])} kg {co2}")
+                 f"{region['g_co2e_per_kwh']:.4g} g{co2}/kWh), this is {amount(Metric.CO2E_KG, totals['co2e_kg'])}")
     else:
         text += (f"At {region['g_co2e_per_kwh']:g} g{co2}/kWh ({escape(region['name'])}; {escape(region['source'])}), "
-                 f"this is {format_number(totals['co2e_kg'])} kg {co2}")
+                 f"this is {amount(Metric.CO2E_KG, totals['co2e_kg'])}")
     if totals["cost_usd"] is not None:
-        cost = f"${totals['cost_usd']:,.2f}"
-        text += f" and cost {escape(cost)}"
+        text += f" and cost {amount(Metric.COST_USD, totals['cost_usd'])}"
     text += "."
     if report["final_run"] and report["search_to_final_ratio"] is not None:
-        text += (f" The final training run alone accounted for {format_number(report['final_run']['co2e_kg'])} kg {co2}: "
+        text += (f" The final training run alone accounted for {amount(Metric.CO2E_KG, report['final_run']['co2e_kg'])}: "
                  f"the search cost {times(report['search_to_final_ratio'])} times the final run.")
     if totals["measured_fraction"] is not None:
-        text += f" {totals['measured_fraction'] * 100:.0f}{pct} of the energy was measured with hardware counters; the rest was estimated."
+        text += f" {format_share(totals['measured_fraction']).replace('%', pct)} of the energy was measured with hardware counters; the rest was estimated."
     if totals.get("trials_without_energy"):
         text += (f" {totals['trials_without_energy']} of the {totals['trials']} runs have no energy figure and count as zero, "
                  "so these figures are a lower bound.")

@@ -56,7 +56,7 @@ def test_report_json_and_table(audit, clean_environment: Path) -> None:
     assert data["final_run"]["name"] == "final-train"
     assert data["search_to_final_ratio"] == pytest.approx(4.4)
     table = " ".join(audit("report", "--ledger", str(ledger), "--region", "DE").out.split())
-    assert "whole project" in table and "4x the final run" in table and "(final-train, marked final)" in table
+    assert "whole project" in table and "the search cost 4.4 times the final run" in table and "(final-train, marked final)" in table
 
 
 def test_report_sentences_are_one_line_each_and_small_shares_not_zero(audit, clean_environment: Path, monkeypatch) -> None:
@@ -91,7 +91,7 @@ def test_it_and_facility_energy_are_shown_side_by_side(audit, clean_environment:
     header = next(line for line in lines if line.startswith("sweep"))
     assert "IT kWh" in header and "facility kWh" in header
     whole = next(line for line in lines if line.startswith("whole project")).split()
-    assert "5.4" in whole and "8.1" in whole  # 5.4 kWh at the devices, x 1.5 at the facility
+    assert "5.40" in whole and "8.10" in whole  # 5.4 kWh at the devices, x 1.5 at the facility, in one unit
     listing = audit("sweeps", "--ledger", str(ledger)).out
     assert "IT kWh" in listing and "facility kWh" in listing
 
@@ -140,7 +140,8 @@ def test_sweeps_list_newest_first_with_their_start_and_budget(audit, clean_envir
     header = next(line for line in lines if line.startswith("sweep"))
     assert "started" in header and "budget" in header
     newer = next(line for line in lines if line.startswith("newer"))
-    assert "1e-9 kWh: " in newer and newer.rstrip().endswith("% spent, stopped")  # the limit, the share spent, the stop
+    # the limit (1e-9 kWh is 0.001 mWh, under what the smallest unit shows), the share spent, the stop
+    assert "< 0.01 mWh: " in newer and newer.rstrip().endswith("% spent, stopped") and "e-" not in newer
     assert "spent" not in next(line for line in lines if line.startswith("older"))  # no budget, no budget cell
 
 
@@ -152,6 +153,6 @@ def test_report_prices_every_sweep_from_its_flags(audit, clean_environment: Path
     by_kwh = json.loads(audit("report", "--ledger", str(ledger), "--pue", "1.5", "--price-per-kwh", "0.2", "--format", "json").out)
     assert by_kwh["totals"]["cost_usd"] == pytest.approx(5.4 * 1.5 * 0.2)  # per facility kWh
     table = audit("report", "--ledger", str(ledger), "--price-per-gpu-hour", "2.5").out
-    assert "USD" in table and "$12.50" in table
+    assert "cost USD" in table and "$12.50" in table
     both = audit("report", "--ledger", str(ledger), "--price-per-gpu-hour", "2", "--price-per-kwh", "0.1")
     assert both.code != 0 and both.err == "error: give a price per GPU-hour or a price per kWh, not both\n"

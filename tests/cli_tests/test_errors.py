@@ -95,4 +95,4 @@ def test_a_budget_set_in_milliwatt_hours_stays_in_milliwatt_hours(audit, clean_e
 
     budget = budget_from(load_settings(start=clean_environment))
     assert budget is not None and budget.limit.value == pytest.approx(20e-6)
-    assert budget.describe().startswith("0.00002000 kWh")
+    assert budget.describe().startswith("20 mWh")
