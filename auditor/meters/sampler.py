@@ -131,6 +131,8 @@ class Meter:
         self._read_cost = {id(s): 0.0 for s in self.sources}  # CPU seconds a read takes (smoothed)
         self._intervals = {id(s): s.poll_interval_s for s in self.sources}
         self._next_holder_refresh = 0.0
+        self._holder_cost = 0.0  # CPU seconds a refresh of the GPUs' process lists takes (smoothed)
+        self._holder_interval = HOLDER_REFRESH_S
         self.samples_taken = 0
         self._warned_gpus: set[str] = set()
 
@@ -141,6 +143,10 @@ class Meter:
         if self._thread is None:
             self._refresh_holders(self.clock())
             self._sample(self.sources)
+            self._adapt_cadence()
+            now = self.clock()
+            self._next_due = {id(s): now + self.poll_interval(s) for s in self.sources}
+            self._next_holder_refresh = now + self._holder_interval
             self._thread = threading.Thread(target=self._run, name="auditor-sampler", daemon=True)
             self._thread.start()
         return self
@@ -346,16 +352,21 @@ class Meter:
                 for source in due:
                     self._next_due[id(source)] = now + self.poll_interval(source)
                 if now >= self._next_holder_refresh:
-                    self._next_holder_refresh = now + HOLDER_REFRESH_S
                     self._refresh_holders(now)
+                    self._adapt_cadence()
+                    self._next_holder_refresh = now + self._holder_interval
             except Exception as exc:  # noqa: BLE001 - the sampler must outlive any source bug
                 logger.warning("auditor sampler: %s: %s", type(exc).__name__, exc)
             wait = min(self._next_due.values(), default=now + 0.1) - self.clock()
             self._wake.wait(max(wait, 0.001))
 
     def _adapt_cadence(self) -> None:
-        intervals = cadences([self._read_cost[id(s)] for s in self.sources], [s.poll_interval_s for s in self.sources])
-        self._intervals = {id(s): interval for s, interval in zip(self.sources, intervals, strict=True)}
+        """Read costly sources (and refresh costly process lists) less often: every read and
+        refresh together stay under 1 % of a core."""
+        costs = [self._read_cost[id(s)] for s in self.sources] + [self._holder_cost]
+        intervals = cadences(costs, [s.poll_interval_s for s in self.sources] + [HOLDER_REFRESH_S])
+        self._intervals = {id(s): interval for s, interval in zip(self.sources, intervals, strict=False)}
+        self._holder_interval = intervals[-1]
 
     def _sample(self, sources: Iterable[EnergySource]) -> None:
         """Read ``sources`` and feed their readings (called by the sampler thread, and by other
@@ -441,7 +452,10 @@ class Meter:
 
             self._tree = ProcessTree(self._root_pid)
         pids = self._tree.pids()
+        cpu_before = time.thread_time()
         listed = {key: holders for s in holder_sources for key, holders in s.holders().items()}
+        cost = time.thread_time() - cpu_before
+        self._holder_cost = cost if self._holder_cost == 0.0 else 0.8 * self._holder_cost + 0.2 * cost
         held = {key for key, holders in listed.items() if holders & pids}
         self._assumed -= held  # NVML has confirmed them since
         if not held and not self._held:

@@ -173,6 +173,7 @@ class FakeNvml:
         return int(gpu.profile.watts_at(self.clock() - self.t0) * 1000)  # mW
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: int | tuple[int, int]) -> list[SimpleNamespace]:  # noqa: N802
+        self._burn(self.counter_cost_s)  # as costly as the counter call, for want of a measurement
         holders = self._mig(handle).holders if isinstance(handle, tuple) else self._gpu(handle).holders
         return [SimpleNamespace(pid=pid, usedGpuMemory=0) for pid in holders]
 
