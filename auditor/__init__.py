@@ -6,7 +6,7 @@ loaded on first use.
 Example:
     >>> import auditor
     >>> auditor.Budget.parse("5 kg").describe()
-    '5 kgCO2e per sweep (stop-new)'
+    '5 kg CO2e per sweep (stop-new)'
 """
 
 from __future__ import annotations

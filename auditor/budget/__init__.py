@@ -7,7 +7,7 @@ each level once. May import ``auditor.model`` and ``auditor.ledger``; nothing of
 Example:
     >>> from auditor.budget import Budget
     >>> Budget.parse("5 kg").describe()
-    '5 kgCO2e per sweep (stop-new)'
+    '5 kg CO2e per sweep (stop-new)'
 """
 
 from __future__ import annotations

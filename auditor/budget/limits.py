@@ -23,7 +23,7 @@ Example:
     >>> nxt = Footprint(gpu_hours=0.2, energy_kwh=0.6, facility_kwh=0.9, co2e_kg=0.3, cost_usd=None)
     >>> decision = budget.check(spent, forecast=nxt)
     >>> decision.action.value, decision.reason
-    ('stop-new', 'next trial forecast 0.6 kWh would bring the spend to 2.1 kWh, past the 2 kWh budget')
+    ('stop-new', 'next trial forecast 600 Wh would bring the spend to 2.1 kWh, past the 2 kWh budget')
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ class Budget:
         }[self.limit.metric]
 
     def describe(self) -> str:
-        """The budget in words, e.g. ``'2 kgCO2e per sweep (stop-new)'``; an energy budget says
+        """The budget in words, e.g. ``'2 kg CO2e per sweep (stop-new)'``; an energy budget says
         it counts IT energy (``'2 kWh IT per sweep (stop-new)'``)."""
         qualifier = " IT" if self.limit.metric is Metric.ENERGY_KWH else ""
         return f"{self.limit.describe()}{qualifier} per {self.scope.value} ({self.mode.value})"

@@ -16,7 +16,7 @@ def test_parse_with_scope_and_mode() -> None:
     budget = Budget.parse("1.2 t", scope="project", mode="HARD")
     assert budget.limit.metric is Metric.CO2E_KG and budget.limit.value == 1200
     assert budget.scope is Scope.PROJECT and budget.mode is Mode.HARD
-    assert budget.describe() == "1,200 kgCO2e per project (hard)"
+    assert budget.describe() == "1.2 t CO2e per project (hard)"  # in the unit that fits it
     assert Budget.parse(budget) is budget
 
 
@@ -102,6 +102,6 @@ def test_an_energy_budget_says_it_counts_it_energy() -> None:
     budget = Budget.parse("2 kWh")
     assert budget.describe() == "2 kWh IT per sweep (stop-new)"
     assert budget.counts == "IT energy at the devices (before PUE)"
-    assert Budget.parse("2 kg").describe() == "2 kgCO2e per sweep (stop-new)"
+    assert Budget.parse("2 kg").describe() == "2 kg CO2e per sweep (stop-new)"
     spent = CarbonModel(pue=1.5).footprint(energy_kwh=2.0, gpu_hours=0.0)
     assert budget.check(spent).reason == "budget reached: spent 2 kWh of the 2 kWh budget (IT energy, before PUE)"
