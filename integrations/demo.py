@@ -18,7 +18,7 @@ from typing import Any
 DEFAULTS: dict[str, Any] = {
     "search": {"trials": 100, "epochs": 30, "samples": 4000, "seed": 0},
     "space": {"hidden": [8, 96], "layers": [1, 3], "lr": [1e-3, 1e-1]},
-    "budget": {"limit": "0.00002 kWh", "mode": "stop-new"},
+    "budget": {"limit": "20 mWh", "mode": "stop-new"},
 }
 
 
@@ -146,7 +146,7 @@ def run_demo(ledger: str, region: str | None = None, config: dict[str, Any] | No
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from auditor.meters import meter_notes
-    from auditor.model.units import format_number
+    from auditor.model.units import format_range
 
     config = config or load_demo_config()
     search, space, budget = config["search"], config["space"], config["budget"]
@@ -186,8 +186,8 @@ def run_demo(ledger: str, region: str | None = None, config: dict[str, Any] | No
 
         def show(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             decision = audit.keeper.guard.last if audit.keeper.guard else None
-            unit = audit.budget.limit.metric.unit if audit.budget else ""
-            spent = f"{format_number(decision.spent)} of {format_number(decision.limit)} {unit}" if decision else ""
+            metric = audit.budget.limit.metric if audit.budget else None
+            spent = format_range(metric, decision.spent, decision.limit) if decision and metric else ""
             progress.update(task, completed=len(study.trials), spent=spent)
 
         study.optimize(objective, n_trials=search["trials"], callbacks=[audit, show])

@@ -7,7 +7,7 @@ from enum import Enum
 import typer
 
 from auditor.cli.common import LEDGER_HELP, settings_with
-from auditor.cli.report import build, print_report
+from auditor.cli.report import build, next_steps, print_report
 from auditor.errors import AuditorError
 from auditor.ledger import Ledger
 
@@ -41,5 +41,6 @@ def demo_command(
     outcome = "stopped by its budget" if result.stopped_by_budget else "finished within its budget"
     print(f"\nThe search ran {result.trials} trials and {outcome}.\n")
     with Ledger.open(result.ledger) as store:
-        print_report(build(store, settings, [result.sweep]))
+        report = build(store, settings, [result.sweep])
+        print_report(report, hints=next_steps(report, settings.region))
     print(f"\nEvery trial is in {result.ledger}: `audit report` shows every sweep of this project.")

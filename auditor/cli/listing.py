@@ -22,7 +22,16 @@ from auditor.cli.report import overrides_from
 from auditor.config import carbon_model
 from auditor.errors import InvalidInputError, LedgerError
 from auditor.ledger import TrialState
-from auditor.model.units import Metric, format_number, format_quantity, format_share
+from auditor.model.text import natural_key
+from auditor.model.units import (
+    DURATION_UNITS,
+    Metric,
+    Unit,
+    column_unit,
+    format_column,
+    format_quantity,
+    format_share,
+)
 from auditor.report.build import build_report
 from auditor.report.formats import amount_columns
 
@@ -123,7 +132,7 @@ def trials_command(
     if states:
         trials = [t for t in trials if t.state.value in states]
     order = {
-        "number": lambda t: (t.number if t.number is not None else -1, t.start_time),
+        "number": lambda t: (0, t.number, ()) if t.number is not None else (1, 0, natural_key(t.name or t.trial_key)),
         "energy": lambda t: -t.energy_joules,
         "duration": lambda t: -((t.end_time or t.start_time) - t.start_time),
         "start": lambda t: t.start_time,
@@ -139,11 +148,28 @@ def trials_command(
             for t in trials
         ])
         return
-    table = make_table("#", "state", "seconds", "GPU-h", "energy J", "method", "params")
-    for t in trials:
+    print_trials(trials)
+
+
+def print_trials(trials: list[Any]) -> None:
+    """The trials as a table: duration, GPU time and energy each in one unit for the column."""
+    durations = [(t.end_time or t.start_time) - t.start_time for t in trials]
+    duration_unit = DURATION_UNITS[_largest_index(DURATION_UNITS, max(durations, default=0.0))]
+    gpu = column_unit(Metric.GPU_HOURS, [t.gpu_seconds / 3600 for t in trials])
+    energy = column_unit(Metric.ENERGY_KWH, [t.energy_joules / 3.6e6 for t in trials])
+    table = make_table("#", "state", f"duration {duration_unit.symbol}", gpu.symbol, f"energy {energy.symbol}", "method", "params")
+    for column in table.columns[2:5]:
+        column.justify = "right"
+    columns = zip(format_column(durations, duration_unit), format_column([t.gpu_seconds / 3600 for t in trials], gpu),
+                  format_column([t.energy_joules / 3.6e6 for t in trials], energy), strict=True)
+    for t, (duration, gpu_time, kwh) in zip(trials, columns, strict=True):
         methods = "/".join(sorted({r.method for r in t.energy.values()})) or "-"
         label = str(t.number) if t.number is not None else (t.name or t.trial_key)
-        table.add_row(label, t.state.value + (" (budget)" if t.stopped_by_budget else ""),
-                      format_number((t.end_time or t.start_time) - t.start_time), format_number(t.gpu_seconds / 3600),
-                      format_number(t.energy_joules), methods, json.dumps(t.params, default=str, ensure_ascii=False)[:80])
+        table.add_row(label, t.state.value + (" (budget)" if t.stopped_by_budget else ""), duration, gpu_time, kwh, methods,
+                      json.dumps(t.params, default=str, ensure_ascii=False)[:80])
     console().print(table)
+
+
+def _largest_index(units: tuple[Unit, ...], value: float) -> int:
+    """The largest of ``units`` that ``value`` is at least 1 of."""
+    return max([i for i, unit in enumerate(units) if value >= unit.factor] or [0])

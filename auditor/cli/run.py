@@ -26,7 +26,7 @@ from auditor.ledger.writer import LedgerWriter
 from auditor.meters import default_sources
 from auditor.meters.cpu import ProcessTree
 from auditor.meters.sampler import Meter
-from auditor.model.units import format_number
+from auditor.model.units import Metric, format_duration, format_quantity
 from auditor.search.recorder import HEARTBEAT_S
 from auditor.search.records import record_for
 from auditor.tracking import command_name
@@ -141,8 +141,8 @@ def run_command(
         writer.ledger.close()
     kwh = measurement.joules / 3.6e6
     print(
-        f"audit: {label!r} {state.value} after {measurement.duration_s:.1f} s: {format_number(kwh)} kWh, "
-        f"{format_number(measurement.gpu_seconds / 3600)} GPU-h; {where}",
+        f"audit: {label!r} {state.value} after {format_duration(measurement.duration_s)}: "
+        f"{format_quantity(Metric.ENERGY_KWH, kwh)}, {format_quantity(Metric.GPU_HOURS, measurement.gpu_seconds / 3600)}; {where}",
         file=sys.stderr,
     )
     for note in notes:

@@ -67,3 +67,17 @@ def counted(count: int, noun: str) -> str:
         ('1 sweep', '3 sweeps', '0 trials')
     """
     return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """A sort key that orders the numbers inside names by value: Ray's ``trial_00002`` and
+    ``2_lr=0.1`` before ``trial_00010`` and ``10_lr=0.1``, as a person counts.
+
+    Example:
+        >>> sorted(["10_lr=0.1", "2_lr=0.1", "1_lr=0.3"], key=natural_key)
+        ['1_lr=0.3', '2_lr=0.1', '10_lr=0.1']
+    """
+    return tuple((0, int(part)) if part.isdigit() else (1, part.casefold()) for part in _DIGITS.split(text) if part)
