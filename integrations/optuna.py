@@ -35,8 +35,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import optuna
-from optuna.pruners import BasePruner
-from optuna.samplers import BaseSampler
+from auditor.integrations.optuna_hooks import AuditPruner, AuditSampler
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState as OptunaState
 
@@ -45,7 +44,9 @@ from auditor.config import plugin_settings
 from auditor.ledger import Ledger, TrialState
 from auditor.meters import process_meter
 from auditor.meters.sampler import Meter
-from auditor.model.carbon import CarbonModel
+from auditor.model.carbon import CarbonModel, Footprint
+from auditor.model.units import JOULES_PER_KWH
+from auditor.search.constraint import CONSTRAINT_KEY, CostConstraint
 from auditor.search.figures import user_attrs
 from auditor.search.keeper import BudgetKeeper
 from auditor.search.local import LocalTrials
@@ -64,58 +65,6 @@ _STATES = {
 
 def _key(study: optuna.Study, trial: FrozenTrial) -> str:
     return fit_name(f"{study.study_name}/{trial.number}")  # Optuna allows names the ledger's columns do not
-
-
-class _AuditSampler(BaseSampler):
-    """The study's own sampler, with the callback told when each trial starts and ends."""
-
-    def __init__(self, base: BaseSampler, audit: AuditCallback) -> None:
-        self._base = base
-        self._audit = audit
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._base, name)
-
-    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
-        if trial._trial_id in self._audit._refused:
-            return {}  # every parameter then goes through sample_independent, which ends the trial
-        return self._base.infer_relative_search_space(study, trial)
-
-    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, Any]) -> dict[str, Any]:
-        return self._base.sample_relative(study, trial, search_space)
-
-    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, name: str, distribution: Any) -> Any:
-        if trial._trial_id in self._audit._refused and study._thread_local.in_optimize_loop:
-            raise optuna.TrialPruned("auditor: the budget was spent before this trial started")
-        return self._base.sample_independent(study, trial, name, distribution)
-
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self._base.before_trial(study, trial)
-        self._audit._trial_started(study, trial)
-
-    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: OptunaState, values: Sequence[float] | None) -> None:
-        self._audit._trial_ended(study, trial, state, values)
-        self._base.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self._base.reseed_rng()
-
-
-class _AuditPruner(BasePruner):
-    """The study's own pruner, answering "prune" to every running trial once a hard budget is spent."""
-
-    def __init__(self, base: BasePruner, audit: AuditCallback) -> None:
-        self._base = base
-        self._audit = audit
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._base, name)
-
-    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        if self._audit._hard_stop_now():
-            self._audit._stopped_by_budget.add(trial._trial_id)
-            return True
-        return self._base.prune(study, trial)
 
 
 class AuditCallback:
@@ -138,6 +87,10 @@ class AuditCallback:
             workers sharing a budget overshoot it by the forecast's error, not a trial each.
         fail: when the budget cannot be checked or a trial's energy is missing: ``open``
             (default: go on, with a warning) or ``closed`` (stop).
+        constraint: the most a trial may cost, in any budget unit (``"0.02 kWh"``, ``"5 g"``):
+            each trial's Optuna constraint ``auditor`` is set to its measured cost minus this
+            when it ends (pruned and failed trials too), so constraint-aware samplers prefer
+            configurations under it and ``study.best_trial`` respects it (Optuna >= 5).
     """
 
     def __init__(
@@ -156,6 +109,7 @@ class AuditCallback:
         meter: Meter | None = None,
         reserve: bool = True,
         fail: str | None = None,
+        constraint: str | CostConstraint | None = None,
     ) -> None:
         self.settings = plugin_settings(
             ledger=ledger, budget=budget, scope=scope, mode=mode, region=region, pue=pue,
@@ -164,6 +118,7 @@ class AuditCallback:
         self.model: CarbonModel = self.settings.model
         self.budget: Budget | None = self.settings.budget
         self.keeper = BudgetKeeper(self.budget, self.model, reserve=reserve)
+        self.constraint = CostConstraint.parse(constraint, self.model) if constraint is not None else None
         self.devices = devices
         self.sweep = sweep
         self.meter = meter or process_meter()  # started now, so the first trial is in its history
@@ -193,10 +148,10 @@ class AuditCallback:
                 self.trials = LocalTrials(recorder, self.devices, f"idle/{socket.gethostname()}/{os.getpid()}/{id(self)}")
                 self.keeper.open(recorder.ledger, self.sweep)
                 atexit.register(self.flush)
-            if not isinstance(study.sampler, _AuditSampler):
-                study.sampler = _AuditSampler(study.sampler, self)
-            if self.budget is not None and self.budget.mode is Mode.HARD and not isinstance(study.pruner, _AuditPruner):
-                study.pruner = _AuditPruner(study.pruner, self)
+            if not isinstance(study.sampler, AuditSampler):
+                study.sampler = AuditSampler(study.sampler, self)
+            if self.budget is not None and self.budget.mode is Mode.HARD and not isinstance(study.pruner, AuditPruner):
+                study.pruner = AuditPruner(study.pruner, self)
             self._attached.add(id(study))
         return self
 
@@ -209,6 +164,29 @@ class AuditCallback:
     def stopped_by_budget(self) -> bool:
         """True once the budget stopped the search (in this process)."""
         return self.keeper.stopped
+
+    def usage(self, trial: optuna.Trial) -> Footprint:
+        """What the running ``trial`` has cost so far: IT and facility energy, CO2e, GPU-hours
+        (and cost with a price), measured as its final record will be and never more than it.
+        Call it inside the objective, to return cost as a second objective or prune on it.
+
+        Example:
+            >>> import optuna, tempfile, os
+            >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+            >>> audit = AuditCallback(ledger=os.path.join(tempfile.mkdtemp(), "l.db"), region="FR")
+            >>> study = optuna.create_study(directions=["minimize", "minimize"])
+            >>> _ = audit.attach(study)
+            >>> def objective(trial):
+            ...     loss = sum(range(trial.suggest_int("n", 10_000, 20_000)))
+            ...     return loss, audit.usage(trial).energy_kwh
+            >>> study.optimize(objective, n_trials=2, callbacks=[audit])
+            >>> all(t.values[1] >= 0 for t in study.trials)
+            True
+        """
+        measurement = self.trials.so_far(trial._trial_id) if self.trials is not None else None
+        if measurement is None:
+            raise ValueError(f"trial {trial.number} is not running under this callback: attach it before optimize")
+        return self.model.footprint(measurement.joules / JOULES_PER_KWH, measurement.gpu_seconds / 3600)
 
     # -- the trial's life (called from Optuna's worker threads) --------------------------------
 
@@ -240,6 +218,9 @@ class AuditCallback:
                 study._storage.set_trial_user_attr(trial._trial_id, name, value)
         except Exception as exc:  # noqa: BLE001 - some storages refuse; the ledger still has it
             logger.debug("auditor: user attributes not written: %s", exc)
+        if self.constraint is not None and record is not None:
+            footprint = self.model.footprint(record.energy_kwh, record.gpu_hours)
+            optuna.Trial(study, trial._trial_id).set_constraint(CONSTRAINT_KEY, self.constraint.value(footprint))
 
     def _fields(self, study: optuna.Study, trial: FrozenTrial, state: OptunaState, values: Sequence[float] | None) -> dict[str, Any]:
         stopped = trial._trial_id in self._stopped_by_budget
