@@ -11,8 +11,8 @@ from typing import Any
 
 from auditor.ledger import Ledger
 from auditor.model.text import counted, printable
-from auditor.model.units import format_number, format_share
-from auditor.report.formats import findings
+from auditor.model.units import Metric, format_quantity
+from auditor.report.formats import findings, table_rows, times
 from auditor.report.plots import report_figures, to_svg
 
 STYLE = """
@@ -31,18 +31,29 @@ def figures_for(ledger: Ledger, report: dict[str, Any], sweeps: list[str] | None
     """The report's plots, drawn from the ledger's trials."""
     region, pue = report["region"], report["pue"]["value"]
     kg_per_joule = pue * region["g_co2e_per_kwh"] / 1000 / 3.6e6
-    budget_kg = None
+    budget = plotted_budget(report)
+    directions = [s.attrs.get("directions", ["minimize"]) for s in ledger.sweeps() if not sweeps or s.name in sweeps]
+    minimize = not directions or (directions[0] or ["minimize"])[0] != "maximize"
+    return report_figures(ledger.trial_points(sweeps, since), kg_per_joule, budget, minimize)
+
+
+def plotted_budget(report: dict[str, Any]) -> tuple[Metric, float] | None:
+    """The budget the CO2e plot draws, as its metric and limit: the sweep's own when the report
+    shows one sweep, else a project-wide budget (a sweep's own says nothing about the cumulative
+    line of several). Known from the budget's events, which a search records from 50 % spent.
+
+    Example:
+        >>> event = {"scope": "sweep", "metric": "energy_kwh", "limit": 2e-5}
+        >>> plotted_budget({"sweeps": [{"budget_events": [event]}]})
+        (<Metric.ENERGY_KWH: 'energy_kwh'>, 2e-05)
+    """
+    found = None
     for sweep in report["sweeps"]:
         for event in sweep["budget_events"]:
             if len(report["sweeps"]) > 1 and event["scope"] != "project":
-                continue  # a sweep's own budget says nothing about the cumulative line of several
-            if event["metric"] == "co2e_kg":
-                budget_kg = event["limit"]
-            elif event["metric"] == "energy_kwh":
-                budget_kg = event["limit"] * 3.6e6 * kg_per_joule
-    directions = [s.attrs.get("directions", ["minimize"]) for s in ledger.sweeps() if not sweeps or s.name in sweeps]
-    minimize = not directions or (directions[0] or ["minimize"])[0] != "maximize"
-    return report_figures(ledger.trial_points(sweeps, since), kg_per_joule, budget_kg, minimize)
+                continue
+            found = (Metric(event["metric"]), event["limit"])
+    return found
 
 
 def render_html(report: dict[str, Any], figures: dict[str, Any]) -> str:
@@ -51,23 +62,18 @@ def render_html(report: dict[str, Any], figures: dict[str, Any]) -> str:
         return html.escape(printable(text))  # bidi overrides shown, not obeyed
 
     region, totals = report["region"], report["totals"]
+    headers, cells = table_rows(report)
     rows = []
-    for row in [*report["sweeps"], {"name": "whole project", "framework": "", **totals}]:
-        states = row["trials_by_state"]
-        measured = format_share(row["measured_fraction"])
-        css = ' class="total"' if row["name"] == "whole project" and row["framework"] == "" else ""
-        rows.append(
-            f"<tr{css}><td>{e(row['name'])}</td><td>{e(row['framework'])}</td><td>{row['trials']}</td>"
-            f"<td>{states.get('complete', 0)}/{states.get('pruned', 0) + states.get('stopped', 0)}/{states.get('failed', 0) + states.get('interrupted', 0)}</td>"
-            f"<td>{e(format_number(row['gpu_hours']))}</td><td>{e(format_number(row['energy_kwh']))}</td>"
-            f"<td>{e(format_number(row['facility_kwh']))}</td><td>{e(format_number(row['co2e_kg']))}</td><td>{measured}</td></tr>"
-        )
+    for i, row in enumerate(cells):
+        css = ' class="total"' if i == len(cells) - 1 else ""
+        rows.append(f"<tr{css}>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>")
+    head = "".join(f"<th>{e(header)}</th>" for header in headers)
     plots = "\n".join(f'<figure id="{e(stem)}">{to_svg(fig)}</figure>' for stem, fig in figures.items())
     sentences = "".join(f"<li>{e(s)}</li>" for s in findings(report))
     headline = ""
     if report["final_run"] and report["search_to_final_ratio"] is not None:
         headline = (
-            f'<p class="headline">The search cost <strong>{report["search_to_final_ratio"]:.0f} times</strong> the final '
+            f'<p class="headline">The search cost <strong>{times(report["search_to_final_ratio"])} times</strong> the final '
             f"training run ({e(report['final_run']['name'])}).</p>"
         )
     grid = f"{e(region['name'])}, {region['g_co2e_per_kwh']:g} gCO2e/kWh ({e(region['source'])})"
@@ -77,11 +83,10 @@ def render_html(report: dict[str, Any], figures: dict[str, Any]) -> str:
 <title>Development footprint</title><style>{STYLE}</style></head>
 <body>
 <h1>Development footprint</h1>
-<p class="sub">{counted(totals['trials'], 'trial')} in {counted(len(report['sweeps']), 'sweep')} · {e(format_number(totals['co2e_kg']))} kgCO2e ·
-{e(format_number(totals['gpu_hours']))} GPU-hours · grid {grid} · PUE {report['pue']['value']:g}</p>
+<p class="sub">{counted(totals['trials'], 'trial')} in {counted(len(report['sweeps']), 'sweep')} · {e(format_quantity(Metric.CO2E_KG, totals['co2e_kg']))} ·
+{e(format_quantity(Metric.GPU_HOURS, totals['gpu_hours'], long=True))} · grid {grid} · PUE {report['pue']['value']:g}</p>
 {headline}
-<table><thead><tr><th>sweep</th><th>framework</th><th>trials</th><th>done/stopped/failed</th><th>GPU-h</th>
-<th>IT kWh</th><th>facility kWh</th><th>kgCO2e</th><th>measured</th></tr></thead>
+<table><thead><tr>{head}</tr></thead>
 <tbody>{''.join(rows)}</tbody></table>
 <ul>{sentences}</ul>
 {plots}
