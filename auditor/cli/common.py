@@ -6,8 +6,8 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from enum import Enum
 from pathlib import Path
 from typing import Any, TextIO
@@ -114,3 +114,38 @@ def open_ledger(settings: Settings) -> Iterator[tuple[Ledger, int]]:
             missing = held_back(ledger.location, settings.spool_dir)
             typer.echo(f"warning: {missing} trials held back by an earlier search are not in this ledger yet: {exc}", err=True)
         yield ledger, missing
+
+
+def stderr_console() -> Console:
+    """A console on stderr, where progress goes (stdout stays the command's output)."""
+    return Console(stderr=True, highlight=False, markup=False, emoji=False)
+
+
+@contextmanager
+def progress_bar(what: str, console_: Console | None = None) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr for a long command (rich, which typer already brings), shown
+    only on a terminal: piped or redirected, it prints nothing. Yields ``update(done, total)``.
+
+    Example:
+        >>> import io
+        >>> with progress_bar("Importing trials", Console(file=io.StringIO())) as update:
+        ...     update(500, 1000)
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    out = console_ or stderr_console()
+    columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=out, transient=True, disable=not out.is_terminal) as progress:
+        task = progress.add_task(what, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+def working(what: str, console_: Console | None = None) -> Any:
+    """A spinner on stderr while something long runs (``with working("Reading the ledger"):``),
+    on a terminal only; elsewhere nothing."""
+    out = console_ or stderr_console()
+    return out.status(what) if out.is_terminal else nullcontext()

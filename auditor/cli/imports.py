@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from auditor.cli.common import LEDGER_HELP, settings_with, write_atomically
+from auditor.cli.common import LEDGER_HELP, progress_bar, settings_with, write_atomically
 from auditor.cli.report import overrides_from
 from auditor.config import carbon_model
 from auditor.errors import AuditorError, InvalidInputError
@@ -26,17 +23,6 @@ from auditor.model.hardware import find_hardware
 
 import_app = typer.Typer(help="Bring searches that ran before the auditor into the ledger.", no_args_is_help=True)
 export_app = typer.Typer(help="Write the ledger in another tool's format.", no_args_is_help=True)
-
-
-@contextmanager
-def _progress(what: str) -> Iterator[Callable[[int, int], None]]:
-    with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), transient=True) as progress:
-        task = progress.add_task(what, total=None)
-
-        def update(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
-        yield update
 
 
 GPU_HELP = "GPU model the trials ran on: its TDP x the duration estimates the energy."
@@ -74,7 +60,7 @@ def import_optuna_command(
     except ImportError:
         raise AuditorError("importing a study needs optuna: pip install 'hpo-auditor[optuna]'") from None
     draw = _draw(gpu, watts, count)
-    with Ledger.open(settings_with(ledger=ledger).ledger) as store, _progress("Importing trials") as progress:
+    with Ledger.open(settings_with(ledger=ledger).ledger) as store, progress_bar("Importing trials") as progress:
         count_new = import_optuna(store, storage, study, draw, sweep, progress)
         _done(count_new, sweep or study, store, draw)
 
@@ -90,7 +76,7 @@ def import_ray_command(
 ) -> None:
     """Import a Ray Tune experiment's trials from its directory."""
     draw = _draw(gpu, watts, count)
-    with Ledger.open(settings_with(ledger=ledger).ledger) as store, _progress("Importing trials") as progress:
+    with Ledger.open(settings_with(ledger=ledger).ledger) as store, progress_bar("Importing trials") as progress:
         count_new = import_ray(store, experiment, draw, sweep, progress)
         _done(count_new, sweep or experiment.name, store, draw)
 
@@ -102,7 +88,7 @@ def import_codecarbon_command(
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
 ) -> None:
     """Import the runs of a CodeCarbon emissions.csv, one trial each."""
-    with Ledger.open(settings_with(ledger=ledger).ledger) as store, _progress("Importing runs") as progress:
+    with Ledger.open(settings_with(ledger=ledger).ledger) as store, progress_bar("Importing runs") as progress:
         count_new = import_codecarbon(store, path, sweep, progress)
         typer.echo(f"{count_new} new runs imported from {path} into {store.location}")
 

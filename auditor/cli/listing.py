@@ -17,6 +17,7 @@ from auditor.cli.common import (
     open_ledger,
     print_json,
     settings_with,
+    working,
 )
 from auditor.cli.report import overrides_from
 from auditor.config import carbon_model
@@ -55,7 +56,7 @@ def sweeps_command(
 ) -> None:
     """List the ledger's sweeps with their trials, GPU-hours, energy and CO2e."""
     settings = settings_with(ledger=ledger, region=region)
-    with open_ledger(settings) as (store, _missing):
+    with open_ledger(settings) as (store, _missing), working("Reading the ledger"):
         rows = build_report(store, carbon_model(settings), overrides=overrides_from(region, None))["sweeps"]
     if framework:
         rows = [r for r in rows if r["framework"] == framework]

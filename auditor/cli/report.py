@@ -18,6 +18,7 @@ from auditor.cli.common import (
     open_ledger,
     settings_with,
     to_json,
+    working,
     write_atomically,
 )
 from auditor.config import carbon_model
@@ -85,11 +86,12 @@ def report_command(
         for name in sweep or []:
             if name not in known:
                 raise LedgerError(f"no sweep called {name!r} in {store.location}: it holds {', '.join(sorted(known)) or 'none yet'}")
-        report = build(store, settings, sweep, since_ts, overrides_from(region, pue, Price(price_per_gpu_hour, price_per_kwh)))
+        with working("Reading the ledger"):
+            report = build(store, settings, sweep, since_ts, overrides_from(region, pue, Price(price_per_gpu_hour, price_per_kwh)))
         report["held_back_trials"] = missing
         figures = {}
         if output is ReportFormat.html or plots:
-            with Console(stderr=True).status("Drawing the plots"):
+            with working("Drawing the plots"):
                 figures = figures_for(store, report, sweep, since_ts)
     if plots is not None:
         try:

@@ -293,8 +293,8 @@ def statement(report: dict[str, Any], escape: Any, latex: bool = False) -> str:
     seconds = (span["last_end"] or 0) - (span["first_start"] or 0) if span["first_start"] else 0
     searches = len(report["sweeps"])
     runs = "training run" if totals["trials"] == 1 else "training runs"
-    if report["hardware"]:
-        hardware = ", ".join(f"{escape(model)}" for model in report["hardware"])
+    if report["hardware"] or totals["gpu_hours"]:
+        hardware = ", ".join(f"{escape(model)}" for model in report["hardware"]) or "GPUs whose model was not recorded"
         using = f"using {amount(Metric.GPU_HOURS, totals['gpu_hours'])} on {hardware}"
     else:
         using = "on CPUs only (no GPU was recorded)"
