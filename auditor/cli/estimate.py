@@ -9,6 +9,12 @@ import typer
 
 from auditor.cli.common import console, print_json, settings_with
 from auditor.config import carbon_model
+from auditor.model.embodied import (
+    DEFAULT_LIFETIME_YEARS,
+    DEFAULT_UTILIZATION,
+    Embodied,
+    embodied_for,
+)
 from auditor.model.estimate import estimate
 from auditor.model.hardware import find_hardware
 from auditor.model.units import Metric, format_cost, format_quantity, parse_intensity, significant
@@ -35,6 +41,16 @@ def estimate_command(
     region: str | None = typer.Option(None, "--region", help="Country (DE), cloud region (aws:us-east-1) or intensity."),
     price_per_gpu_hour: float | None = typer.Option(None, "--price-per-gpu-hour", min=0, callback=_finite, help="USD per GPU-hour."),
     price_per_kwh: float | None = typer.Option(None, "--price-per-kwh", min=0, callback=_finite, help="USD per facility kWh."),
+    embodied_kg: float | None = typer.Option(
+        None, "--embodied-kg", min=0, callback=_finite,
+        help="Embodied kg CO2e of one device with its server share (BLOOM: 462.5 per A100); adds embodied carbon.",
+    ),
+    embodied: bool = typer.Option(False, "--embodied", help="Add embodied carbon from the hardware table's figure for --gpu."),
+    lifetime_years: float = typer.Option(DEFAULT_LIFETIME_YEARS, "--lifetime-years", min=0, callback=_finite,
+                                         help="Years a device serves (embodied carbon)."),
+    utilization: float = typer.Option(DEFAULT_UTILIZATION, "--utilization", min=0, max=1, callback=_finite,
+                                      help="Share of its life a device is busy, 0-1 (embodied carbon)."),
+    wue: float | None = typer.Option(None, "--wue", min=0, callback=_finite, help="Water use on site, litres per IT kWh."),
     output: EstimateFormat = typer.Option(EstimateFormat.table, "--format", help="table or json.", case_sensitive=False),
 ) -> None:
     """Estimate energy, CO2e and cost of devices running for some hours.
@@ -59,7 +75,13 @@ def estimate_command(
     )
     model = carbon_model(settings)
     hardware = find_hardware(gpu) if gpu is not None else None
-    result = estimate(hours, watts=watts, hardware=hardware, devices=count, model=model)
+    charged: Embodied | None = None
+    if embodied_kg is not None:
+        charged = Embodied(embodied_kg, lifetime_years, utilization)
+    elif embodied:
+        charged = embodied_for(hardware.name if hardware else None, "gpu", lifetime_years, utilization)
+    result = estimate(hours, watts=watts, hardware=hardware, devices=count, model=model, embodied=charged,
+                      wue_l_per_kwh=wue)
     if output is EstimateFormat.json:
         print_json(result.to_dict())
         return
@@ -71,7 +93,7 @@ def estimate_command(
         return format_quantity(metric, value, digits=4)
 
     lines = [
-        ("Work", f"{name} x {result.watts_per_device:g} W x {hours:g} h"),
+        ("Work", f"{name} x {result.watts_per_device:g} W x {hours:,.0f} h" if hours >= 1e4 else f"{name} x {result.watts_per_device:g} W x {hours:g} h"),
         ("GPU time", amount(Metric.GPU_HOURS, fp.gpu_hours)),
         ("IT energy", amount(Metric.ENERGY_KWH, fp.energy_kwh)),
         ("PUE", f"{model.effective_pue:g} ({model.pue_source})"),
@@ -80,6 +102,12 @@ def estimate_command(
         ("CO2e", amount(Metric.CO2E_KG, fp.co2e_kg) + (f" ({significant(fp.co2e_lb, 4)} lb)" if fp.co2e_lb >= 1 else "")),
         ("Cost", cost),
     ]
+    if result.embodied_co2e_kg is not None:
+        lines.append(("Embodied", f"{amount(Metric.CO2E_KG, result.embodied_co2e_kg)} of making the devices: "
+                                  f"{result.embodied.describe()}"))  # type: ignore[union-attr]
+        lines.append(("Total CO2e", f"{amount(Metric.CO2E_KG, fp.co2e_kg + result.embodied_co2e_kg)} (operational + embodied)"))
+    if result.water_l is not None:
+        lines.append(("Water", f"{significant(result.water_l, 4)} L ({wue:g} L per IT kWh)"))
     out = console()
     for label, value in lines:
         out.print(f"{label:<11}{value}", overflow="fold")

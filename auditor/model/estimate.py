@@ -19,6 +19,7 @@ from typing import Any
 
 from auditor.errors import InvalidInputError
 from auditor.model.carbon import CarbonModel, Footprint
+from auditor.model.embodied import Embodied
 from auditor.model.hardware import HardwareSpec
 
 
@@ -33,16 +34,33 @@ class EstimateResult:
     model: CarbonModel
     power_source: str
     notes: list[str] = field(default_factory=list)
+    embodied: Embodied | None = None
+    wue_l_per_kwh: float | None = None
+
+    @property
+    def embodied_co2e_kg(self) -> float | None:
+        """kg CO2e of making the devices, charged for these device-hours (None: not asked)."""
+        return self.embodied.co2e_kg(self.footprint.gpu_hours) if self.embodied is not None else None
+
+    @property
+    def water_l(self) -> float | None:
+        """Litres of water used on site: IT kWh x WUE (None: no WUE given)."""
+        return self.footprint.energy_kwh * self.wue_l_per_kwh if self.wue_l_per_kwh is not None else None
 
     def sources(self) -> dict[str, str]:
         """Where the power, intensity, PUE and price come from."""
         region = self.model.region
-        return {
+        sources = {
             "power": self.power_source,
             "intensity": region.describe(),
             "pue": self.model.pue_source,
             "price": self.model.price.describe(),
         }
+        if self.embodied is not None:
+            sources["embodied"] = self.embodied.describe()
+        if self.wue_l_per_kwh is not None:
+            sources["wue"] = f"{self.wue_l_per_kwh:g} L per IT kWh (given)"
+        return sources
 
     def to_dict(self) -> dict[str, Any]:
         """The estimate as the JSON object ``audit estimate --format json`` prints."""
@@ -60,6 +78,9 @@ class EstimateResult:
             "intensity_g_per_kwh": self.model.region.g_co2e_per_kwh,
             "region": self.model.region.code,
             "pue": self.model.effective_pue,
+            **({"embodied_co2e_kg": self.embodied_co2e_kg, "total_co2e_kg": fp.co2e_kg + self.embodied_co2e_kg}
+               if self.embodied_co2e_kg is not None else {}),
+            **({"water_l": self.water_l} if self.water_l is not None else {}),
             "sources": self.sources(),
             "notes": list(self.notes),
         }
@@ -78,8 +99,18 @@ def estimate(
     hardware: HardwareSpec | None = None,
     devices: int = 1,
     model: CarbonModel | None = None,
+    embodied: Embodied | None = None,
+    wue_l_per_kwh: float | None = None,
 ) -> EstimateResult:
-    """Footprint of ``devices`` devices drawing ``watts`` each (or their TDP) for ``hours``.
+    """Footprint of ``devices`` devices drawing ``watts`` each (or their TDP) for ``hours``;
+    with ``embodied``, the devices' embodied carbon for those device-hours on its own line; with
+    ``wue_l_per_kwh``, the water used on site.
+
+    BLOOM (Luccioni et al. 2022): 1,082,990 GPU-hours, 462.5 kg per GPU, 6 years at 85 %:
+
+        >>> bloom = estimate(1_082_990, watts=400, embodied=Embodied(462.5, 6, 0.85))
+        >>> round(bloom.embodied_co2e_kg / 1000, 1)
+        11.2
 
     Raises:
         InvalidInputError: negative or non-finite hours or watts, fewer than one device, or
@@ -104,4 +135,8 @@ def estimate(
         )
     if hardware is not None:
         notes.append("TDP is the rated maximum draw: real draw is often lower, so this is an upper estimate")
-    return EstimateResult(hours, draw, devices, footprint, model, power_source, notes)
+    if embodied is not None and embodied.is_default:
+        notes.append("no embodied figure is published for this device: the class default is used (see sources)")
+    if wue_l_per_kwh is not None:
+        _positive(wue_l_per_kwh, "WUE (litres per kWh)")
+    return EstimateResult(hours, draw, devices, footprint, model, power_source, notes, embodied, wue_l_per_kwh)

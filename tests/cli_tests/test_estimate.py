@@ -68,3 +68,26 @@ def test_console_script_runs_as_a_real_process(tmp_path: Path) -> None:
                          capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 2
     assert bad.stderr == "error: unknown region 'Germny'. Did you mean: DE (Germany)? See `audit regions`.\n"
+
+
+def test_bloom_embodied_and_water_in_json(audit) -> None:
+    result = audit("estimate", "--hours", "1082990", "--watts", "400", "--embodied-kg", "462.5",
+                   "--lifetime-years", "6", "--utilization", "0.85", "--wue", "1.8", "--format", "json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["embodied_co2e_kg"] / 1000 == pytest.approx(11.2, rel=0.01)
+    assert data["total_co2e_kg"] == pytest.approx(data["co2e_kg"] + data["embodied_co2e_kg"])
+    assert data["water_l"] == pytest.approx(data["energy_kwh"] * 1.8)
+    assert {"embodied", "wue"} <= set(data["sources"])
+
+
+def test_embodied_from_the_table_for_a_gpu_model(audit) -> None:
+    result = audit("estimate", "--hours", "10", "--gpu", "A100 SXM4 80 GB", "--embodied")
+    assert result.code == 0, result.err
+    assert "Embodied" in result.out and "Luccioni" in result.out and "Total CO2e" in result.out
+    assert "e+" not in result.out
+
+
+def test_embodied_lines_only_when_asked(audit) -> None:
+    result = audit(*STRUBELL, "--format", "json")
+    assert "embodied_co2e_kg" not in json.loads(result.out)
