@@ -241,7 +241,7 @@ class Meter:
         not made it final within one poll period (or is not running)."""
         if interval.end is None:
             raise ValueError("end the interval before measuring it")
-        patience = max((self.poll_interval(s) for s in self.sources), default=0.0) * 2 + 0.05
+        patience = max((s.poll_interval_s for s in self.sources), default=0.0) * 2 + 0.05  # read now rather than wait for a slowed cadence
         if not interval.done.wait(patience if self.running else 0):
             self.flush()
             if not interval.done.wait(timeout):
