@@ -143,6 +143,7 @@ def run_demo(ledger: str, region: str | None = None, config: dict[str, Any] | No
     import optuna
     import torch
     from auditor.integrations.optuna import AuditCallback
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from auditor.meters import meter_notes
@@ -181,7 +182,7 @@ def run_demo(ledger: str, region: str | None = None, config: dict[str, Any] | No
     for note in meter_notes():
         print(f"Measuring: {note}")
     columns = (TextColumn("Trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[spent]}"), TimeElapsedColumn())
-    with Progress(*columns, transient=False) as progress:
+    with Progress(*columns, transient=False, disable=not Console().is_terminal) as progress:  # quiet when piped
         task = progress.add_task("trials", total=search["trials"], spent="")
 
         def show(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:

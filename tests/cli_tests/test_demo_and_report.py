@@ -20,6 +20,7 @@ def test_demo_runs_a_budgeted_search_and_reports_it(audit, clean_environment: Pa
     assert result.code == 0, result.err
     assert "stopped by its budget" in result.out
     assert "whole project" in result.out
+    assert "━" not in result.out  # no progress bar when the output is not a terminal
     with Ledger.open(ledger) as store:
         [sweep] = store.sweeps()
         trials = store.trials(sweep.name)
