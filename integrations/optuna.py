@@ -45,13 +45,15 @@ from auditor.ledger import Ledger, TrialState
 from auditor.meters import process_meter
 from auditor.meters.sampler import Meter
 from auditor.model.carbon import CarbonModel, Footprint
+from auditor.model.forecast import Projection
 from auditor.model.units import JOULES_PER_KWH
 from auditor.search.constraint import CONSTRAINT_KEY, CostConstraint
 from auditor.search.figures import user_attrs
+from auditor.search.forecast import SearchForecast, idle_kwh, sweep_attrs
 from auditor.search.keeper import BudgetKeeper
 from auditor.search.local import LocalTrials
 from auditor.search.recorder import Recorder
-from auditor.search.records import fit_name
+from auditor.search.records import budget_record, fit_name
 from auditor.search.safety import never_raise
 
 logger = logging.getLogger("auditor")
@@ -91,6 +93,9 @@ class AuditCallback:
             each trial's Optuna constraint ``auditor`` is set to its measured cost minus this
             when it ends (pruned and failed trials too), so constraint-aware samplers prefer
             configurations under it and ``study.best_trial`` respects it (Optuna >= 5).
+        n_trials: the search's planned number of trials (``optimize``'s ``n_trials``, which Optuna
+            does not show callbacks): after 5 finished trials the ``auditor`` logger says what they
+            will cost, and when the budget runs out; kept with the sweep for ``audit report``.
     """
 
     def __init__(
@@ -110,6 +115,7 @@ class AuditCallback:
         reserve: bool = True,
         fail: str | None = None,
         constraint: str | CostConstraint | None = None,
+        n_trials: int | None = None,
     ) -> None:
         self.settings = plugin_settings(
             ledger=ledger, budget=budget, scope=scope, mode=mode, region=region, pue=pue,
@@ -119,6 +125,7 @@ class AuditCallback:
         self.budget: Budget | None = self.settings.budget
         self.keeper = BudgetKeeper(self.budget, self.model, reserve=reserve)
         self.constraint = CostConstraint.parse(constraint, self.model) if constraint is not None else None
+        self.forecaster = SearchForecast(self.model, n_trials, self.budget)
         self.devices = devices
         self.sweep = sweep
         self.meter = meter or process_meter()  # started now, so the first trial is in its history
@@ -142,8 +149,9 @@ class AuditCallback:
                 recorder = Recorder(
                     self.settings.ledger, self.meter, self.sweep, "optuna",
                     {"study": study.study_name, "directions": [d.name.lower() for d in study.directions],
-                     "settings": self.model.to_record()},
-                    on_record=self.keeper.observe, timeout_s=self.settings.ledger_timeout, spool_dir=self.settings.spool_dir,
+                     "settings": self.model.to_record(), "budget": budget_record(self.budget),
+                     **sweep_attrs(self.forecaster.planned)},
+                    on_record=lambda record: (self.keeper.observe(record), self.forecaster.observe(record)), timeout_s=self.settings.ledger_timeout, spool_dir=self.settings.spool_dir,
                 )
                 self.trials = LocalTrials(recorder, self.devices, f"idle/{socket.gethostname()}/{os.getpid()}/{id(self)}")
                 self.keeper.open(recorder.ledger, self.sweep)
@@ -188,6 +196,11 @@ class AuditCallback:
             raise ValueError(f"trial {trial.number} is not running under this callback: attach it before optimize")
         return self.model.footprint(measurement.joules / JOULES_PER_KWH, measurement.gpu_seconds / 3600)
 
+    def forecast(self) -> Projection | None:
+        """What the search will cost at the rate of its finished trials (``n_trials`` of them, or
+        one), and when the budget runs out: None before 5 trials (:mod:`auditor.model.forecast`)."""
+        return self.forecaster.projection()
+
     # -- the trial's life (called from Optuna's worker threads) --------------------------------
 
     @never_raise
@@ -213,6 +226,7 @@ class AuditCallback:
         if self.trials is None:
             return
         record = self.trials.finish(trial._trial_id, **self._fields(study, trial, state, values))
+        self.forecaster.observe(record)
         try:  # while the trial can be written: its ledger record's figures, each a number optuna-dashboard sorts
             for name, value in (user_attrs(record, self.model) if record is not None else {}).items():
                 study._storage.set_trial_user_attr(trial._trial_id, name, value)
@@ -240,12 +254,13 @@ class AuditCallback:
             # started before the callback was attached: measured from the meter's idle energy
             trials.record_past(trial._trial_id, trial.datetime_start.timestamp(), trial.datetime_complete.timestamp(),
                                **self._fields(study, trial, trial.state, trial.values))
-        if self.budget is None:
-            return
-        self.keeper.open(self.ledger, self.sweep)  # the ledger may have opened late, after a fault
-        decision = self.keeper.decide(trials.pending_usage(), after=f"trial {trial.number}", holder=self._holder)
-        if decision is not None and decision.action.stops:
-            study.stop()
+        decision = None
+        if self.budget is not None:
+            self.keeper.open(self.ledger, self.sweep)  # the ledger may have opened late, after a fault
+            decision = self.keeper.decide(trials.pending_usage(), after=f"trial {trial.number}", holder=self._holder)
+            if decision is not None and decision.action.stops:
+                study.stop()
+        self.forecaster.after(trial.number + 1, idle_kwh(trials), decision)
 
     @never_raise
     def _hard_stop_now(self) -> bool:

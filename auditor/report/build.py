@@ -205,7 +205,8 @@ def build_report(
              **described[name],
              "stopped_by_budget": any(e["action"] in ("stop-new", "stop-all") for e in events[name]),
              "trials_stopped_by_budget": per_sweep[name].stopped_by_budget,
-             "budget_events": events[name]}
+             "budget_events": events[name],
+             "budget": (records[name].attrs or {}).get("budget")}
             for name in names
         ],
         "final_run": None if final is None or final_fp is None else {

@@ -40,19 +40,22 @@ def figures_for(ledger: Ledger, report: dict[str, Any], sweeps: list[str] | None
 def plotted_budget(report: dict[str, Any]) -> tuple[Metric, float] | None:
     """The budget the CO2e plot draws, as its metric and limit: the sweep's own when the report
     shows one sweep, else a project-wide budget (a sweep's own says nothing about the cumulative
-    line of several). Known from the budget's events, which a search records from 50 % spent.
+    line of several). Known from the budget the sweep was started with, or from its events
+    (a search records them from 50 % spent).
 
     Example:
         >>> event = {"scope": "sweep", "metric": "energy_kwh", "limit": 2e-5}
         >>> plotted_budget({"sweeps": [{"budget_events": [event]}]})
         (<Metric.ENERGY_KWH: 'energy_kwh'>, 2e-05)
+        >>> plotted_budget({"sweeps": [{"budget_events": [], "budget": {**event, "limit": 3e-5}}]})
+        (<Metric.ENERGY_KWH: 'energy_kwh'>, 3e-05)
     """
     found = None
     for sweep in report["sweeps"]:
-        for event in sweep["budget_events"]:
-            if len(report["sweeps"]) > 1 and event["scope"] != "project":
+        for budget in [*([sweep["budget"]] if sweep.get("budget") else []), *sweep["budget_events"]]:
+            if len(report["sweeps"]) > 1 and budget["scope"] != "project":
                 continue
-            found = (Metric(event["metric"]), event["limit"])
+            found = (Metric(budget["metric"]), budget["limit"])
     return found
 
 

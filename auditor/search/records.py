@@ -19,6 +19,20 @@ from auditor.ledger.schema import ENERGY_DOMAINS
 from auditor.meters.sampler import Measurement
 
 
+def budget_record(budget: Any) -> dict[str, Any] | None:
+    """A search's budget as its sweep keeps it (so reports know it before it speaks at 50 %).
+
+    Example:
+        >>> from auditor.budget.limits import Budget
+        >>> budget_record(Budget.parse("2 kg", mode="hard"))
+        {'text': '2 kg', 'metric': 'co2e_kg', 'limit': 2.0, 'scope': 'sweep', 'mode': 'hard'}
+    """
+    if budget is None:
+        return None
+    return {"text": budget.text, "metric": budget.limit.metric.value, "limit": budget.limit.value,
+            "scope": budget.scope.value, "mode": budget.mode.value}
+
+
 def devices_of(measurement: Measurement | None) -> list[dict[str, Any]]:
     """The GPUs of a measurement as the ledger stores them."""
     if measurement is None:
