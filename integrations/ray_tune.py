@@ -9,25 +9,23 @@ Example::
     tuner = tune.Tuner(with_audit(train_fn), param_space=...,
                        run_config=tune.RunConfig(callbacks=[audit], stop=audit.stopper))
 
-How it works:
+How it works (the README's "Ray Tune" section says more):
 
 - Each node runs one meter, a Ray actor (``auditor-meter-<node id>``, no CPU reserved), that
   samples every GPU of the node. A trial wrapped by :func:`with_audit` opens an interval there on
-  the GPUs Ray gave it (``ray.get_gpu_ids()``): trials sharing a GPU (fractional GPUs) share its
-  energy, nothing is counted twice. The trial's own process meters its CPU and memory.
-- Results get the figures so far under an ``auditor/`` prefix: the first result, then at most
-  every 0.1 s (TensorBoard, W&B and MLflow loggers show them too). When the trial ends, its
-  final figures, including what was measured since its last report, go to the node's meter;
-  the driver's callback collects them, writes the trial to the ledger with the node it ran on,
-  and gives them to the trial's last result, which Ray's ``ResultGrid`` shows.
-- Trials killed by ``stop_all`` get no ``on_trial_complete`` from Ray: the callback closes them
-  when the experiment ends, with their GPU energy up to then and CPU energy up to their last
-  report.
+  the GPUs Ray gave it (``ray.get_gpu_ids()``): trials sharing a GPU share its energy, nothing is
+  counted twice. The trial's own process meters its CPU and memory.
+- Results get the figures so far under ``auditor/`` (the first, then at most every 0.1 s; with
+  ``with_audit(..., energy_clock=True)`` every result gets ``auditor/energy_j``, a scheduler's
+  clock), and :func:`usage` gives them inside the trainable, with CO2e from this callback's
+  carbon model, which it settles on every node's meter as the experiment starts.
+- A trial's final figures go to the node's meter when it ends; the callback collects them,
+  writes the trial to the ledger and gives them to its last result (Ray's ``ResultGrid``).
+  Trials killed by ``stop_all`` get no ``on_trial_complete``: closed when the experiment ends.
 - Budgets: the driver sums the ledger and the running trials' last figures, and reserves each
-  starting trial's forecast in the ledger, so trials running at once count before they end.
-  ``stop-new`` ends the experiment through ``audit.stopper``'s ``stop_all``; ``hard`` also
-  stops each running trial at its next report; given ``sweep=``, a budget already spent is
-  seen before any trial starts, and none runs. The README's "Ray Tune" section says more.
+  starting trial's forecast in the ledger. ``stop-new`` ends the experiment through
+  ``audit.stopper``'s ``stop_all``; ``hard`` also stops each running trial at its next report;
+  given ``sweep=``, a budget already spent is seen before any trial starts, and none runs.
 """
 
 from __future__ import annotations
@@ -44,6 +42,8 @@ from auditor.integrations.ray_tune_worker import (
     NodeMeter,
     node_meter,
     start_node_meters,
+    tell_node_meters,
+    usage,
     with_audit,
 )
 from ray.tune import Stopper
@@ -53,6 +53,7 @@ from auditor.budget.limits import Budget
 from auditor.config import plugin_settings
 from auditor.ledger import Ledger
 from auditor.ledger.writer import LedgerWriter
+from auditor.search.figures import ENERGY_CLOCK
 from auditor.search.keeper import BudgetKeeper
 from auditor.search.recorder import HEARTBEAT_S
 from auditor.search.records import fit_name
@@ -96,24 +97,14 @@ class AuditLoggerCallback(LoggerCallback):
     ``scheduler``: the experiment's ASHA or HyperBand scheduler. It ends trials that reach its
     ``max_t`` as it ends those it cuts short, and Ray reports both alike; given it, trials that
     reached ``max_t`` are recorded ``complete`` and only those cut short ``stopped``. Without
-    it, every trial a scheduler ends before its trainable returns is recorded ``stopped``.
+    it, every trial a scheduler ends before its trainable returns is recorded ``stopped``; a
+    scheduler counting in ``auditor/energy_j`` also puts it on every result of every trial.
     """
 
-    def __init__(
-        self,
-        *,
-        ledger: str | None = None,
-        budget: str | Budget | None = None,
-        scope: str | None = None,
-        mode: str | None = None,
-        region: str | None = None,
-        pue: float | None = None,
-        sweep: str | None = None,
-        price_per_gpu_hour: float | None = None, price_per_kwh: float | None = None,
-        reserve: bool = True,
-        fail: str | None = None,
-        scheduler: Any = None,
-    ) -> None:
+    def __init__(self, *, ledger: str | None = None, budget: str | Budget | None = None, scope: str | None = None,
+                 mode: str | None = None, region: str | None = None, pue: float | None = None, sweep: str | None = None,
+                 price_per_gpu_hour: float | None = None, price_per_kwh: float | None = None, reserve: bool = True,
+                 fail: str | None = None, scheduler: Any = None) -> None:
         self.settings = plugin_settings(
             ledger=ledger, budget=budget, scope=scope, mode=mode, region=region, pue=pue,
             price_per_gpu_hour=price_per_gpu_hour, price_per_kwh=price_per_kwh, fail=fail,
@@ -123,6 +114,7 @@ class AuditLoggerCallback(LoggerCallback):
         self.keeper = BudgetKeeper(self.budget, self.model, reserve=reserve)
         self.sweep = sweep
         self.horizon = scheduler_horizon(scheduler)
+        self.energy_clock = getattr(scheduler, "_time_attr", None) == ENERGY_CLOCK  # its rungs count joules
         self.writer: LedgerWriter | None = None
         self.stopper = _AuditStopper(self)
         self.stopped_by_budget_ids: set[str] = set()
@@ -162,17 +154,23 @@ class AuditLoggerCallback(LoggerCallback):
 
     @never_raise
     def setup(self, **info: Any) -> None:
-        """Start a meter on every node (if not started when this callback was made)."""
+        """Start a meter on every node (if not started when this callback was made), and tell
+        them this experiment's carbon model, which :func:`usage` in its trials computes with."""
         super().setup(**info)
         self._nodes = start_node_meters()
+        self._settle()
         if self.budget is not None and self.sweep:  # a budget spent already: no trial runs
             self._open(None)
             self.keeper.decide(after="the start of the experiment")
             self._refuse(self.keeper.stopped)
 
+    @never_raise
+    def _settle(self) -> None:  # the meters hand it to each trial as it begins, in the same round trip
+        tell_node_meters(self._nodes, "settle", {"model": self.model.to_record(), "energy_clock": self.energy_clock})
+
     def _refuse(self, refused: bool) -> None:  # with_audit runs no trial of a search refused here
         if refused or self._refused:
-            ray.get([node_meter(n).refuse.remote(ray.get_runtime_context().get_job_id(), refused) for n in self._nodes], timeout=30)
+            tell_node_meters(self._nodes, "refuse", refused)
         self._refused = refused
 
     def _open(self, trial: Any | None) -> None:
@@ -295,4 +293,4 @@ class AuditLoggerCallback(LoggerCallback):
         self.keeper.release(self._holder(trial_id))  # its real cost is written (or held back, and counted)
 
 
-__all__ = ["AuditLoggerCallback", "NodeMeter", "node_meter", "with_audit"]
+__all__ = ["AuditLoggerCallback", "NodeMeter", "node_meter", "usage", "with_audit"]

@@ -5,22 +5,19 @@ result it reports. The driver's side is :mod:`auditor.integrations.ray_tune`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-import math
-import os
-import time
 from typing import Any
 
 import ray
+from auditor.integrations.ray_tune_trial import _TrialAudit, usage
 from ray.tune import Trainable
 
 from auditor.meters import node as node_meters
-from auditor.search.figures import result_metrics
 
 logger = logging.getLogger("auditor")
 NAMESPACE = "auditor"
-FIGURES_S = 0.1  # results get the figures at most this often: NVML's energy counter steps every 100 ms
 
 
 # -- the node's meter, hosted by Ray ------------------------------------------------------------
@@ -34,6 +31,26 @@ class NodeMeter(node_meters.NodeMeter):
 
     def __init__(self) -> None:
         super().__init__(ray.get_runtime_context().get_node_id())
+
+    def settings(self, job_id: str | None, ask_peers: bool = True) -> dict[str, Any] | None:
+        """What the driver of ``job_id`` settled on every node's meter when its experiment began;
+        a node that joined later asks the other nodes' meters (10 s at most), once."""
+        known = super().settings(job_id)
+        if known is not None or not ask_peers or job_id is None:
+            return known
+        try:
+            peers = []
+            for node in ray.nodes():
+                if node.get("Alive") and node["NodeID"] != self.node_id:
+                    with contextlib.suppress(ValueError):  # no meter there
+                        peers.append(ray.get_actor(f"auditor-meter-{node['NodeID']}", namespace=NAMESPACE))
+            answers = ray.get([peer.settings.remote(job_id, False) for peer in peers], timeout=10)
+            known = next((answer for answer in answers if answer is not None), None)
+        except Exception as exc:  # noqa: BLE001 - the worker falls back on its own settings
+            logger.warning("auditor: settings of job %s not found on other nodes: %s", job_id, exc)
+        if known is not None:
+            self.settle(job_id, known)
+        return known
 
 
 def node_meter(node_id: str | None = None) -> Any:
@@ -73,68 +90,14 @@ def start_node_meters() -> list[str]:
         return []
 
 
+def tell_node_meters(nodes: list[str], method: str, *args: Any) -> None:
+    """Call ``method`` of the meter of each of ``nodes`` with this driver's job id and ``args``,
+    and wait for them all (30 s at most): what they keep is there before any trial begins."""
+    job = ray.get_runtime_context().get_job_id()
+    ray.get([getattr(node_meter(node), method).remote(job, *args) for node in nodes], timeout=30)
+
+
 # -- the worker side ------------------------------------------------------------------------------
-
-
-class _TrialAudit:
-    """What runs beside one trial in its worker process: its interval on the node's meter, and
-    its own process's meter.
-
-    Results get the figures at most every :data:`FIGURES_S` (the first result always; the
-    driver's budget tally carries them over to the results between). They
-    cost no round trip: GPU-seconds are counted here (the GPUs the node's meter gave the trial
-    x the time since it began), CPU and memory are read here, and the GPU joules are the node
-    meter's latest answer, asked again without waiting once it came: about 0.1 s behind. The
-    trial's final figures, which the ledger keeps, come from the node's meter when it ends.
-    """
-
-    def __init__(self, trial_id: str) -> None:
-        self.trial_id = trial_id
-        self.node_id = ray.get_runtime_context().get_node_id()
-        self.actor = node_meter(self.node_id)
-        job = ray.get_runtime_context().get_job_id()
-        self.gpus = ray.get(self.actor.begin.remote(trial_id, list(ray.get_gpu_ids()), job))
-        self.began = time.monotonic()
-        self.refused = self.gpus is None  # its search's budget was spent before it started
-        if self.refused:
-            logger.warning("auditor: trial %s not run: the budget of its search was spent before it started", trial_id)
-        self.process = node_meters.TrialProcessMeter()
-        self.finished = self.refused
-        self.gpu_joules = 0.0
-        self._asked: Any = self.actor.snapshot.remote(trial_id)
-        self._figures_at = -math.inf
-
-    def metrics(self) -> dict[str, Any]:
-        """The figures so far, under the ``auditor/`` prefix; none if the last were given less
-        than :data:`FIGURES_S` ago."""
-        now = time.monotonic()
-        if now - self._figures_at < FIGURES_S:
-            return {}
-        self._figures_at = now
-        self._gpu_answer()
-        joules = {"gpu": self.gpu_joules, **self.process.energy_so_far()}
-        return result_metrics(joules, len(self.gpus or []) * (now - self.began), self.node_id)
-
-    def _gpu_answer(self) -> None:
-        """Take the node meter's answer if it came, and ask again."""
-        asked = self._asked
-        if asked is not None:
-            if not ray.wait([asked], timeout=0)[0]:
-                return
-            self._asked = None  # a failed answer is not waited for again
-            self.gpu_joules = max(self.gpu_joules, float(ray.get(asked)["gpu_energy_j"]))
-        self._asked = self.actor.snapshot.remote(self.trial_id)
-
-    def finish(self, finished: bool) -> None:
-        """The trial's code returned (``finished``) or raised: hand its final figures over."""
-        if self.finished:
-            return
-        self.finished = True
-        worker: dict[str, Any] = {**self.process.finish(), "finished": finished, "pid": os.getpid()}
-        try:
-            ray.get(self.actor.end.remote(self.trial_id, worker), timeout=30)
-        except Exception as exc:  # noqa: BLE001 - the trial's own outcome matters more
-            logger.warning("auditor: final figures of trial %s not handed over: %s", self.trial_id, exc)
 
 
 def _patch_report(audit: _TrialAudit) -> None:
@@ -147,30 +110,50 @@ def _patch_report(audit: _TrialAudit) -> None:
     original = session.report
 
     def report(metrics: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        try:
-            metrics = {**metrics, **audit.metrics()}
-        except Exception as exc:  # noqa: BLE001 - a report without figures beats no report
-            logger.warning("auditor: figures not added to the result: %s", exc)
-        return original(metrics, *args, **kwargs)
+        return original({**metrics, **_figures(audit)}, *args, **kwargs)
 
     session.report = report
     session._auditor_patched = True
 
 
-def with_audit(trainable: Any) -> Any:
+def _figures(audit: _TrialAudit) -> dict[str, Any]:
+    try:
+        return audit.metrics()
+    except Exception as exc:  # noqa: BLE001 - a report without figures beats no report
+        logger.warning("auditor: figures not added to the result: %s", exc)
+        return {}
+
+
+def with_audit(trainable: Any, *, energy_clock: bool = False) -> Any:
     """Meter a Ray Tune trainable (a function or a ``tune.Trainable`` class) where it runs.
 
     The GPUs Ray assigned to the trial are metered by the node's meter, the trial's process by
-    its own; every reported result gets the figures under ``auditor/``.
+    its own; reported results get the figures so far under ``auditor/`` (the first, then at
+    most every 0.1 s), and :func:`usage` inside the trainable gives them as a ``Footprint``.
+
+    Args:
+        trainable: a function trainable or a ``tune.Trainable`` class.
+        energy_clock: put ``auditor/energy_j``, the trial's joules so far (GPU, CPU and memory,
+            never decreasing), on every result, so that a scheduler can count in it:
+            ``ASHAScheduler(time_attr="auditor/energy_j")``. Off by default, as each key costs
+            every result a little in Ray's loggers; ``AuditLoggerCallback(scheduler=asha)``
+            with such a scheduler turns it on by itself.
+
+    Example::
+
+        asha = ASHAScheduler(time_attr="auditor/energy_j", metric="loss", mode="min",
+                             max_t=20_000, grace_period=2_000)           # rungs in joules
+        tuner = tune.Tuner(with_audit(train_fn, energy_clock=True), tune_config=tune.TuneConfig(scheduler=asha),
+                           run_config=tune.RunConfig(callbacks=[AuditLoggerCallback(scheduler=asha)]))
     """
     if isinstance(trainable, type) and issubclass(trainable, Trainable):
-        return _audited_class(trainable)
+        return _audited_class(trainable, energy_clock)
 
     @functools.wraps(trainable)
     def audited(config: dict[str, Any]) -> Any:
         from ray import tune
 
-        audit = _TrialAudit(tune.get_context().get_trial_id())
+        audit = _TrialAudit(tune.get_context().get_trial_id(), node_meter(), energy_clock)
         if audit.refused:
             return None
         _patch_report(audit)
@@ -185,10 +168,10 @@ def with_audit(trainable: Any) -> Any:
     return audited
 
 
-def _audited_class(cls: type[Trainable]) -> type[Trainable]:
+def _audited_class(cls: type[Trainable], energy_clock: bool) -> type[Trainable]:
     class Audited(cls):  # type: ignore[valid-type, misc]
         def setup(self, config: dict[str, Any]) -> None:
-            self._auditor = _TrialAudit(self.trial_id)
+            self._auditor = _TrialAudit(self.trial_id, node_meter(), energy_clock)
             if not self._auditor.refused:
                 super().setup(config)
 
@@ -196,7 +179,7 @@ def _audited_class(cls: type[Trainable]) -> type[Trainable]:
             if self._auditor.refused:
                 return {"done": True}
             result = super().step()
-            return {**result, **self._auditor.metrics()}
+            return {**result, **_figures(self._auditor)}
 
         def cleanup(self) -> None:
             try:
@@ -209,4 +192,4 @@ def _audited_class(cls: type[Trainable]) -> type[Trainable]:
     return Audited
 
 
-__all__ = ["NodeMeter", "node_meter", "start_node_meters", "with_audit"]
+__all__ = ["NodeMeter", "node_meter", "start_node_meters", "tell_node_meters", "usage", "with_audit"]

@@ -68,6 +68,7 @@ class NodeMeter:
         self.worker: dict[str, dict[str, Any]] = {}
         self.ended: dict[str, threading.Event] = {}
         self.refused_jobs: set[str] = set()
+        self.job_settings: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
 
     def refuse(self, job_id: str, refused: bool = True) -> None:
@@ -75,6 +76,26 @@ class NodeMeter:
         run: their :meth:`begin` returns None. ``refused=False`` lifts it."""
         with self.lock:
             (self.refused_jobs.add if refused else self.refused_jobs.discard)(job_id)
+
+    def settle(self, job_id: str, settings: dict[str, Any]) -> None:
+        """Keep what the driver of ``job_id`` measures its trials with (its carbon model's
+        record, and whether results carry the energy clock), for :meth:`settings`."""
+        with self.lock:
+            self.job_settings[job_id] = dict(settings)
+
+    def settings(self, job_id: str | None) -> dict[str, Any] | None:
+        """What :meth:`settle` kept for ``job_id``, or None.
+
+        Example:
+            >>> node = NodeMeter("node-1", [])
+            >>> node.settle("job-1", {"energy_clock": True})
+            >>> node.settings("job-1"), node.settings("job-2")
+            ({'energy_clock': True}, None)
+            >>> node.stop()
+        """
+        with self.lock:
+            known = self.job_settings.get(job_id) if job_id is not None else None
+        return dict(known) if known is not None else None
 
     def _event(self, trial_id: str) -> threading.Event:
         with self.lock:

@@ -7,11 +7,12 @@ trial's figures: the numbers are equal, not merely close.
 
 The result keys are the auditor's, whatever the framework: ``auditor/gpu_energy_j``,
 ``auditor/cpu_energy_j``, ``auditor/memory_energy_j``, ``auditor/energy_kwh``,
-``auditor/gpu_seconds`` and ``auditor/node_id``. This module imports no database code: a
+``auditor/energy_j`` (their sum: the energy clock, :data:`ENERGY_CLOCK`), ``auditor/gpu_seconds``
+and ``auditor/node_id``. This module imports no database code: a
 framework's worker process (a Ray trial's) loads it at every trial.
 
 Example:
-    >>> from auditor.model.carbon import CarbonModel
+    >>> from auditor.model.carbon import CarbonModel, Footprint
     >>> from auditor.model.regions import resolve_region
     >>> figures = trial_figures(3.6e6, 7200.0, CarbonModel(resolve_region("500 g/kWh"), pue=1.0))
     >>> figures["energy_kwh"], figures["gpu_hours"], figures["co2e_kg"]
@@ -23,7 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from auditor.meters.attribution import Interval
-from auditor.model.carbon import CarbonModel
+from auditor.model.carbon import CarbonModel, Footprint
 from auditor.model.units import JOULES_PER_KWH
 
 if TYPE_CHECKING:  # the record's type only: this module loads no database code
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # the record's type only: this module loads no database code
 
 PREFIX = "auditor/"  # the result keys of the figures a worker adds (Ray Tune)
 DOMAINS = ("gpu", "cpu", "memory")
+ENERGY_CLOCK = PREFIX + "energy_j"  # a trial's joules so far, every domain: a scheduler's time_attr
 ATTR = "auditor"  # the user attribute holding every figure and what they were computed with
 NUMERIC_ATTRS = ("energy_kwh", "co2e_kg", "gpu_hours", "cost_usd")  # each also its own attribute, auditor_<name>
 
@@ -87,8 +89,30 @@ def interval_so_far(interval: Interval) -> tuple[float, float]:
 
 
 def result_metrics(joules: dict[str, float], gpu_seconds: float, node_id: str) -> dict[str, Any]:
-    """The figures a worker adds to a result: joules per domain, IT kWh, GPU-seconds, node."""
+    """The figures a worker adds to a result: joules per domain and in all, IT kWh, GPU-seconds, node.
+
+    Example:
+        >>> figures = result_metrics({"gpu": 3000.0, "cpu": 500.0, "memory": 100.0}, 10.0, "n")
+        >>> figures["auditor/energy_j"], figures["auditor/energy_kwh"], figures["auditor/gpu_seconds"]
+        (3600.0, 0.001, 10.0)
+    """
     figures: dict[str, Any] = {f"{domain}_energy_j": float(joules.get(domain, 0.0)) for domain in DOMAINS}
+    total = sum(figures[f"{domain}_energy_j"] for domain in DOMAINS)
+    figures["energy_j"] = total
     figures["gpu_seconds"] = float(gpu_seconds)
-    figures["energy_kwh"] = sum(figures[f"{domain}_energy_j"] for domain in DOMAINS) / 3.6e6
+    figures["energy_kwh"] = total / JOULES_PER_KWH
     return {**{PREFIX + key: value for key, value in figures.items()}, PREFIX + "node_id": node_id}
+
+
+def footprint_so_far(joules: dict[str, float], gpu_seconds: float, model: CarbonModel) -> Footprint:
+    """A running trial's footprint from its joules per domain and GPU-seconds so far, through
+    ``model`` as its ledger record's figures are (``user_attrs``, the report).
+
+    Example:
+        >>> from auditor.model.regions import resolve_region
+        >>> model = CarbonModel(resolve_region("500 g/kWh"), pue=1.5)
+        >>> so_far = footprint_so_far({"gpu": 3.0e6, "cpu": 6.0e5}, 1800.0, model)
+        >>> so_far.energy_kwh, so_far.facility_kwh, so_far.co2e_kg, so_far.gpu_hours
+        (1.0, 1.5, 0.75, 0.5)
+    """
+    return model.footprint(sum(joules.values()) / JOULES_PER_KWH, gpu_seconds / 3600)

@@ -53,10 +53,18 @@ def steps(count: int, pause: float = 0.1):
     return train
 
 
+def steady_readings(meter) -> tuple[dict[str, float], dict[str, float]]:
+    """The meter's counter deltas and idle joules as of one reading: the two calls are asked
+    again if the sampler read the GPUs between them (a 60 J step of two 300 W GPUs)."""
+    while True:
+        deltas, idle = ray.get(meter.counter_deltas.remote()), ray.get(meter.idle_joules.remote())
+        if ray.get(meter.counter_deltas.remote()) == deltas:
+            return deltas, idle
+
+
 def test_fractional_gpus_share_their_energy(tmp_path: Path, ray_session: None) -> None:
     meter = node_meter()
-    before = ray.get(meter.counter_deltas.remote())
-    idle_before = ray.get(meter.idle_joules.remote())
+    before, idle_before = steady_readings(meter)
     ledger = str(tmp_path / "l.db")
     audit = AuditLoggerCallback(ledger=ledger, region="DE")
     results = run(tmp_path, tune.with_resources(with_audit(steps(5)), {"cpu": 0.5, "gpu": 0.5}),
@@ -70,8 +78,7 @@ def test_fractional_gpus_share_their_energy(tmp_path: Path, ray_session: None) -
         assert len(trial.devices) == 1 and trial.energy["cpu"].joules > 0
         assert trial.devices[0]["node"] == ray.get_runtime_context().get_node_id()
         assert any(flag.startswith("node: ") for flag in trial.flags)
-    after = ray.get(meter.counter_deltas.remote())
-    idle = ray.get(meter.idle_joules.remote())
+    after, idle = steady_readings(meter)
     delta = sum(after.values()) - sum(before.values())
     idle_delta = sum(idle.values()) - sum(idle_before.values())
     attributed = sum(t.energy["gpu"].joules for t in trials.values())

@@ -1,0 +1,173 @@
+"""Ray Tune plugin, the trial's side: what runs beside one trial in its worker process
+(:class:`_TrialAudit`, made by :func:`~auditor.integrations.ray_tune_worker.with_audit`), and
+:func:`usage`, the running trial's cost so far, for the trainable itself.
+
+Like the rest of the worker's side, it loads no database code: a trial's worker imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+import warnings
+from typing import Any
+
+import ray
+
+from auditor.meters import node as node_meters
+from auditor.model.carbon import CarbonModel, Footprint
+from auditor.search.figures import ENERGY_CLOCK, footprint_so_far, result_metrics
+
+logger = logging.getLogger("auditor")
+FIGURES_S = 0.1  # results get the figures at most this often: NVML's energy counter steps every 100 ms
+ASK_S = 0.05  # a trial asks its node meter for its GPU energy at most this often
+
+_RUNNING: dict[str, _TrialAudit] = {}  # trial id -> its audit, for usage(): the trials this process runs
+
+
+class _TrialAudit:
+    """What runs beside one trial in its worker process: its interval on the node's meter, and
+    its own process's meter.
+
+    Results get the figures at most every :data:`FIGURES_S` (the first result always; the
+    driver's budget tally carries them over to the results between), and with ``energy_clock``
+    every result gets ``auditor/energy_j``. They cost no round trip: GPU-seconds are counted
+    here (the GPUs the node's meter gave the trial x the time since it began), CPU and memory
+    are read here, and the GPU joules are the node meter's latest answer, asked again without
+    waiting once it came: about 0.1 s behind. The same figures are :func:`usage`'s. The trial's
+    final figures, which the ledger keeps, come from the node's meter when it ends: never less.
+    """
+
+    def __init__(self, trial_id: str, actor: Any, energy_clock: bool = False) -> None:
+        self.trial_id = trial_id
+        self.node_id = ray.get_runtime_context().get_node_id()
+        self.actor = actor
+        job = ray.get_runtime_context().get_job_id()
+        # one round trip: the trial's interval opens, and what the driver's callback measures with
+        self.gpus, self.settings = ray.get([self.actor.begin.remote(trial_id, list(ray.get_gpu_ids()), job),
+                                            self.actor.settings.remote(job)])
+        self.began = time.monotonic()
+        self.refused = self.gpus is None  # its search's budget was spent before it started
+        if self.refused:
+            logger.warning("auditor: trial %s not run: the budget of its search was spent before it started", trial_id)
+        self.energy_clock = energy_clock or bool((self.settings or {}).get("energy_clock"))
+        self.process = node_meters.TrialProcessMeter()
+        self.finished = self.refused
+        self.gpu_joules = 0.0
+        self.clock_j = 0.0  # the energy clock's last value: it never goes back
+        self._model: CarbonModel | None = None
+        self._lock = threading.Lock()
+        self._asked: Any = self.actor.snapshot.remote(trial_id)
+        self._asked_at = time.monotonic()
+        self._figures_at = -math.inf
+        if not self.refused:
+            _RUNNING[trial_id] = self
+
+    def so_far(self) -> tuple[dict[str, float], float]:
+        """Joules per domain and GPU-seconds so far, measured as the final figures are and
+        never more than them (the node meter's interval and this process's, both still open)."""
+        with self._lock:
+            now = time.monotonic()
+            self._gpu_answer()
+            joules = {"gpu": self.gpu_joules, **self.process.energy_so_far()}
+            self.clock_j = max(self.clock_j, sum(joules.values()))
+            return joules, len(self.gpus or []) * (now - self.began)
+
+    def metrics(self) -> dict[str, Any]:
+        """The figures so far, under the ``auditor/`` prefix; none if the last were given less
+        than :data:`FIGURES_S` ago, but ``auditor/energy_j`` with the energy clock."""
+        now = time.monotonic()
+        if now - self._figures_at < FIGURES_S:
+            return {ENERGY_CLOCK: (self.so_far(), self.clock_j)[1]} if self.energy_clock else {}
+        self._figures_at = now
+        joules, gpu_seconds = self.so_far()
+        return {**result_metrics(joules, gpu_seconds, self.node_id), ENERGY_CLOCK: self.clock_j}
+
+    @property
+    def model(self) -> CarbonModel:
+        """The carbon model of the driver's callback (the sweep's), else this worker's settings."""
+        if self._model is None:
+            self._model = _model_of(self.settings, self.trial_id)
+        return self._model
+
+    def _gpu_answer(self) -> None:
+        """Take the node meter's answer if it came, and ask again (at most every :data:`ASK_S`)."""
+        asked = self._asked
+        if asked is not None:
+            if not ray.wait([asked], timeout=0)[0]:
+                return
+            self._asked = None  # a failed answer is not waited for again
+            try:
+                self.gpu_joules = max(self.gpu_joules, float(ray.get(asked)["gpu_energy_j"]))
+            except Exception as exc:  # noqa: BLE001 - the last answer stands
+                logger.debug("auditor: GPU energy of trial %s not read: %s", self.trial_id, exc)
+        if time.monotonic() - self._asked_at >= ASK_S:
+            self._asked, self._asked_at = self.actor.snapshot.remote(self.trial_id), time.monotonic()
+
+    def finish(self, finished: bool) -> None:
+        """The trial's code returned (``finished``) or raised: hand its final figures over."""
+        _RUNNING.pop(self.trial_id, None)
+        if self.finished:
+            return
+        self.finished = True
+        worker: dict[str, Any] = {**self.process.finish(), "finished": finished, "pid": os.getpid()}
+        try:
+            ray.get(self.actor.end.remote(self.trial_id, worker), timeout=30)
+        except Exception as exc:  # noqa: BLE001 - the trial's own outcome matters more
+            logger.warning("auditor: final figures of trial %s not handed over: %s", self.trial_id, exc)
+
+
+def _model_of(settings: dict[str, Any] | None, trial_id: str) -> CarbonModel:
+    if settings and "model" in settings:
+        return CarbonModel.from_record(settings["model"])
+    logger.warning("auditor: no AuditLoggerCallback told trial %s its carbon model: CO2e and cost from this "
+                   "worker's settings (AUDITOR_REGION, auditor.toml)", trial_id)
+    try:
+        from auditor.config import carbon_model, load_settings
+
+        return carbon_model(load_settings())
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("auditor: settings not read (%s): the world average", exc)
+        return CarbonModel()
+
+
+def usage() -> Footprint:
+    """What the running trial has cost so far: IT and facility energy, CO2e and GPU-hours (and
+    cost with a price), measured as its ledger record will be and never more than it.
+
+    Call it inside a trainable wrapped by :func:`with_audit` (a function, or a
+    ``tune.Trainable``'s ``step``), to report cost as a second metric or stop on it. CO2e and
+    cost use the carbon model of the experiment's ``AuditLoggerCallback`` (region, PUE, price),
+    which its meters hand every trial. No round trip: the GPU energy is the node meter's last
+    answer (about 0.1 s behind), the CPU and memory this process's.
+
+    Example::
+
+        def train_fn(config):
+            for epoch in range(10):
+                loss = ...
+                tune.report({"loss": loss, "co2e_kg": usage().co2e_kg})
+
+    Raises:
+        ValueError: not inside a trial running under :func:`with_audit`.
+    """
+    running = dict(_RUNNING)
+    if len(running) > 1:  # several trials in this process: the one of this thread's session
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from ray import tune
+
+            trial_id = tune.get_context().get_trial_id()
+        running = {key: audit for key, audit in running.items() if key == trial_id}
+    if len(running) != 1:
+        raise ValueError("usage() is for a Ray Tune trial running under with_audit(trainable): "
+                         "none runs here (wrap the trainable with with_audit, and call usage() inside it)")
+    [audit] = running.values()
+    joules, gpu_seconds = audit.so_far()
+    return footprint_so_far(joules, gpu_seconds, audit.model)
+
+
+__all__ = ["FIGURES_S", "usage"]
