@@ -134,7 +134,8 @@ def project(
         planned: the search's planned number of trials (the study's ``n_trials``, the
             experiment's ``num_samples``), if known.
         done: trials of the search so far (default: ``len(costs)``), from which a budget's
-            "lasts to trial N" counts.
+            "lasts to trial N" counts; 0 for a search not started yet, projected from another's
+            trials (``audit plan``).
         idle_kwh: energy between trials so far, added to each trial as its share.
         budget: the budget with what it has counted so far, for when it runs out.
 
@@ -154,7 +155,7 @@ def project(
     idle_share = max(idle_kwh, 0.0) / trial_kwh if trial_kwh > 0 else 0.0
     scale = 1.0 + idle_share
     per_trial = _scaled(model, mean_e * scale, mean_g)
-    done = n if done is None else max(done, n)
+    done = n if done is None else max(done, 0)  # 0: a search not started yet (a plan)
     total = low = high = None
     if planned is not None and planned > 0:
         sd_e = math.sqrt(sum((e - mean_e) ** 2 for e in energies) / (n - 1))
