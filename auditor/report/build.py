@@ -20,6 +20,7 @@ from auditor import __version__
 from auditor.ledger import Ledger
 from auditor.ledger.records import StateAggregate, SweepRecord
 from auditor.model.carbon import CarbonModel, Footprint, Overrides, model_for_sweep
+from auditor.report.outlook import add_outlook
 
 REPORT_VERSION = 1
 WASTE_STATES = ("pruned", "failed", "stopped", "interrupted")
@@ -191,7 +192,7 @@ def build_report(
     described = {name: _describe(*models[name]) for name in names}
     common = _common_settings(list(described.values()), development) if names else _describe(
         *model_for_sweep(None, model, overrides))
-    return {
+    report = {
         "version": REPORT_VERSION,
         "generator": f"hpo-auditor {__version__}",
         "ledger": ledger.location,
@@ -218,3 +219,7 @@ def build_report(
         "hardware": _hardware(device_lists),
         "span": {"first_start": first, "last_end": last},
     }
+    whole_fp = Footprint(development["gpu_hours"], development["energy_kwh"], development["facility_kwh"],
+                         development["co2e_kg"], development["cost_usd"])
+    add_outlook(report, ledger, records, models, per_sweep, footprints, whole_fp)  # forecast, energy_drivers
+    return report
