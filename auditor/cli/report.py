@@ -42,6 +42,7 @@ from auditor.report.formats import (
     without_energy_sentence,
 )
 from auditor.report.html import figures_for, render_html
+from auditor.report.outlook import outlook_sentences
 from auditor.report.plots import close_figures, save_figures
 
 
@@ -199,6 +200,8 @@ def print_report(report: dict[str, Any], out: Console | None = None, hints: list
     out.print(table)
     for name, why in stops(report):
         say(f"{name}: {why}.")
+    for sentence in outlook_sentences(report):  # forecasts and energy drivers
+        say(sentence)
     final = final_run_sentence(report)
     if final:
         say(final)

@@ -28,6 +28,7 @@ from auditor.model.units import (
     format_share,
 )
 from auditor.report.equivalents import equivalent
+from auditor.report.outlook import outlook_sentences
 
 CSV_COLUMNS = [
     "sweep", "framework", "trials", "complete", "pruned", "failed", "gpu_hours", "energy_kwh",
@@ -266,6 +267,7 @@ def findings(report: dict[str, Any], escape: Any = str) -> list[str]:
         sentences.append(f"Idle time between trials: {format_share(totals['idle_fraction'])} of the energy.")
     for name, why in stops(report):
         sentences.append(f"{escape(name)} was {why}.")
+    sentences.extend(outlook_sentences(report, escape))  # forecasts and energy drivers
     said = equivalent_sentence(report)
     if said:
         sentences.append(said)
