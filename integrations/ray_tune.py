@@ -166,7 +166,7 @@ class AuditLoggerCallback(LoggerCallback):
 
     @never_raise
     def _settle(self) -> None:  # the meters hand it to each trial as it begins, in the same round trip
-        tell_node_meters(self._nodes, "settle", {"model": self.model.to_record(), "energy_clock": self.energy_clock})
+        tell_node_meters(self._nodes, "settle", {"model": self.model, "energy_clock": self.energy_clock})
 
     def _refuse(self, refused: bool) -> None:  # with_audit runs no trial of a search refused here
         if refused or self._refused:

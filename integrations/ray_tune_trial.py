@@ -24,6 +24,7 @@ from auditor.search.figures import ENERGY_CLOCK, footprint_so_far, result_metric
 logger = logging.getLogger("auditor")
 FIGURES_S = 0.1  # results get the figures at most this often: NVML's energy counter steps every 100 ms
 ASK_S = 0.05  # a trial asks its node meter for its GPU energy at most this often
+STALE_S = 0.2  # an answer asked for longer ago than this is asked afresh, and waited for
 
 _RUNNING: dict[str, _TrialAudit] = {}  # trial id -> its audit, for usage(): the trials this process runs
 
@@ -34,11 +35,12 @@ class _TrialAudit:
 
     Results get the figures at most every :data:`FIGURES_S` (the first result always; the
     driver's budget tally carries them over to the results between), and with ``energy_clock``
-    every result gets ``auditor/energy_j``. They cost no round trip: GPU-seconds are counted
-    here (the GPUs the node's meter gave the trial x the time since it began), CPU and memory
-    are read here, and the GPU joules are the node meter's latest answer, asked again without
-    waiting once it came: about 0.1 s behind. The same figures are :func:`usage`'s. The trial's
-    final figures, which the ledger keeps, come from the node's meter when it ends: never less.
+    every result gets ``auditor/energy_j``. GPU-seconds are counted here (the GPUs the node's
+    meter gave the trial x the time since it began), CPU and memory are read here, and the GPU
+    joules are the node meter's latest answer, asked again without waiting once it came: no
+    round trip for calls close together, about 0.1-0.25 s behind; calls more than 0.2 s apart
+    wait for a fresh answer. The same figures are :func:`usage`'s. The trial's final figures,
+    which the ledger keeps, come from the node's meter when it ends: never less.
     """
 
     def __init__(self, trial_id: str, actor: Any, energy_clock: bool = False) -> None:
@@ -49,7 +51,7 @@ class _TrialAudit:
         # one round trip: the trial's interval opens, and what the driver's callback measures with
         self.gpus, self.settings = ray.get([self.actor.begin.remote(trial_id, list(ray.get_gpu_ids()), job),
                                             self.actor.settings.remote(job)])
-        self.began = time.monotonic()
+        self.began, self.began_wall = time.monotonic(), time.time()
         self.refused = self.gpus is None  # its search's budget was spent before it started
         if self.refused:
             logger.warning("auditor: trial %s not run: the budget of its search was spent before it started", trial_id)
@@ -62,6 +64,7 @@ class _TrialAudit:
         self._lock = threading.Lock()
         self._asked: Any = self.actor.snapshot.remote(trial_id)
         self._asked_at = time.monotonic()
+        self._patient = True
         self._figures_at = -math.inf
         if not self.refused:
             _RUNNING[trial_id] = self
@@ -94,7 +97,15 @@ class _TrialAudit:
         return self._model
 
     def _gpu_answer(self) -> None:
-        """Take the node meter's answer if it came, and ask again (at most every :data:`ASK_S`)."""
+        """Take the node meter's answer if it came, and ask again (at most every :data:`ASK_S`).
+        Calls more than :data:`STALE_S` apart (a report or ``usage()`` per epoch) would get the
+        answer to the previous call's question, a whole call behind: they ask afresh and wait
+        for it (one round trip, about a millisecond, against calls at least 0.2 s apart)."""
+        now = time.monotonic()
+        if now - self._asked_at > STALE_S and self._patient:
+            self._asked, self._asked_at = self.actor.snapshot.remote(self.trial_id), now
+            if not ray.wait([self._asked], timeout=1.0)[0]:
+                self._patient = False  # a meter this slow is not waited for again
         asked = self._asked
         if asked is not None:
             if not ray.wait([asked], timeout=0)[0]:
@@ -121,8 +132,9 @@ class _TrialAudit:
 
 
 def _model_of(settings: dict[str, Any] | None, trial_id: str) -> CarbonModel:
-    if settings and "model" in settings:
-        return CarbonModel.from_record(settings["model"])
+    model = (settings or {}).get("model")
+    if isinstance(model, CarbonModel):  # the driver's own: an hourly series travels with it, not its path
+        return model
     logger.warning("auditor: no AuditLoggerCallback told trial %s its carbon model: CO2e and cost from this "
                    "worker's settings (AUDITOR_REGION, auditor.toml)", trial_id)
     try:
@@ -167,7 +179,7 @@ def usage() -> Footprint:
                          "none runs here (wrap the trainable with with_audit, and call usage() inside it)")
     [audit] = running.values()
     joules, gpu_seconds = audit.so_far()
-    return footprint_so_far(joules, gpu_seconds, audit.model)
+    return footprint_so_far(joules, gpu_seconds, audit.model, (audit.began_wall, time.time()))
 
 
 __all__ = ["FIGURES_S", "usage"]

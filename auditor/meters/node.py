@@ -78,8 +78,9 @@ class NodeMeter:
             (self.refused_jobs.add if refused else self.refused_jobs.discard)(job_id)
 
     def settle(self, job_id: str, settings: dict[str, Any]) -> None:
-        """Keep what the driver of ``job_id`` measures its trials with (its carbon model's
-        record, and whether results carry the energy clock), for :meth:`settings`."""
+        """Keep what the driver of ``job_id`` measures its trials with (its carbon model, and
+        whether results carry the energy clock), for :meth:`settings`: each trial asks for it
+        beside :meth:`begin`, so it costs the trial no round trip of its own."""
         with self.lock:
             self.job_settings[job_id] = dict(settings)
 

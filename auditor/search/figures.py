@@ -21,11 +21,15 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
+from auditor.errors import InvalidInputError
 from auditor.meters.attribution import Interval
 from auditor.model.carbon import CarbonModel, Footprint
 from auditor.model.units import JOULES_PER_KWH
+
+logger = logging.getLogger("auditor")
 
 if TYPE_CHECKING:  # the record's type only: this module loads no database code
     from auditor.ledger import TrialRecord
@@ -104,9 +108,14 @@ def result_metrics(joules: dict[str, float], gpu_seconds: float, node_id: str) -
     return {**{PREFIX + key: value for key, value in figures.items()}, PREFIX + "node_id": node_id}
 
 
-def footprint_so_far(joules: dict[str, float], gpu_seconds: float, model: CarbonModel) -> Footprint:
+def footprint_so_far(joules: dict[str, float], gpu_seconds: float, model: CarbonModel,
+                     interval: tuple[float, float] | None = None) -> Footprint:
     """A running trial's footprint from its joules per domain and GPU-seconds so far, through
-    ``model`` as its ledger record's figures are (``user_attrs``, the report).
+    ``model`` as its ledger record's figures are (``user_attrs``, the report). ``interval``
+    (its start and now, seconds since the epoch) matters only to a model with an hourly
+    intensity series: CO2e so far is then charged at the series' mean over it (the record, at
+    its mean over the whole trial); a series that does not cover it falls back on the region's
+    figure, with a warning, rather than fail the trial.
 
     Example:
         >>> from auditor.model.regions import resolve_region
@@ -115,4 +124,10 @@ def footprint_so_far(joules: dict[str, float], gpu_seconds: float, model: Carbon
         >>> so_far.energy_kwh, so_far.facility_kwh, so_far.co2e_kg, so_far.gpu_hours
         (1.0, 1.5, 0.75, 0.5)
     """
-    return model.footprint(sum(joules.values()) / JOULES_PER_KWH, gpu_seconds / 3600)
+    kwh, gpu_hours = sum(joules.values()) / JOULES_PER_KWH, gpu_seconds / 3600
+    if interval is not None and getattr(model, "series", None) is not None:
+        try:
+            return model.footprint(kwh, gpu_hours, interval)  # type: ignore[call-arg]
+        except InvalidInputError as exc:
+            logger.warning("auditor: CO2e so far at the region's figure: %s", exc)
+    return model.footprint(kwh, gpu_hours)

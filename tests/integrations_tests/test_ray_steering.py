@@ -41,7 +41,7 @@ def recorded(ledger: str) -> dict[str, object]:
 def spender(config: dict) -> None:
     """Reports its cost so far at each of its 6 steps, as a user's trainable would."""
     for step in range(6):
-        time.sleep(0.05)
+        time.sleep(0.15)
         used = usage()
         tune.report({"loss": config["lr"] * (6 - step), "used_kwh": used.energy_kwh, "used_facility_kwh": used.facility_kwh,
                      "used_co2e_kg": used.co2e_kg, "used_gpu_h": used.gpu_hours, "used_usd": used.cost_usd})
@@ -64,7 +64,7 @@ def test_usage_inside_the_trainable_is_the_cost_so_far_never_above_the_record(tm
         assert len(rows) == 6 and rows["used_kwh"].iloc[-1] > 0 and rows["used_gpu_h"].iloc[-1] > 0
         assert rows["used_kwh"].is_monotonic_increasing and rows["used_gpu_h"].is_monotonic_increasing
         assert rows["used_kwh"].iloc[-1] <= record.energy_kwh and rows["used_gpu_h"].iloc[-1] <= record.gpu_hours
-        assert rows["used_kwh"].iloc[-1] >= 0.5 * record.energy_kwh  # the cost so far, not a token figure
+        assert rows["used_kwh"].iloc[-1] >= 0.5 * record.energy_kwh  # the cost so far (GPU ~0.1 s behind), not a token figure
         for _, row in rows.iterrows():  # measured the same way: the sweep's PUE, grid and price
             assert row["used_facility_kwh"] == pytest.approx(1.2 * row["used_kwh"], rel=1e-12)
             assert row["used_co2e_kg"] == pytest.approx(row["used_facility_kwh"] * intensity, rel=1e-12)
