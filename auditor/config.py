@@ -33,6 +33,8 @@ from auditor.budget.limits import Budget, FailMode, Mode, Scope
 from auditor.errors import ConfigError, InvalidInputError
 from auditor.model.carbon import CarbonModel, Price, check_pue
 from auditor.model.regions import WORLD_AVERAGE, resolve_region
+from auditor.model.series import IntensitySeries
+from auditor.model.units import parse_intensity
 
 ENV_PREFIX = "AUDITOR_"
 DEFAULT_LEDGER = ".auditor/ledger.db"
@@ -64,6 +66,18 @@ def _region(value: Any) -> str:
 
 def _pue(value: Any) -> float:
     return check_pue(_number(value))
+
+
+def _series(value: Any) -> str:
+    text = _text(value)
+    IntensitySeries.load(text)  # a file that cannot be read or parsed is refused here, by name
+    return str(Path(text).expanduser().resolve())
+
+
+def _intensity(value: Any) -> str:
+    text = _text(value)
+    parse_intensity(text)
+    return text
 
 
 def _budget(value: Any) -> str:
@@ -103,6 +117,8 @@ SETTINGS: dict[str, SettingSpec] = {
     "budget_scope": SettingSpec(Scope.SWEEP.value, _choice(Scope), "what a budget counts: sweep or project"),
     "budget_mode": SettingSpec(Mode.STOP_NEW.value, _choice(Mode), "warn, stop-new or hard"),
     "budget_fail": SettingSpec(FailMode.OPEN.value, _choice(FailMode), "when the budget cannot be checked (ledger unreachable, energy missing): open = go on with a warning, closed = stop the search"),
+    "intensity_series": SettingSpec(None, _series, "CSV of the grid's intensity over time (timestamp, intensity_g_per_kwh; or an Electricity Maps or WattTime export): each trial's CO2e uses the hours it ran in; unset = the region's yearly figure"),
+    "market_intensity": SettingSpec(None, _intensity, "market-based factor such as '120 g/kWh' (renewable contracts): reports add a market-based CO2e beside the location-based one; unset = location-based only"),
     "spool_dir": SettingSpec(None, _text, "where trials the ledger cannot take yet are kept until it can; unset = ~/.local/state/auditor/held-back"),
 }
 
@@ -161,6 +177,8 @@ def _apply(values: dict[str, Any], sources: dict[str, str], raw: Mapping[str, An
             raise _unknown_key(key, where)
         if value is None:
             continue
+        if name in _PATHS and base is not None and isinstance(value, str) and value.strip() and not Path(value.strip()).expanduser().is_absolute():
+            value = str(base / value.strip())  # a settings file's relative path is from the file's directory
         try:
             checked = SETTINGS[name].check(value)
         except InvalidInputError as exc:
@@ -175,6 +193,7 @@ def _apply(values: dict[str, Any], sources: dict[str, str], raw: Mapping[str, An
 
 
 _PRICES = ("price_per_gpu_hour", "price_per_kwh")
+_PATHS = ("intensity_series",)
 
 
 def _keep_one_price(values: dict[str, Any], sources: dict[str, str], where: str) -> None:
@@ -230,6 +249,8 @@ def carbon_model(settings: Settings) -> CarbonModel:
         region=resolve_region(settings.region) if settings.region else WORLD_AVERAGE,
         pue=settings.pue,
         price=Price(settings.price_per_gpu_hour, settings.price_per_kwh),
+        series=IntensitySeries.load(settings.intensity_series) if settings.intensity_series else None,
+        market_g_per_kwh=parse_intensity(settings.market_intensity) if settings.market_intensity else None,
     )
 
 
@@ -253,7 +274,8 @@ class PluginSettings:
 
 def plugin_settings(*, budget: str | Budget | None = None, **arguments: Any) -> PluginSettings:
     """Settings for a plugin: its keyword arguments (``ledger``, ``scope``, ``mode``, ``region``,
-    ``pue``, ``price_per_gpu_hour``, ``price_per_kwh``, ``fail``) over the project's settings.
+    ``pue``, ``price_per_gpu_hour``, ``price_per_kwh``, ``fail``, ``intensity_series``,
+    ``market_intensity``) over the project's settings.
 
     Raises:
         InvalidInputError: an unusable value, or a budget in USD without a price.

@@ -8,6 +8,13 @@ in the ledger (which budget, spent amount, when, overshoot, and the intensity an
 With several workers sharing the ledger, each one's guard sees every worker's trials, so the
 limit holds for the whole search.
 
+With an hourly intensity series in the model and a budget in CO2e, what is spent is the sum of
+the ledger's rows each charged at the series' mean over its own interval
+(:meth:`~auditor.model.carbon.CarbonModel.footprint_of`, the report's computation); energy not in
+a row yet (this process's trials being written, other workers' reservations) and the next
+trial's forecast are charged at the intensity in force now. Hours the series lacks make the
+budget uncheckable, which fails open or closed as ``budget.fail`` says, naming the hours.
+
 Plugins ask :meth:`BudgetGuard.decide`, which never raises: when the ledger cannot answer, or
 a trial's energy is missing, the budget fails open (go on, one warning) or closed (stop), as
 the budget's ``fail`` says.
@@ -19,13 +26,15 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections import deque
+from dataclasses import replace
 
 from auditor.budget.limits import Action, Budget, Decision, FailMode, Scope
 from auditor.errors import AuditorError, UnknownSweepError
 from auditor.ledger import BudgetEvent, Ledger, Usage
 from auditor.model.carbon import CarbonModel, Footprint
-from auditor.model.units import format_amount
+from auditor.model.units import Metric, format_amount
 
 logger = logging.getLogger("auditor")
 
@@ -64,6 +73,41 @@ class BudgetGuard:
         self._unchecked_warned = False
         self._dead_released = False
         self._seeded = False
+        self._intensity: float | None = None  # the mean intensity of the last tally, with a series
+
+    @property
+    def _hourly(self) -> bool:
+        """True when CO2e must follow the hours: a series is set and the budget is in CO2e."""
+        return self.model.series is not None and self.budget.limit.metric is Metric.CO2E_KG
+
+    def _now(self) -> tuple[float, float] | None:
+        if not self._hourly:
+            return None
+        now = time.time()
+        return (now, now)
+
+    def _recorded(self, pending: Usage) -> Footprint | None:
+        """With :attr:`_hourly`: the ledger's rows in the budget's scope (``pending``'s left
+        out), each charged at its own hours. None otherwise."""
+        if not self._hourly:
+            return None
+        scope = self.sweep if self.budget.scope is Scope.SWEEP else None
+        try:
+            rows = self.ledger.intervals(scope, exclude=(self.sweep, pending.keys))  # type: ignore[union-attr]
+        except UnknownSweepError:
+            rows = []
+        return self.model.footprint_of([(a, b, j, g) for _, a, b, j, g in rows], what="the budget's trials")
+
+    def _total(self, energy_kwh: float, gpu_hours: float, recorded: Footprint | None) -> Footprint:
+        """The footprint of a tally: with a series, ``recorded`` (the rows at their own hours)
+        plus the rest of the energy at the intensity in force now."""
+        whole = self.model.footprint(energy_kwh, gpu_hours)
+        if recorded is None:
+            return whole
+        rest_kwh = max(0.0, energy_kwh - recorded.energy_kwh)
+        co2e = recorded.co2e_kg + (self.model.footprint(rest_kwh, 0.0, self._now()).co2e_kg if rest_kwh > 0 else 0.0)
+        self._intensity = 1000 * co2e / whole.facility_kwh if whole.facility_kwh else None
+        return replace(whole, co2e_kg=co2e)
 
     def observe(self, trial: Usage, missing: str | None = None) -> None:
         """Remember a finished trial's usage for the forecast; ``missing`` says why its energy
@@ -126,7 +170,7 @@ class BudgetGuard:
             return None
         energy = sum(u.energy_kwh for u in recent) / len(recent)
         gpu_hours = sum(u.gpu_hours for u in recent) / len(recent)
-        return self.model.footprint(energy, gpu_hours)
+        return self.model.footprint(energy, gpu_hours, self._now())
 
     def spent(self, pending: Usage | None = None) -> Footprint:
         """What is spent: the ledger's trials in the budget's scope plus ``pending`` ones (a sweep
@@ -136,7 +180,7 @@ class BudgetGuard:
             usage = self.ledger.usage(self.sweep if self.budget.scope is Scope.SWEEP else None, exclude=(self.sweep, pending.keys))
         except UnknownSweepError:
             usage = Usage()
-        return self.model.footprint(usage.energy_kwh + pending.energy_kwh, usage.gpu_hours + pending.gpu_hours)
+        return self._total(usage.energy_kwh + pending.energy_kwh, usage.gpu_hours + pending.gpu_hours, self._recorded(pending))
 
     def check(self, pending: Usage | None = None, after: str = "") -> Decision:
         """Decide, announcing each new warning level and the first stop.
@@ -158,9 +202,10 @@ class BudgetGuard:
             return self.check(pending, after)
         pending = pending or Usage()
         decisions: list[Decision] = []
+        recorded = self._recorded(pending)  # read before the reservation's transaction, which must stay short
 
         def decide(committed: Usage, _ahead: Usage) -> bool:
-            spent = self.model.footprint(committed.energy_kwh + pending.energy_kwh, committed.gpu_hours + pending.gpu_hours)
+            spent = self._total(committed.energy_kwh + pending.energy_kwh, committed.gpu_hours + pending.gpu_hours, recorded)
             decision = self.budget.check(spent, forecast)
             decisions.append(decision)
             return not decision.action.stops
@@ -223,7 +268,8 @@ class BudgetGuard:
                     overshoot=decision.overshoot,
                     reason=decision.reason,
                     sweep=self.sweep,
-                    intensity_g_per_kwh=self.model.region.g_co2e_per_kwh,
+                    intensity_g_per_kwh=self._intensity if self._hourly and self._intensity is not None
+                    else self.model.region.g_co2e_per_kwh,
                     pue=self.model.effective_pue,
                 )
             )

@@ -26,8 +26,9 @@ from auditor.errors import AuditorError, InvalidInputError, LedgerError
 from auditor.ledger import Ledger
 from auditor.model.carbon import Overrides, Price
 from auditor.model.regions import resolve_region
+from auditor.model.series import IntensitySeries, parse_duration
 from auditor.model.text import counted
-from auditor.model.units import format_share
+from auditor.model.units import format_share, parse_intensity
 from auditor.report.build import build_report
 from auditor.report.formats import (
     equivalent_sentence,
@@ -41,6 +42,7 @@ from auditor.report.formats import (
     table_rows,
     without_energy_sentence,
 )
+from auditor.report.grid import market_sentence, shift_sentences
 from auditor.report.html import figures_for, render_html
 from auditor.report.outlook import outlook_sentences
 from auditor.report.plots import close_figures, save_figures
@@ -78,17 +80,29 @@ def report_command(
     output: ReportFormat = typer.Option(ReportFormat.table, "--format", help="table, markdown, json, csv, statement or html.", case_sensitive=False),
     out: Path | None = typer.Option(None, "--out", help="Write the report to this file instead of the screen."),
     plots: Path | None = typer.Option(None, "--plots", help="Also write the plots as PNG and SVG into this directory."),
+    intensity_series: Path | None = typer.Option(
+        None, "--intensity-series", help="CSV of the grid's intensity over time (timestamp, intensity_g_per_kwh; or an "
+        "Electricity Maps or WattTime export): each trial is charged the hours it ran in, every sweep."),
+    market_intensity: str | None = typer.Option(
+        None, "--market-intensity", help="A market-based factor such as '120 g/kWh' (renewable contracts): a market-based "
+        "CO2e beside the location-based one."),
+    shift: str | None = typer.Option(None, "--shift", help="With a series: what each sweep would have emitted started at "
+                                     "the cleanest time within this window after it started ('24h')."),
 ) -> None:
     """Report energy, CO2e, cost and GPU-hours of every sweep, and of the whole project."""
     settings = settings_with(ledger=ledger, region=region, pue=pue)
     since_ts = _since(since)
+    shift_s = parse_duration(shift) if shift is not None else None
+    series = IntensitySeries.load(intensity_series) if intensity_series is not None else None
+    market = parse_intensity(market_intensity) if market_intensity is not None else None
     with open_ledger(settings) as (store, missing):
         known = {s.name for s in store.sweeps()}
         for name in sweep or []:
             if name not in known:
                 raise LedgerError(f"no sweep called {name!r} in {store.location}: it holds {', '.join(sorted(known)) or 'none yet'}")
         with working("Reading the ledger"):
-            report = build(store, settings, sweep, since_ts, overrides_from(region, pue, Price(price_per_gpu_hour, price_per_kwh)))
+            report = build(store, settings, sweep, since_ts,
+                           overrides_from(region, pue, Price(price_per_gpu_hour, price_per_kwh), series, market), shift_s)
         report["held_back_trials"] = missing
         figures = {}
         if output is ReportFormat.html or plots:
@@ -126,17 +140,20 @@ def report_command(
     typer.echo(f"report written to {out}", err=True)
 
 
-def overrides_from(region: str | None, pue: float | None, price: Price | None = None) -> Overrides:
-    """The report's own --region, --pue and price, which replace every sweep's recorded ones."""
+def overrides_from(region: str | None, pue: float | None, price: Price | None = None,
+                   series: IntensitySeries | None = None, market_g_per_kwh: float | None = None) -> Overrides:
+    """The report's own --region, --pue, price, --intensity-series and --market-intensity,
+    which replace every sweep's recorded ones."""
     return Overrides(region=resolve_region(region) if region else None, pue=pue,
-                     price=price if price is not None and price.is_set else None)
+                     price=price if price is not None and price.is_set else None, series=series,
+                     market_g_per_kwh=market_g_per_kwh)
 
 
 def build(store: Ledger, settings: Any, sweeps: list[str] | None, since: float | None = None,
-          overrides: Overrides | None = None) -> dict[str, Any]:
+          overrides: Overrides | None = None, shift_s: float | None = None) -> dict[str, Any]:
     """The report of ``sweeps`` (all when None): each sweep with the settings it ran with,
     ``overrides`` in their place, and the settings in force for sweeps recorded without any."""
-    return build_report(store, carbon_model(settings), sweeps or None, since, overrides)
+    return build_report(store, carbon_model(settings), sweeps or None, since, overrides, shift_s=shift_s)
 
 
 def render_table(report: dict[str, Any], hints: list[str] | None = None) -> str:
@@ -201,6 +218,11 @@ def print_report(report: dict[str, Any], out: Console | None = None, hints: list
     for name, why in stops(report):
         say(f"{name}: {why}.")
     for sentence in outlook_sentences(report):  # forecasts and energy drivers
+        say(sentence)
+    market = market_sentence(report)
+    if market:
+        say(market)
+    for sentence in shift_sentences(report):
         say(sentence)
     final = final_run_sentence(report)
     if final:

@@ -729,6 +729,26 @@ class Ledger:
             for r in rows
         ]
 
+    def intervals(self, sweep: str | None = None, since: float | None = None,
+                  exclude: tuple[str, Collection[str]] | None = None) -> list[tuple[str, float, float, float, float]]:
+        """Per row, idle stretches included: sweep, start, end (the last heartbeat for a running
+        trial), joules and GPU-seconds; what an hourly grid charges each piece of work by.
+        ``exclude`` as in :meth:`usage`.
+
+        Raises:
+            UnknownSweepError: ``sweep`` is not in the ledger.
+        """
+        t, s = schema.trials, schema.sweeps
+        query = select(s.c.name, t.c.start_time, func.coalesce(t.c.end_time, t.c.start_time), t.c.energy_j,
+                       t.c.gpu_seconds).join(s, s.c.id == t.c.sweep_id)
+        if sweep is not None:
+            query = query.where(t.c.sweep_id == self._sweep_id(sweep))
+        if since is not None:
+            query = query.where(t.c.start_time >= since)
+        query = self._excluding(query, exclude)
+        with self._read() as conn:
+            return [(name, float(a), float(b), float(j or 0), float(g or 0)) for name, a, b, j, g in conn.execute(query).all()]
+
     def device_lists(self, since: float | None = None) -> dict[str, int]:
         """The device lists trials held, with how many trials held each."""
         t = schema.trials

@@ -20,6 +20,13 @@ from auditor import __version__
 from auditor.ledger import Ledger
 from auditor.ledger.records import StateAggregate, SweepRecord
 from auditor.model.carbon import CarbonModel, Footprint, Overrides, model_for_sweep
+from auditor.report.grid import (
+    grid_description,
+    hourly_footprints,
+    hourly_region,
+    market_total,
+    shifts,
+)
 from auditor.report.outlook import add_outlook
 
 REPORT_VERSION = 1
@@ -70,6 +77,7 @@ class Totals:
             "energy_kwh": fp.energy_kwh,
             "facility_kwh": fp.facility_kwh,
             "co2e_kg": fp.co2e_kg,
+            "co2e_market_kg": fp.co2e_market_kg,
             "cost_usd": fp.cost_usd,
             "measured_fraction": self.measured_joules / self.joules if self.joules else None,
             "waste_fraction": self.waste_joules / self.joules if self.joules else None,
@@ -96,6 +104,7 @@ def _describe(model: CarbonModel, origin: str) -> dict[str, Any]:
         "pue": {"value": model.effective_pue, "source": model.pue_source},
         "price": model.price.describe(),
         "settings_from": origin,
+        **grid_description(model),
     }
 
 
@@ -106,6 +115,7 @@ def _sum_footprints(footprints: list[Footprint], whole: Totals) -> Footprint:
         energy_kwh=whole.joules / 3.6e6,
         facility_kwh=sum(fp.facility_kwh for fp in footprints),
         co2e_kg=sum(fp.co2e_kg for fp in footprints),
+        co2e_market_kg=market_total(footprints),
         cost_usd=sum(c for c in costs if c is not None) if costs and all(c is not None for c in costs) else None,
     )
 
@@ -131,7 +141,7 @@ def _common_settings(described: list[dict[str, Any]], development: dict[str, Any
 
 def build_report(
     ledger: Ledger, model: CarbonModel, sweeps: list[str] | None = None, since: float | None = None,
-    overrides: Overrides | None = None,
+    overrides: Overrides | None = None, shift_s: float | None = None,
 ) -> dict[str, Any]:
     """The report as a JSON-ready dict: ``version``, ``region``, ``pue``, ``totals``, ``sweeps``,
     ``final_run``, ``search_to_final_ratio``, ``equivalents``, ``hardware``, ``span``.
@@ -142,6 +152,8 @@ def build_report(
         sweeps: only these sweeps (all when None).
         since: only trials started at or after this time.
         overrides: settings the user gave for this report, in place of each sweep's.
+        shift_s: with an intensity series, also say per sweep what starting it at the best time
+            within this many seconds after it started would have emitted (``shift``).
     """
     overrides = overrides or Overrides()
     wanted = set(sweeps) if sweeps else None
@@ -155,7 +167,7 @@ def build_report(
             whole.add(row)
     names = [name for name in records if (wanted is None or name in wanted)]
     models = {name: model_for_sweep(records[name].attrs, model, overrides) for name in names}
-    footprints = {name: per_sweep[name].footprint(models[name][0]) for name in names}
+    footprints = hourly_footprints(ledger, names, models, per_sweep, since)
     events = defaultdict(list)
     for event in ledger.budget_events():
         if event.sweep is not None and (since is None or event.at >= since):  # the window's own stops
@@ -175,7 +187,8 @@ def build_report(
         final = final if final is not None and (since is None or final.start_time >= since) else None
         final_kind = "best trial" if final else None
     final_model = model_for_sweep(records[final.sweep].attrs, model, overrides)[0] if final else model
-    final_fp = final_model.footprint(final.energy_kwh, final.gpu_hours) if final else None
+    final_fp = final_model.footprint(final.energy_kwh, final.gpu_hours,
+                                     (final.start_time, final.end_time or final.start_time)) if final else None
     development = whole.to_dict(_sum_footprints(list(footprints.values()), whole))
     ratio = None
     if final_fp is not None and final_fp.co2e_kg > 0 and development["co2e_kg"] >= final_fp.co2e_kg:
@@ -190,6 +203,9 @@ def build_report(
     first, last = (min(starts), max(ends)) if starts and ends else (None, None)
     device_lists = ledger.device_lists(since)
     described = {name: _describe(*models[name]) for name in names}
+    for name in names:
+        hourly_region(described[name], models[name][0], footprints[name])
+    shifted = shifts(ledger, names, models, shift_s, since) if shift_s is not None else {}
     common = _common_settings(list(described.values()), development) if names else _describe(
         *model_for_sweep(None, model, overrides))
     report = {
@@ -207,6 +223,7 @@ def build_report(
              "stopped_by_budget": any(e["action"] in ("stop-new", "stop-all") for e in events[name]),
              "trials_stopped_by_budget": per_sweep[name].stopped_by_budget,
              "budget_events": events[name],
+             "shift": shifted.get(name),
              "budget": (records[name].attrs or {}).get("budget")}
             for name in names
         ],
@@ -218,6 +235,8 @@ def build_report(
         "equivalents": {"flights_ny_sf": development["co2e_kg"] / FLIGHT_NY_SF_KG, "flights_source": FLIGHT_SOURCE},
         "hardware": _hardware(device_lists),
         "span": {"first_start": first, "last_end": last},
+        "co2e_basis": "location-based",
+        "shift_window_h": None if shift_s is None else shift_s / 3600,
     }
     whole_fp = Footprint(development["gpu_hours"], development["energy_kwh"], development["facility_kwh"],
                          development["co2e_kg"], development["cost_usd"])
