@@ -28,6 +28,7 @@ from auditor.model.units import (
     format_share,
 )
 from auditor.report.equivalents import equivalent
+from auditor.report.grid import market_sentence, shift_sentences
 from auditor.report.outlook import outlook_sentences
 
 CSV_COLUMNS = [
@@ -268,6 +269,10 @@ def findings(report: dict[str, Any], escape: Any = str) -> list[str]:
     for name, why in stops(report):
         sentences.append(f"{escape(name)} was {why}.")
     sentences.extend(outlook_sentences(report, escape))  # forecasts and energy drivers
+    market = market_sentence(report)
+    if market:
+        sentences.append(market)
+    sentences.extend(escape(sentence) for sentence in shift_sentences(report))
     said = equivalent_sentence(report)
     if said:
         sentences.append(said)
@@ -324,5 +329,8 @@ def statement(report: dict[str, Any], escape: Any, latex: bool = False) -> str:
     if totals.get("trials_without_energy"):
         text += (f" {totals['trials_without_energy']} of the {totals['trials']} runs have no energy figure and count as zero, "
                  "so these figures are a lower bound.")
+    if totals.get("co2e_market_kg") is not None:
+        text += (f" That is location-based; market-based (with the market factor given for the searches), "
+                 f"{amount(Metric.CO2E_KG, totals['co2e_market_kg'])}.")
     text += f" Figures recorded with {escape(report['generator'])}."
     return text

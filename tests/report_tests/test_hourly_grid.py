@@ -180,3 +180,14 @@ def test_settings_take_the_series_and_market_factor(clean_environment: Path, ser
     (clean_environment / "auditor.toml").write_text('intensity_series = "nowhere.csv"\n')
     with pytest.raises(InvalidInputError, match="intensity_series: cannot read the intensity series"):
         load_settings(environ={})
+
+
+def test_markdown_and_statement_say_both_figures_and_the_shift(audit, ledger: Ledger, series_file: Path) -> None:
+    args = ("report", "--ledger", ledger.location, "--intensity-series", str(series_file), "--shift", "24h",
+            "--market-intensity", "120 g/kWh")
+    markdown = audit(*args, "--format", "markdown").out
+    assert "- Location-based: 1.65 kg CO2e" in markdown and "it would have emitted 73% less" in markdown
+    statement = audit(*args, "--format", "statement").out
+    assert "this is 1.65 kg CO2e" in statement
+    assert "market-based (with the market factor given for the searches), 540 g CO2e." in statement
+    assert "hourly series" in statement
