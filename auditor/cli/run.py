@@ -4,6 +4,13 @@ The command's exit code is passed through (128 + N when a signal N killed it). C
 SIGTERM reach the command: a Ctrl-C typed at the terminal reaches it directly (it shares the
 terminal's process group), one sent to `audit` alone is forwarded, and so is SIGTERM. A command
 that fails is recorded as failed, one killed by a signal as stopped.
+
+``--when-cleaner 12h`` waits, before starting the command, until the grid's intensity is at
+its lowest within 12 hours, read from the hourly series (``--intensity-series FILE`` or the
+``intensity_series`` setting; offline, no forecast service): the moment chosen is now or a later
+series timestamp within the deadline with the lowest intensity in force (the earliest of
+equals), and the wait is printed before it begins. Ctrl-C during the wait exits 130 without
+running the command.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from auditor.ledger.writer import LedgerWriter
 from auditor.meters import default_sources
 from auditor.meters.cpu import ProcessTree
 from auditor.meters.sampler import Meter
-from auditor.model.units import Metric, format_duration, format_quantity
+from auditor.model.series import IntensitySeries, cleanest_start, format_time, parse_duration
+from auditor.model.units import Metric, format_duration, format_number, format_quantity
 from auditor.search.recorder import HEARTBEAT_S
 from auditor.search.records import record_for
 from auditor.tracking import command_name
@@ -57,6 +65,31 @@ def _wait_forwarding_signals(process: subprocess.Popen[bytes], beat: Callable[[]
             return process.returncode, usage.ru_utime + usage.ru_stime
 
 
+def _wait_for_cleaner_grid(series: IntensitySeries, deadline_s: float, store: Ledger) -> None:
+    """Say when the command will start, and wait until then (Ctrl-C: exit 130, nothing run)."""
+    now = time.time()
+    try:
+        start, intensity = cleanest_start(series, now, deadline_s)
+    except AuditorError:
+        store.close()
+        raise
+    if start <= now:
+        print(f"audit: the grid is at its cleanest within {format_duration(deadline_s)} now "
+              f"({format_number(intensity)} g/kWh): starting", file=sys.stderr)
+        return
+    current = series.at(now) if not series.missing(now, now) else None
+    was = f", {format_number(current)} g/kWh now" if current is not None else ""
+    print(f"audit: the grid is cleanest within {format_duration(deadline_s)} at {format_time(start)} "
+          f"({format_number(intensity)} g/kWh{was}): starting in {format_duration(start - now)}", file=sys.stderr)
+    try:
+        while (left := start - time.time()) > 0:
+            time.sleep(min(left, 1.0))
+    except KeyboardInterrupt:
+        store.close()
+        print("audit: not started (interrupted while waiting for a cleaner grid)", file=sys.stderr)
+        raise typer.Exit(130) from None
+
+
 def _state_of(code: int) -> tuple[TrialState, list[str]]:
     if code == 0:
         return TrialState.COMPLETE, []
@@ -71,10 +104,21 @@ def run_command(
     name: str | None = typer.Option(None, "--name", help="Name of the run (default: the command)."),
     final: bool = typer.Option(False, "--final", help="Mark it as the final training run."),
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
+    when_cleaner: str | None = typer.Option(
+        None, "--when-cleaner", help="Wait to start until the grid is cleanest within this deadline ('12h'), by the "
+        "intensity series."),
+    intensity_series: str | None = typer.Option(
+        None, "--intensity-series", help="CSV of the grid's intensity over time (default: the intensity_series setting)."),
 ) -> None:
     """Run a command, meter it and its child processes, and record it as a trial."""
-    settings = settings_with(ledger=ledger)
+    settings = settings_with(ledger=ledger, intensity_series=intensity_series)
+    deadline = parse_duration(when_cleaner) if when_cleaner is not None else None
+    if deadline is not None and not settings.intensity_series:
+        raise AuditorError("--when-cleaner needs the grid's intensity over time: give --intensity-series FILE "
+                           "or set intensity_series")
     store = Ledger.open(settings.ledger)  # a bad ledger stops us before the command runs
+    if deadline is not None:
+        _wait_for_cleaner_grid(IntensitySeries.load(settings.intensity_series), deadline, store)
     store.ensure_sweep(sweep, framework="run", attrs={"settings": carbon_model(settings).to_record()})
     label = name or command_name(command)
     wall_start = time.time()

@@ -432,3 +432,25 @@ def parse_duration(text: str) -> float:
     if unit not in _DURATION_UNITS or not math.isfinite(value) or value <= 0:
         raise InvalidInputError(f"cannot read the duration {text!r}: write a positive number with s, min, h or d, e.g. '24h' or '90 min'")
     return value * _DURATION_UNITS[unit]
+
+
+def cleanest_start(series: IntensitySeries, now: float, deadline_s: float) -> tuple[float, float]:
+    """When to start work to draw on the cleanest grid within ``deadline_s`` from ``now``: the
+    moment (``now``, or a later series timestamp within the deadline) with the lowest intensity
+    in force, the earliest of equals; returns it and its intensity, g/kWh. The intensity at the
+    start stands for the work's (a command's length is not known ahead).
+
+    Raises:
+        MissingIntensityError: the series has no value at any moment of the window.
+
+    Example:
+        >>> s = IntensitySeries((0.0, 3600.0, 7200.0), (400.0, 100.0, 100.0), 3600.0)
+        >>> cleanest_start(s, now=600.0, deadline_s=12 * 3600)
+        (3600.0, 100.0)
+    """
+    moments = [now] + [t for t in series.times if now < t <= now + deadline_s]
+    covered = [(series.at(t), t) for t in moments if not series.missing(t, t)]
+    if not covered:
+        series.check_covers([(now, now + deadline_s)], "the window to start in")
+    value, moment = min(covered)
+    return moment, value

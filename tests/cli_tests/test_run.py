@@ -86,3 +86,32 @@ def test_bad_ledger_stops_before_running(clean_environment: Path) -> None:
     result = audit_run(clean_environment, "--ledger", "oracle://x/y", "--", "touch", str(marker))
     assert result.returncode == 1 and "not supported" in result.stderr
     assert not marker.exists()
+
+
+def _short_series(path: Path, base: int, cleanest: int) -> None:
+    from datetime import UTC, datetime
+
+    rows = [f"{datetime.fromtimestamp(base + s, UTC).isoformat()},{50 if s == cleanest else 500}" for s in range(-5, 30)]
+    path.write_text("timestamp,intensity_g_per_kwh\n" + "\n".join(rows) + "\n")
+
+
+def test_when_cleaner_waits_for_the_lowest_intensity_within_the_deadline(clean_environment: Path) -> None:
+    base = int(time.time())
+    _short_series(clean_environment / "grid.csv", base, cleanest=3)  # 1-second steps: cleanest 3 s from base
+    result = audit_run(clean_environment, "--when-cleaner", "1 min", "--intensity-series", "grid.csv", "--", "true")
+    assert result.returncode == 0, result.stderr
+    assert "the grid is cleanest within 1 minute at " in result.stderr and "(50 g/kWh, 500 g/kWh now): starting in" in result.stderr
+    trial = only_trial(clean_environment)
+    assert trial.start_time >= base + 3  # started no earlier than the cleanest moment
+
+
+def test_when_cleaner_needs_a_series_and_a_duration(clean_environment: Path) -> None:
+    result = audit_run(clean_environment, "--when-cleaner", "12h", "--", "true")
+    assert result.returncode != 0 and "needs the grid's intensity over time" in result.stderr
+    _short_series(clean_environment / "grid.csv", int(time.time()), cleanest=1)
+    result = audit_run(clean_environment, "--when-cleaner", "soon", "--intensity-series", "grid.csv", "--", "true")
+    assert result.returncode != 0 and "cannot read the duration 'soon'" in result.stderr and "Traceback" not in result.stderr
+    late = clean_environment / "late.csv"
+    late.write_text("timestamp,intensity_g_per_kwh\n2020-01-01T00:00Z,100\n")
+    result = audit_run(clean_environment, "--when-cleaner", "2h", "--intensity-series", str(late), "--", "true")
+    assert result.returncode != 0 and "has no value for" in result.stderr and len(result.stderr.strip().splitlines()) == 1
