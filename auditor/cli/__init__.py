@@ -21,6 +21,7 @@ from auditor.cli.doctor import doctor_command
 from auditor.cli.estimate import estimate_command
 from auditor.cli.imports import export_app, import_app
 from auditor.cli.listing import sweeps_command, trials_command
+from auditor.cli.plan import plan_command
 from auditor.cli.report import report_command
 from auditor.cli.run import run_command
 from auditor.cli.tables import hardware_command, regions_command
@@ -58,6 +59,7 @@ app.command("hardware")(hardware_command)
 app.command("doctor")(doctor_command)
 app.command("run", context_settings={"ignore_unknown_options": True})(run_command)
 app.command("report")(report_command)
+app.command("plan")(plan_command)
 app.command("sweeps")(sweeps_command)
 app.command("trials")(trials_command)
 app.command("demo")(demo_command)
