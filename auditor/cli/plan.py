@@ -6,6 +6,7 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from enum import Enum
 from typing import Any
 
@@ -43,13 +44,19 @@ def _grid(model: CarbonModel) -> dict[str, Any]:
             "pue": model.effective_pue, "price": model.price.describe()}
 
 
+def plan_sentence(projection: Projection) -> str:
+    """What the trials cost, as the table's closing sentence says it (the budget apart)."""
+    text = describe(replace(projection, budget=None, lasts_to=None, metric=Metric.CO2E_KG))
+    return f"At this rate {text.removeprefix('at this rate ')}."
+
+
 def plan_json(like: str, projection: Projection, model: CarbonModel) -> dict[str, Any]:
     """The plan as JSON-ready data (canonical units: kWh, kg, GPU-hours, USD)."""
     data = projection.to_dict()
     return {"like": like, "trials": projection.planned, "from_trials": projection.trials_seen, "grid": _grid(model),
             "per_trial": data["per_trial"], "total": data["total"], "low": data["low"], "high": data["high"],
             "range_level": RANGE_LEVEL, "idle_share": projection.idle_share, "budget": data["budget"],
-            "budget_covers_trials": projection.lasts_to, "method": data["method"], "text": describe(projection)}
+            "budget_covers_trials": projection.lasts_to, "method": data["method"], "text": plan_sentence(projection)}
 
 
 def _cell(metric: Metric, fp: Footprint | None, key: str) -> str:
@@ -95,15 +102,18 @@ def plan_command(
     for column in table.columns[1:]:
         column.justify = "right"
     for label, metric, key in ROWS:
-        if key == "cost_usd" and projection.per_trial.cost_usd is None:
+        if (key == "cost_usd" and projection.per_trial.cost_usd is None) or (key == "gpu_hours" and not projection.per_trial.gpu_hours):
             continue
         low, high = _cell(metric, projection.low, key), _cell(metric, projection.high, key)
         table.add_row(label, _cell(metric, projection.per_trial, key), _cell(metric, projection.total, key), f"{low} to {high}")
     out.print(table)
-    out.print(f"At this rate {describe(projection).removeprefix('at this rate ')}.", soft_wrap=True)
+    out.print(plan_sentence(projection), soft_wrap=True)
     if projection.budget is not None and projection.lasts_to is not None:
         out.print(f"The {format_quantity(projection.budget.metric, projection.budget.limit)} budget covers about "
                   f"{projection.lasts_to:,} trials like these.", soft_wrap=True)
     out.print("The trials are assumed to cost what the past sweep's did (same hardware, model and data sizes); "
               "the range is that sweep's spread between trials.", soft_wrap=True)
+    if grid["is_fallback"]:
+        out.print("Set the grid the search will run on for exact carbon: --region CODE (audit regions), or audit config set region CODE.",
+                  soft_wrap=True)
 

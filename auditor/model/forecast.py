@@ -205,6 +205,8 @@ def describe(p: Projection) -> str:
         low, high = _amount(p.low, metric), _amount(p.high, metric)
         text += f" ({_bare(metric, low)} to {_bare(metric, high)}, 90 % range)"
         extras = []
+        if metric is not Metric.CO2E_KG:
+            extras.append(format_quantity(Metric.CO2E_KG, p.total.co2e_kg))
         if metric is not Metric.ENERGY_KWH:
             extras.append(f"{format_quantity(Metric.ENERGY_KWH, p.total.energy_kwh)} IT energy")
         if metric is not Metric.GPU_HOURS and p.total.gpu_hours > 0:
