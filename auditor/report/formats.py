@@ -27,7 +27,7 @@ from auditor.model.units import (
     format_quantity,
     format_share,
 )
-from auditor.report.equivalents import equivalent
+from auditor.model.equivalents import equivalent
 from auditor.report.grid import market_sentence, shift_sentences
 from auditor.report.outlook import outlook_sentences
 
