@@ -31,6 +31,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -191,10 +192,12 @@ class AuditCallback:
             >>> all(t.values[1] >= 0 for t in study.trials)
             True
         """
-        measurement = self.trials.so_far(trial._trial_id) if self.trials is not None else None
-        if measurement is None:
+        so_far = self.trials.so_far(trial._trial_id) if self.trials is not None else None
+        if so_far is None:
             raise ValueError(f"trial {trial.number} is not running under this callback: attach it before optimize")
-        return self.model.footprint(measurement.joules / JOULES_PER_KWH, measurement.gpu_seconds / 3600)
+        measurement, wall_start = so_far
+        return self.model.footprint(measurement.joules / JOULES_PER_KWH, measurement.gpu_seconds / 3600,
+                                    (wall_start, time.time()))  # the hour's grid, where a series is set
 
     def forecast(self) -> Projection | None:
         """What the search will cost at the rate of its finished trials (``n_trials`` of them, or
@@ -233,7 +236,7 @@ class AuditCallback:
         except Exception as exc:  # noqa: BLE001 - some storages refuse; the ledger still has it
             logger.debug("auditor: user attributes not written: %s", exc)
         if self.constraint is not None and record is not None:
-            footprint = self.model.footprint(record.energy_kwh, record.gpu_hours)
+            footprint = self.model.footprint(record.energy_kwh, record.gpu_hours, (record.start_time, record.end_time))
             optuna.Trial(study, trial._trial_id).set_constraint(CONSTRAINT_KEY, self.constraint.value(footprint))
 
     def _fields(self, study: optuna.Study, trial: FrozenTrial, state: OptunaState, values: Sequence[float] | None) -> dict[str, Any]:

@@ -127,12 +127,12 @@ class LocalTrials:
             self._recorded.add(key)
         return record
 
-    def so_far(self, key: Hashable) -> Measurement | None:
-        """The energy and GPU time of a running trial up to the meter's last reading: never more
-        than its final record will hold. None for a trial not running here."""
+    def so_far(self, key: Hashable) -> tuple[Measurement, float] | None:
+        """The energy and GPU time of a running trial up to the meter's last reading (never more
+        than its final record will hold), and its wall start. None for a trial not running here."""
         with self._lock:
             started = self._open.get(key)
-        return self.meter.snapshot(started[0]) if started is not None else None
+        return (self.meter.snapshot(started[0]), started[1]) if started is not None else None
 
     def pending_usage(self) -> Usage:
         """What this process spent that the ledger does not hold yet: its trials handed over
