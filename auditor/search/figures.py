@@ -74,13 +74,19 @@ def user_attrs(record: TrialRecord, model: CarbonModel) -> dict[str, Any]:
         >>> "auditor_cost_usd" in user_attrs(record, CarbonModel(resolve_region("500 g/kWh")))
         False
     """
-    footprint = model.footprint(record.energy_kwh, record.gpu_hours)
-    figures: dict[str, float | None] = {"energy_kwh": footprint.energy_kwh, "co2e_kg": footprint.co2e_kg,
+    co2e_missing = None
+    try:  # over the trial's own interval, which matters under an hourly series: as the report
+        footprint = model.footprint(record.energy_kwh, record.gpu_hours, (record.start_time, record.end_time or record.start_time))
+        co2e: float | None = footprint.co2e_kg
+    except InvalidInputError as exc:  # the series misses the trial's hours: no CO2e rather than a wrong one
+        footprint, co2e, co2e_missing = model.footprint(record.energy_kwh, record.gpu_hours), None, str(exc)
+    figures: dict[str, float | None] = {"energy_kwh": footprint.energy_kwh, "co2e_kg": co2e,
                                         "gpu_hours": footprint.gpu_hours, "cost_usd": footprint.cost_usd}
     numbers = {name: figures[name] for name in NUMERIC_ATTRS if figures[name] is not None}
     summary: dict[str, Any] = {
         **numbers, "facility_kwh": footprint.facility_kwh, "region": model.region.code, "pue": model.effective_pue,
         "methods": {domain: reading.method for domain, reading in record.energy.items()}, "flags": list(record.flags),
+        **({"co2e_missing": co2e_missing} if co2e_missing else {}),
     }
     return {**{f"{ATTR}_{name}": value for name, value in numbers.items()}, ATTR: summary}
 

@@ -117,3 +117,38 @@ def test_a_dollar_constraint_with_a_price_counts_dollars() -> None:
     assert audit.constraint == CostConstraint.parse("$0.10")
     footprint = audit.model.footprint(0.0, 0.1)  # 0.1 GPU-hour at $2 = $0.20
     assert audit.constraint.value(footprint) == pytest.approx(0.10)
+
+
+def test_trial_figures_follow_the_hourly_series_as_the_report_does(tmp_path: Path, gpu_meter: Meter,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under an hourly series of 100 g/kWh (region DE says ~380), each trial's auditor_co2e_kg,
+    its usage() and the report's sweep all charge 100 g/kWh."""
+    hour = int(time.time() // 3600) * 3600
+    series = tmp_path / "grid.csv"
+    rows = [f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(hour + 3600 * k))},100" for k in range(-3, 4)]
+    series.write_text("timestamp,intensity_g_per_kwh\n" + "\n".join(rows) + "\n")
+    monkeypatch.setenv("AUDITOR_INTENSITY_SERIES", str(series))
+    ledger = str(tmp_path / "ledger.db")
+    audit = AuditCallback(ledger=ledger, devices="all", meter=gpu_meter, region="DE", pue=1.5)
+    study = optuna.create_study(study_name="hourly")
+    audit.attach(study)
+    inside: list[float] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        time.sleep(0.2)
+        so_far = audit.usage(trial)
+        inside.append(so_far.co2e_kg / so_far.facility_kwh)
+        return trial.suggest_float("x", 0, 1)
+
+    study.optimize(objective, n_trials=3, callbacks=[audit])
+    audit.flush()
+    for trial in study.trials:
+        attrs = trial.user_attrs
+        assert attrs["auditor_co2e_kg"] == pytest.approx(attrs["auditor_energy_kwh"] * 1.5 * 100 / 1000, rel=1e-12)
+    assert inside == pytest.approx([0.1] * 3)  # kg per facility kWh: 100 g
+    from auditor.model.carbon import CarbonModel
+    from auditor.report.build import build_report
+
+    with Ledger.open(ledger) as store:
+        [sweep] = build_report(store, CarbonModel())["sweeps"]
+    assert sweep["co2e_kg"] == pytest.approx(sweep["facility_kwh"] * 0.1, rel=1e-12)
