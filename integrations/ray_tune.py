@@ -56,7 +56,7 @@ from auditor.ledger.writer import LedgerWriter
 from auditor.search.figures import ENERGY_CLOCK
 from auditor.search.keeper import BudgetKeeper
 from auditor.search.recorder import HEARTBEAT_S
-from auditor.search.records import fit_name
+from auditor.search.records import budget_record, fit_name
 from auditor.search.remote import (
     Ending,
     carry_figures,
@@ -176,7 +176,8 @@ class AuditLoggerCallback(LoggerCallback):
     def _open(self, trial: Any | None) -> None:
         if self.writer is None:
             self.sweep = fit_name(self.sweep or trial.experiment_dir_name)
-            self.writer = LedgerWriter(self.settings.ledger, self.sweep, "ray", {"settings": self.model.to_record()},
+            attrs = {"settings": self.model.to_record(), "budget": budget_record(self.budget)}
+            self.writer = LedgerWriter(self.settings.ledger, self.sweep, "ray", attrs,
                                        timeout_s=self.settings.ledger_timeout, spool_dir=self.settings.spool_dir)
         self.keeper.open(self.ledger, self.sweep)  # type: ignore[arg-type]
         if trial is not None:
