@@ -758,6 +758,28 @@ class Ledger:
         with self._read() as conn:
             return {row[0]: int(row[1]) for row in conn.execute(query).all()}
 
+    def gpu_seconds_by_devices(self, since: float | None = None) -> list[tuple[str, str, float]]:
+        """Per sweep and device list, the trials' GPU-seconds summed by the database (idle
+        stretches left out, as in the report's GPU-hours): what embodied carbon is charged on,
+        each device model at its own figure.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> with Ledger.open(pathlib.Path(tempfile.mkdtemp()) / "l.db") as store:
+            ...     _ = store.ensure_sweep("s")
+            ...     _ = store.record_trial(TrialRecord(sweep="s", trial_key="0", state="complete", start_time=0.0,
+            ...                                        gpu_seconds=7200.0, devices=[{"model": "A100"}, {"model": "A100"}]))
+            ...     store.gpu_seconds_by_devices()
+            [('s', '[{"model": "A100"}, {"model": "A100"}]', 7200.0)]
+        """
+        t, s = schema.trials, schema.sweeps
+        query = (select(s.c.name, t.c.devices, func.sum(t.c.gpu_seconds)).join(s, s.c.id == t.c.sweep_id)
+                 .where(t.c.state != "idle").group_by(s.c.name, t.c.devices))
+        if since is not None:
+            query = query.where(t.c.start_time >= since)
+        with self._read() as conn:
+            return [(name, devices or "[]", float(seconds or 0)) for name, devices, seconds in conn.execute(query).all()]
+
     def final_trials(self) -> list[TrialRecord]:
         """Trials marked as a final run, oldest first."""
         t, s = schema.trials, schema.sweeps
