@@ -32,6 +32,7 @@ from typing import Any
 from auditor.budget.limits import Budget, FailMode, Mode, Scope
 from auditor.errors import ConfigError, InvalidInputError
 from auditor.model.carbon import CarbonModel, Price, check_pue
+from auditor.model.embodied import DEFAULT_LIFETIME_YEARS, DEFAULT_UTILIZATION
 from auditor.model.regions import WORLD_AVERAGE, resolve_region
 from auditor.model.series import IntensitySeries
 from auditor.model.units import parse_intensity
@@ -80,6 +81,48 @@ def _intensity(value: Any) -> str:
     return text
 
 
+def _embodied(value: Any) -> float | str:
+    """kg CO2e per device (a number >= 0), or ``"table"``: each GPU model's figure from the
+    bundled table.
+
+    Example:
+        >>> _embodied("Table"), _embodied("462.5"), _embodied(150)
+        ('table', 462.5, 150.0)
+    """
+    if isinstance(value, str) and value.strip().lower() == "table":
+        return "table"
+    try:
+        return _number(value)
+    except InvalidInputError:
+        raise InvalidInputError(f"embodied {value!r} is neither kg CO2e per device (a number >= 0, such as 462.5) "
+                                "nor 'table' (each GPU model's figure from the bundled table)") from None
+
+
+def _named(name: str, value: Any) -> float:
+    try:
+        return _number(value)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{name}: {exc}") from None
+
+
+def _wue(value: Any) -> float:
+    return _named("wue (litres per IT kWh)", value)
+
+
+def _lifetime(value: Any) -> float:
+    years = _named("lifetime_years", value)
+    if years == 0:
+        raise InvalidInputError(f"lifetime_years {value!r} must be above 0 (years a device serves; 6 by default)")
+    return years
+
+
+def _utilization(value: Any) -> float:
+    share = _named("utilization", value)
+    if not 0 < share <= 1:
+        raise InvalidInputError(f"utilization {value!r} must be above 0 and at most 1 (0.85 is 85 % of its life busy)")
+    return share
+
+
 def _budget(value: Any) -> str:
     text = _text(value)
     Budget.parse(text)
@@ -119,6 +162,10 @@ SETTINGS: dict[str, SettingSpec] = {
     "budget_fail": SettingSpec(FailMode.OPEN.value, _choice(FailMode), "when the budget cannot be checked (ledger unreachable, energy missing): open = go on with a warning, closed = stop the search"),
     "intensity_series": SettingSpec(None, _series, "CSV of the grid's intensity over time (timestamp, intensity_g_per_kwh; or an Electricity Maps or WattTime export): each trial's CO2e uses the hours it ran in; unset = the region's yearly figure"),
     "market_intensity": SettingSpec(None, _intensity, "market-based factor such as '120 g/kWh' (renewable contracts): reports add a market-based CO2e beside the location-based one; unset = location-based only"),
+    "embodied": SettingSpec(None, _embodied, "embodied carbon in reports: kg CO2e to make one device with its share of the server (BLOOM: 462.5 per A100), or 'table' for each GPU model's figure from the bundled table; unset = none"),
+    "lifetime_years": SettingSpec(DEFAULT_LIFETIME_YEARS, _lifetime, "years a device serves, for embodied carbon"),
+    "utilization": SettingSpec(DEFAULT_UTILIZATION, _utilization, "share of its life a device is busy (0-1], for embodied carbon"),
+    "wue": SettingSpec(None, _wue, "water used on site, litres per IT kWh: reports add water_l; unset = none"),
     "spool_dir": SettingSpec(None, _text, "where trials the ledger cannot take yet are kept until it can; unset = ~/.local/state/auditor/held-back"),
 }
 
