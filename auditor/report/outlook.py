@@ -13,25 +13,43 @@ Example:
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from auditor.ledger import Ledger
+from sqlalchemy import select
+
+from auditor.ledger import Ledger, schema
 from auditor.ledger.records import SweepRecord
 from auditor.model.carbon import CarbonModel, Footprint
 from auditor.model.units import format_share
 from auditor.report.forecast import sweep_forecast
 from auditor.report.importance import METHOD, MIN_TRIALS, energy_drivers
 
-MAX_DRIVER_TRIALS = 50_000  # the ranking reads each trial's params: larger sweeps are left out of the report
+DRIVER_SAMPLE = 1_000  # the ranking reads each trial's params: at most this many finished trials of a sweep
+DRIVER_SWEEPS = 20  # and only for the newest this many sweeps, so that a report over a large ledger stays fast
 SHOWN_PARAMETERS = 4
+
+
+def _params_and_energy(ledger: Ledger, sweep: str, limit: int) -> list[tuple[dict[str, Any], float]]:
+    """The params and IT kWh of ``limit`` finished trials of the sweep (the first the database
+    finds): two columns, so that a report over a large ledger reads no more than it needs."""
+    t = schema.trials
+    query = (select(t.c.params, t.c.energy_j)
+             .where(t.c.sweep_id == ledger._sweep_id(sweep), t.c.state.notin_(["running", "idle"]))
+             .limit(limit))
+    with ledger._read() as conn:
+        rows = conn.execute(query).all()
+    return [(params if isinstance(params, dict) else json.loads(params or "{}"), float(joules) / 3.6e6)
+            for params, joules in rows]
 
 
 def drivers_of(ledger: Ledger, sweep: str, trials: int) -> dict[str, Any] | None:
     """The sweep's parameters ranked by the share of its trials' energy variation each
-    explains (JSON-ready), or None with too few (or too many) trials or no parameters."""
-    if trials < MIN_TRIALS or trials > MAX_DRIVER_TRIALS:
+    explains (JSON-ready; from at most :data:`DRIVER_SAMPLE` finished trials), or None with
+    too few trials or no parameters."""
+    if trials < MIN_TRIALS:
         return None
-    rows = [(t.params, t.energy_kwh) for t in ledger.trials(sweep) if t.state.value not in ("running", "idle")]
+    rows = _params_and_energy(ledger, sweep, DRIVER_SAMPLE)
     ranked = energy_drivers(rows)
     if not ranked:
         return None
@@ -45,6 +63,7 @@ def add_outlook(report: dict[str, Any], ledger: Ledger, records: dict[str, Sweep
     """Add ``forecast`` and ``energy_drivers`` to each sweep of ``report`` (built by
     :func:`~auditor.report.build.build_report` from the same ``records``, ``models``, per-sweep
     ``totals`` and ``footprints``; ``whole``: the project's footprint, what a project budget counts)."""
+    newest = {entry["name"] for entry in report["sweeps"][-DRIVER_SWEEPS:]}
     for entry in report["sweeps"]:
         name = entry["name"]
         sums = totals[name]
@@ -54,7 +73,7 @@ def add_outlook(report: dict[str, Any], ledger: Ledger, records: dict[str, Sweep
                                     running=sums.by_state.get("running", 0) > 0, idle_kwh=sums.idle_joules / 3.6e6,
                                     spent=spent)
         entry["forecast"] = projection.to_dict() if projection is not None else None
-        entry["energy_drivers"] = drivers_of(ledger, name, sums.trials)
+        entry["energy_drivers"] = drivers_of(ledger, name, sums.trials) if name in newest else None
 
 
 def outlook_sentences(report: dict[str, Any], escape: Any = str) -> list[str]:
