@@ -20,6 +20,7 @@ from auditor import __version__
 from auditor.ledger import Ledger
 from auditor.ledger.records import StateAggregate, SweepRecord
 from auditor.model.carbon import CarbonModel, Footprint, Overrides, model_for_sweep
+from auditor.report.embodied import EmbodiedSettings, add_embodied_and_water
 from auditor.report.grid import (
     grid_description,
     hourly_footprints,
@@ -142,6 +143,7 @@ def _common_settings(described: list[dict[str, Any]], development: dict[str, Any
 def build_report(
     ledger: Ledger, model: CarbonModel, sweeps: list[str] | None = None, since: float | None = None,
     overrides: Overrides | None = None, shift_s: float | None = None,
+    embodied: EmbodiedSettings | None = None, wue_l_per_kwh: float | None = None,
 ) -> dict[str, Any]:
     """The report as a JSON-ready dict: ``version``, ``region``, ``pue``, ``totals``, ``sweeps``,
     ``final_run``, ``search_to_final_ratio``, ``equivalents``, ``hardware``, ``span``.
@@ -154,6 +156,9 @@ def build_report(
         overrides: settings the user gave for this report, in place of each sweep's.
         shift_s: with an intensity series, also say per sweep what starting it at the best time
             within this many seconds after it started would have emitted (``shift``).
+        embodied: also charge embodied carbon on the GPU-hours (``embodied_co2e_kg``,
+            ``total_co2e_kg``, ``embodied``); none when None.
+        wue_l_per_kwh: also say the water used on site, IT kWh x this (``water_l``, ``water``).
     """
     overrides = overrides or Overrides()
     wanted = set(sweeps) if sweeps else None
@@ -241,4 +246,5 @@ def build_report(
     whole_fp = Footprint(development["gpu_hours"], development["energy_kwh"], development["facility_kwh"],
                          development["co2e_kg"], development["cost_usd"])
     add_outlook(report, ledger, records, models, per_sweep, footprints, whole_fp)  # forecast, energy_drivers
+    add_embodied_and_water(report, ledger, since, embodied, wue_l_per_kwh)  # only when set
     return report
