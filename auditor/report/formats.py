@@ -17,6 +17,7 @@ import csv
 import io
 from typing import Any
 
+from auditor.model.equivalents import equivalent
 from auditor.model.text import csv_cell, printable
 from auditor.model.units import (
     Metric,
@@ -27,7 +28,13 @@ from auditor.model.units import (
     format_quantity,
     format_share,
 )
-from auditor.model.equivalents import equivalent
+from auditor.report.embodied import (
+    embodied_sentence,
+    extra_columns,
+    extra_csv_columns,
+    statement_sentence,
+    water_sentence,
+)
 from auditor.report.grid import market_sentence, shift_sentences
 from auditor.report.outlook import outlook_sentences
 
@@ -93,6 +100,7 @@ def amount_columns(rows: list[dict[str, Any]], priced: bool) -> list[tuple[str, 
     ]
     if priced:
         columns.append(("cost USD", [format_cost(value) for value in values("cost_usd")]))
+    columns.extend(extra_columns(rows))  # embodied CO2e and water, each in its own unit, when set
     return columns
 
 
@@ -182,7 +190,8 @@ def csv_row(row: dict[str, Any]) -> dict[str, Any]:
 def render_csv(report: dict[str, Any]) -> str:
     """One row per sweep and one for the whole project (``sweep`` = ``whole project``)."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    extras = extra_csv_columns(report)  # embodied_co2e_kg, total_co2e_kg, water_l: when set, at the end
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS + extras, lineterminator="\n")
     writer.writeheader()
     for row in _rows(report):
         states = row["trials_by_state"]
@@ -194,6 +203,7 @@ def render_csv(report: dict[str, Any]) -> str:
             "stopped": states.get("stopped", 0), "interrupted": states.get("interrupted", 0),
             "trials_without_energy": row.get("trials_without_energy", 0),
             "region": row["region"]["code"], "g_co2e_per_kwh": row["region"]["g_co2e_per_kwh"], "pue": row["pue"]["value"],
+            **{key: row[key] for key in extras},
         }))
     return out.getvalue()
 
@@ -276,6 +286,7 @@ def findings(report: dict[str, Any], escape: Any = str) -> list[str]:
     said = equivalent_sentence(report)
     if said:
         sentences.append(said)
+    sentences.extend(s for s in (embodied_sentence(report, escape), water_sentence(report)) if s)
     if totals["measured_fraction"] is not None:
         sentences.append(f"Measured with hardware counters: {format_share(totals['measured_fraction'])}; the rest is estimated.")
     return sentences
@@ -321,6 +332,7 @@ def statement(report: dict[str, Any], escape: Any, latex: bool = False) -> str:
     if totals["cost_usd"] is not None:
         text += f" and cost {amount(Metric.COST_USD, totals['cost_usd'])}"
     text += "."
+    text += statement_sentence(report, escape, co2)  # embodied carbon and water, when set
     if report["final_run"] and report["search_to_final_ratio"] is not None:
         text += (f" The final training run alone accounted for {amount(Metric.CO2E_KG, report['final_run']['co2e_kg'])}: "
                  f"the search cost {times(report['search_to_final_ratio'])} times the final run.")
