@@ -30,6 +30,7 @@ from auditor.model.series import IntensitySeries, parse_duration
 from auditor.model.text import counted
 from auditor.model.units import format_share, parse_intensity
 from auditor.report.build import build_report
+from auditor.report.embodied import EmbodiedSettings, embodied_sentence, water_sentence
 from auditor.report.formats import (
     equivalent_sentence,
     final_run_sentence,
@@ -88,9 +89,16 @@ def report_command(
         "CO2e beside the location-based one."),
     shift: str | None = typer.Option(None, "--shift", help="With a series: what each sweep would have emitted started at "
                                      "the cleanest time within this window after it started ('24h')."),
+    embodied_kg: str | None = typer.Option(
+        None, "--embodied-kg", metavar="KG|table", help="Add embodied carbon (making the hardware), on its own: kg CO2e per "
+        "GPU with its server share (BLOOM: 462.5 per A100), or 'table' for each GPU model's figure (setting embodied)."),
+    lifetime_years: float | None = typer.Option(None, "--lifetime-years", help="Years a GPU serves, for embodied carbon (default 6)."),
+    utilization: float | None = typer.Option(None, "--utilization", help="Share of its life a GPU is busy, 0-1, for embodied carbon (default 0.85)."),
+    wue: float | None = typer.Option(None, "--wue", help="Add the water used on site: litres per IT kWh (setting wue)."),
 ) -> None:
     """Report energy, CO2e, cost and GPU-hours of every sweep, and of the whole project."""
-    settings = settings_with(ledger=ledger, region=region, pue=pue)
+    settings = settings_with(ledger=ledger, region=region, pue=pue, embodied=embodied_kg, lifetime_years=lifetime_years,
+                             utilization=utilization, wue=wue)
     since_ts = _since(since)
     shift_s = parse_duration(shift) if shift is not None else None
     series = IntensitySeries.load(intensity_series) if intensity_series is not None else None
@@ -152,8 +160,11 @@ def overrides_from(region: str | None, pue: float | None, price: Price | None = 
 def build(store: Ledger, settings: Any, sweeps: list[str] | None, since: float | None = None,
           overrides: Overrides | None = None, shift_s: float | None = None) -> dict[str, Any]:
     """The report of ``sweeps`` (all when None): each sweep with the settings it ran with,
-    ``overrides`` in their place, and the settings in force for sweeps recorded without any."""
-    return build_report(store, carbon_model(settings), sweeps or None, since, overrides, shift_s=shift_s)
+    ``overrides`` in their place, and the settings in force for sweeps recorded without any;
+    embodied carbon and water when the settings ask for them."""
+    embodied = EmbodiedSettings.from_setting(settings.embodied, settings.lifetime_years, settings.utilization)
+    return build_report(store, carbon_model(settings), sweeps or None, since, overrides, shift_s=shift_s,
+                        embodied=embodied, wue_l_per_kwh=settings.wue)
 
 
 def render_table(report: dict[str, Any], hints: list[str] | None = None) -> str:
@@ -234,6 +245,9 @@ def print_report(report: dict[str, Any], out: Console | None = None, hints: list
     said = equivalent_sentence(report)
     if said:
         say(said)
+    for sentence in (embodied_sentence(report), water_sentence(report)):  # when set
+        if sentence:
+            say(sentence)
     if totals["measured_fraction"] is not None and totals["measured_fraction"] < 0.995:  # never "0% estimated"
         say(
             f"Estimated, not measured: {format_share(1 - totals['measured_fraction'])} (see `audit doctor` for what this machine can measure)."

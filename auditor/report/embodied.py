@@ -224,7 +224,7 @@ def _inputs(embodied: dict[str, Any]) -> str:
     """The embodied inputs as a phrase: ``462.5 kg per GPU over 6 years at 85 % use``."""
     years, use = significant(embodied["lifetime_years"], 3), significant(100 * embodied["utilization"], 3)
     if embodied["source"] == TABLE_SOURCE:
-        per = (f"{significant(embodied['kg_per_device'], 4)} kg per GPU, from the bundled table"
+        per = (f"{significant(embodied['kg_per_device'], 4)} kg per GPU from the bundled table,"
                if embodied["kg_per_device"] is not None else "each GPU model's figure from the bundled table")
     else:
         per = f"{significant(embodied['kg_per_device'], 4)} kg per GPU"
