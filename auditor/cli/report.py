@@ -99,6 +99,9 @@ def report_command(
     """Report energy, CO2e, cost and GPU-hours of every sweep, and of the whole project."""
     settings = settings_with(ledger=ledger, region=region, pue=pue, embodied=embodied_kg, lifetime_years=lifetime_years,
                              utilization=utilization, wue=wue)
+    if settings.embodied is None and (lifetime_years is not None or utilization is not None):
+        raise InvalidInputError("--lifetime-years and --utilization are for embodied carbon: give --embodied-kg KG|table too "
+                                "(or set embodied: audit config set embodied table)")
     since_ts = _since(since)
     shift_s = parse_duration(shift) if shift is not None else None
     series = IntensitySeries.load(intensity_series) if intensity_series is not None else None

@@ -214,3 +214,9 @@ def test_a_bad_setting_names_its_file(audit, ledger: Ledger, clean_environment: 
     result = audit("report", "--ledger", ledger.location)
     assert result.code != 0 and "auditor.toml: setting utilization: utilization 1.5 must be above 0" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_lifetime_without_embodied_says_what_is_missing(audit, ledger: Ledger) -> None:
+    result = audit("report", "--ledger", ledger.location, "--utilization", "0.5")
+    assert result.code == 2 and "give --embodied-kg KG|table too" in result.err
+    assert len(result.err.strip().splitlines()) == 1
