@@ -115,15 +115,34 @@ def test_rapl_counter_that_becomes_unreadable_is_lost(tmp_path: Path) -> None:
     assert "cannot read" in source.lost()["cpu:package-0"]
 
 
+BURNER = """
+import sys, time
+print("ready", flush=True)
+sys.stdin.readline()
+started = time.process_time()
+while time.process_time() < started + 0.3:
+    pass
+print(time.process_time() - started, flush=True)
+sys.stdin.readline()
+"""
+
+
 def test_cpu_time_estimate_follows_cpu_seconds() -> None:
+    """A process of its own burns 0.3 s of CPU (this test process's other threads and children,
+    which the tree of this process would count too, stay out of it)."""
     cpu = CpuInfo(model="Test CPU", logical_cpus_per_socket=10, tdp=None)
-    source = CpuTimeSource(ProcessTree(), cpu)
-    before, started = source.read()["cpu:process"], time.process_time()
-    deadline = time.process_time() + 0.3
-    while time.process_time() < deadline:
-        pass
-    burned = time.process_time() - started
-    assert source.read()["cpu:process"] - before == pytest.approx(burned * cpu.watts_per_logical_cpu, rel=0.2)
+    child = subprocess.Popen([sys.executable, "-c", BURNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        source = CpuTimeSource(ProcessTree(child.pid), cpu)
+        assert child.stdout.readline().strip() == "ready"  # its start-up is over before the first reading
+        before = source.read()["cpu:process"]
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        burned = float(child.stdout.readline())
+        after = source.read()["cpu:process"]
+    finally:
+        child.communicate("done\n", timeout=10)
+    assert after - before == pytest.approx(burned * cpu.watts_per_logical_cpu, rel=0.2)
     assert source.devices()[0].method == "estimate-tdp"
 
 
