@@ -17,10 +17,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_editable_install_maps_integrations_into_the_package() -> None:
+def test_the_plugins_ship_inside_the_package() -> None:
     import auditor.integrations
 
-    assert Path(auditor.integrations.__file__).resolve() == ROOT / "integrations" / "__init__.py"
+    assert Path(auditor.integrations.__file__).resolve() == ROOT / "src" / "auditor" / "integrations" / "__init__.py"
 
 
 def test_the_readme_says_how_to_install_from_a_clone_or_a_wheel() -> None:

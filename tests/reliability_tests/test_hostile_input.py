@@ -65,7 +65,7 @@ def test_cli_answers_any_arguments_with_a_code_and_at_most_one_error_line(args: 
     assert len(errors) <= 1
 
 
-SOURCES = [p for p in (ROOT / "auditor").rglob("*.py")] + list((ROOT / "integrations").glob("*.py"))
+SOURCES = list((ROOT / "src" / "auditor").rglob("*.py"))
 
 
 @pytest.mark.parametrize(
