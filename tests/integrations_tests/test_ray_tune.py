@@ -114,6 +114,7 @@ def test_stop_new_budget_ends_the_experiment(tmp_path: Path, ray_session: None) 
     assert any(e.action == "stop-new" and e.metric == "gpu_hours" for e in events)
     assert sweep.attrs["budget"] == {"text": "0.0005 GPUh", "metric": "gpu_hours", "limit": 0.0005, "scope": "sweep",
                                      "mode": "stop-new"}  # kept with the sweep, for reports before it speaks
+    assert sweep.attrs["planned_trials"] == 12  # Tune's total_num_samples: the report projects the experiment
 
 
 def test_an_experiment_run_again_with_its_budget_spent_runs_no_trial(tmp_path: Path, ray_session: None) -> None:

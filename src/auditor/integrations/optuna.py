@@ -36,12 +36,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import optuna
-from auditor.integrations.optuna_hooks import AuditPruner, AuditSampler
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState as OptunaState
 
 from auditor.budget.limits import Budget, Mode
 from auditor.config import plugin_settings
+from auditor.integrations.optuna_hooks import AuditPruner, AuditSampler
 from auditor.ledger import Ledger, TrialState
 from auditor.meters import process_meter
 from auditor.meters.sampler import Meter
@@ -50,11 +50,11 @@ from auditor.model.forecast import Projection
 from auditor.model.units import JOULES_PER_KWH
 from auditor.search.constraint import CONSTRAINT_KEY, CostConstraint
 from auditor.search.figures import user_attrs
-from auditor.search.forecast import SearchForecast, idle_kwh, sweep_attrs
+from auditor.search.forecast import SearchForecast, idle_kwh
 from auditor.search.keeper import BudgetKeeper
 from auditor.search.local import LocalTrials
 from auditor.search.recorder import Recorder
-from auditor.search.records import budget_record, fit_name
+from auditor.search.records import fit_name, sweep_record
 from auditor.search.safety import never_raise
 
 logger = logging.getLogger("auditor")
@@ -149,10 +149,10 @@ class AuditCallback:
                 self.sweep = fit_name(self.sweep or study.study_name)
                 recorder = Recorder(
                     self.settings.ledger, self.meter, self.sweep, "optuna",
-                    {"study": study.study_name, "directions": [d.name.lower() for d in study.directions],
-                     "settings": self.model.to_record(), "budget": budget_record(self.budget),
-                     **sweep_attrs(self.forecaster.planned)},
-                    on_record=lambda record: (self.keeper.observe(record), self.forecaster.observe(record)), timeout_s=self.settings.ledger_timeout, spool_dir=self.settings.spool_dir,
+                    sweep_record(self.model, self.budget, self.forecaster.planned, study=study.study_name,
+                                 directions=[d.name.lower() for d in study.directions]),
+                    on_record=lambda record: (self.keeper.observe(record), self.forecaster.observe(record)),
+                    timeout_s=self.settings.ledger_timeout, spool_dir=self.settings.spool_dir,
                 )
                 self.trials = LocalTrials(recorder, self.devices, f"idle/{socket.gethostname()}/{os.getpid()}/{id(self)}")
                 self.keeper.open(recorder.ledger, self.sweep)

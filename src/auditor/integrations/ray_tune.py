@@ -38,6 +38,11 @@ import time
 from typing import Any
 
 import ray
+from ray.tune import Stopper
+from ray.tune.logger import LoggerCallback
+
+from auditor.budget.limits import Budget
+from auditor.config import plugin_settings
 from auditor.integrations.ray_tune_worker import (
     NodeMeter,
     node_meter,
@@ -46,17 +51,12 @@ from auditor.integrations.ray_tune_worker import (
     usage,
     with_audit,
 )
-from ray.tune import Stopper
-from ray.tune.logger import LoggerCallback
-
-from auditor.budget.limits import Budget
-from auditor.config import plugin_settings
 from auditor.ledger import Ledger
 from auditor.ledger.writer import LedgerWriter
 from auditor.search.figures import ENERGY_CLOCK
 from auditor.search.keeper import BudgetKeeper
 from auditor.search.recorder import HEARTBEAT_S
-from auditor.search.records import budget_record, fit_name
+from auditor.search.records import fit_name, sweep_record
 from auditor.search.remote import (
     Ending,
     carry_figures,
@@ -157,6 +157,7 @@ class AuditLoggerCallback(LoggerCallback):
         """Start a meter on every node (if not started when this callback was made), and tell
         them this experiment's carbon model, which :func:`usage` in its trials computes with."""
         super().setup(**info)
+        self._planned = info.get("total_num_samples") or info.get("num_samples")  # the report's forecast
         self._nodes = start_node_meters()
         self._settle()
         if self.budget is not None and self.sweep:  # a budget spent already: no trial runs
@@ -176,7 +177,7 @@ class AuditLoggerCallback(LoggerCallback):
     def _open(self, trial: Any | None) -> None:
         if self.writer is None:
             self.sweep = fit_name(self.sweep or trial.experiment_dir_name)
-            attrs = {"settings": self.model.to_record(), "budget": budget_record(self.budget)}
+            attrs = sweep_record(self.model, self.budget, getattr(self, "_planned", None))
             self.writer = LedgerWriter(self.settings.ledger, self.sweep, "ray", attrs,
                                        timeout_s=self.settings.ledger_timeout, spool_dir=self.settings.spool_dir)
         self.keeper.open(self.ledger, self.sweep)  # type: ignore[arg-type]

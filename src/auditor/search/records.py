@@ -17,6 +17,7 @@ from typing import Any
 from auditor.ledger import EnergyReading, TrialRecord, TrialState
 from auditor.ledger.schema import ENERGY_DOMAINS
 from auditor.meters.sampler import Measurement
+from auditor.search.forecast import sweep_attrs
 
 
 def budget_record(budget: Any) -> dict[str, Any] | None:
@@ -31,6 +32,20 @@ def budget_record(budget: Any) -> dict[str, Any] | None:
         return None
     return {"text": budget.text, "metric": budget.limit.metric.value, "limit": budget.limit.value,
             "scope": budget.scope.value, "mode": budget.mode.value}
+
+
+def sweep_record(model: Any, budget: Any, planned: int | None = None, **extra: Any) -> dict[str, Any]:
+    """What a search keeps with its sweep when it creates it: its carbon model's settings, the
+    budget it started with and how many trials it plans (reports show the budget before its
+    first event, and project the search's cost).
+
+    Example:
+        >>> from auditor.model.carbon import CarbonModel
+        >>> record = sweep_record(CarbonModel(), None, 50, study="s")
+        >>> record["study"], record["budget"], record["planned_trials"], "region" in record["settings"]
+        ('s', None, 50, True)
+    """
+    return {**extra, "settings": model.to_record(), "budget": budget_record(budget), **sweep_attrs(planned)}
 
 
 def devices_of(measurement: Measurement | None) -> list[dict[str, Any]]:
