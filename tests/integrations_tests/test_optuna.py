@@ -14,15 +14,13 @@ import time
 import warnings
 from pathlib import Path
 
-import auditor.integrations.optuna as plugin
 import optuna
 import pytest
-from auditor.integrations.optuna import AuditCallback
 
+import auditor.integrations.optuna as plugin
+from auditor.integrations.optuna import AuditCallback
 from auditor.ledger import Ledger, TrialState
-from auditor.meters.cpu import CpuTimeSource
 from auditor.meters.sampler import Meter
-from auditor.meters.simulated import PowerProfile, SimulatedGpuSource
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 HERE = Path(__file__).resolve().parent
@@ -32,12 +30,6 @@ def burn(seconds: float) -> None:
     deadline = time.process_time() + seconds
     while time.process_time() < deadline:
         pass
-
-
-@pytest.fixture
-def gpu_meter():
-    with Meter([SimulatedGpuSource([PowerProfile.constant(300.0)]), CpuTimeSource()]) as meter:
-        yield meter
 
 
 @pytest.fixture

@@ -24,22 +24,14 @@ from pathlib import Path
 
 import optuna
 import pytest
-from auditor.integrations.optuna import AuditCallback
 
+from auditor.integrations.optuna import AuditCallback
 from auditor.ledger import Ledger
-from auditor.meters.cpu import CpuTimeSource
 from auditor.meters.sampler import Meter
-from auditor.meters.simulated import PowerProfile, SimulatedGpuSource
 from auditor.model.forecast import MIN_TRIALS
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 WATTS = 300.0
-
-
-@pytest.fixture
-def gpu_meter():
-    with Meter([SimulatedGpuSource([PowerProfile.constant(WATTS)]), CpuTimeSource()]) as meter:
-        yield meter
 
 
 def forecast_lines(caplog: pytest.LogCaptureFixture) -> list[str]:

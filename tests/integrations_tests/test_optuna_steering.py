@@ -11,23 +11,15 @@ from pathlib import Path
 
 import optuna
 import pytest
-from auditor.integrations.optuna import AuditCallback
 
 from auditor.errors import InvalidInputError
+from auditor.integrations.optuna import AuditCallback
 from auditor.ledger import Ledger
-from auditor.meters.cpu import CpuTimeSource
 from auditor.meters.sampler import Meter
-from auditor.meters.simulated import PowerProfile, SimulatedGpuSource
 from auditor.search.constraint import CONSTRAINT_KEY, CostConstraint
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 WATTS = 300.0
-
-
-@pytest.fixture
-def gpu_meter():
-    with Meter([SimulatedGpuSource([PowerProfile.constant(WATTS)]), CpuTimeSource()]) as meter:
-        yield meter
 
 
 def records_of(ledger: str, sweep: str) -> dict[int, object]:
