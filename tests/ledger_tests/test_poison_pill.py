@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from auditor.integrations.optuna import AuditCallback
 from auditor.ledger import EnergyReading, Ledger, TrialRecord, TrialState
 from auditor.ledger.checks import record_to_json
 from auditor.ledger.spool import (
@@ -25,7 +26,6 @@ from auditor.ledger.spool import (
     set_aside_files,
 )
 from auditor.ledger.writer import LedgerWriter
-from integrations.optuna import AuditCallback
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
