@@ -31,6 +31,13 @@ from typing import Any
 
 from auditor.budget.limits import Budget, FailMode, Mode, Scope
 from auditor.errors import ConfigError, InvalidInputError
+from auditor.live.electricitymaps import (
+    TOKEN_ENV,
+    ElectricityMaps,
+    check_url,
+    check_zone,
+    zone_for_region,
+)
 from auditor.model.carbon import CarbonModel, Price, check_pue
 from auditor.model.embodied import DEFAULT_LIFETIME_YEARS, DEFAULT_UTILIZATION
 from auditor.model.regions import WORLD_AVERAGE, resolve_region
@@ -123,6 +130,39 @@ def _utilization(value: Any) -> float:
     return share
 
 
+LIVE_SOURCES = ("off", "electricitymaps")
+
+
+def _live(value: Any) -> str:
+    """``off`` or ``electricitymaps`` (false and true read as off and electricitymaps).
+
+    Example:
+        >>> _live("ElectricityMaps"), _live(False)
+        ('electricitymaps', 'off')
+    """
+    if isinstance(value, bool):
+        return LIVE_SOURCES[int(value)]
+    text = _text(value).lower()
+    if text not in LIVE_SOURCES:
+        raise InvalidInputError(f"live_intensity {value!r} is not one of {', '.join(LIVE_SOURCES)}")
+    return text
+
+
+def _token(value: Any) -> str:
+    """A token: a non-empty string without spaces. The message never shows the value."""
+    if not isinstance(value, str) or not value.strip() or any(ch.isspace() or not ch.isprintable() for ch in value.strip()):
+        raise InvalidInputError("electricitymaps_token is not a token (a non-empty string without spaces)")
+    return value.strip()
+
+
+def _zone(value: Any) -> str:
+    return check_zone(_text(value))
+
+
+def _url(value: Any) -> str:
+    return check_url(_text(value))
+
+
 def _budget(value: Any) -> str:
     text = _text(value)
     Budget.parse(text)
@@ -166,6 +206,10 @@ SETTINGS: dict[str, SettingSpec] = {
     "lifetime_years": SettingSpec(DEFAULT_LIFETIME_YEARS, _lifetime, "years a device serves, for embodied carbon"),
     "utilization": SettingSpec(DEFAULT_UTILIZATION, _utilization, "share of its life a device is busy (0-1], for embodied carbon"),
     "wue": SettingSpec(None, _wue, "water used on site, litres per IT kWh: reports add water_l; unset = none"),
+    "live_intensity": SettingSpec("off", _live, "'electricitymaps': audit report fetches the grid's hours the trials ran in from Electricity Maps (with your token; cached on disk) when no intensity series file is given; 'off' (default): no network"),
+    "electricitymaps_token": SettingSpec(None, _token, f"your Electricity Maps API token for live_intensity (or the {TOKEN_ENV} environment variable); never printed"),
+    "electricitymaps_zone": SettingSpec(None, _zone, "the Electricity Maps zone for live_intensity (DE, US-CAL-CISO); unset = the region setting's country"),
+    "electricitymaps_url": SettingSpec(None, _url, "the Electricity Maps API for live_intensity; unset = https://api.electricitymaps.com/v3 (a proxy or test server in its place)"),
     "spool_dir": SettingSpec(None, _text, "where trials the ledger cannot take yet are kept until it can; unset = ~/.local/state/auditor/held-back"),
 }
 
@@ -299,6 +343,49 @@ def carbon_model(settings: Settings) -> CarbonModel:
         series=IntensitySeries.load(settings.intensity_series) if settings.intensity_series else None,
         market_g_per_kwh=parse_intensity(settings.market_intensity) if settings.market_intensity else None,
     )
+
+
+SECRETS = frozenset({"electricitymaps_token"})
+
+
+def shown(settings: Settings, name: str) -> Any:
+    """Setting ``name`` as it may be printed: a secret set reads ``(set, hidden)``.
+
+    Example:
+        >>> shown(Settings({"electricitymaps_token": "abc"}), "electricitymaps_token")
+        '(set, hidden)'
+    """
+    value = settings.values[name]
+    return "(set, hidden)" if name in SECRETS and value is not None else value
+
+
+def live_source(settings: Settings, environ: Mapping[str, str] | None = None) -> ElectricityMaps | None:
+    """The live intensity source the settings turn on (None when ``live_intensity`` is off).
+
+    Raises:
+        InvalidInputError: it is on without a token, or without a zone (no
+            ``electricitymaps_zone`` and no country in ``region``); the message says what to set.
+
+    Example:
+        >>> live_source(Settings({"live_intensity": "off"})) is None
+        True
+        >>> live_source(Settings({"live_intensity": "electricitymaps", "electricitymaps_token": "t", "region": "FR",
+        ...                       "electricitymaps_zone": None, "electricitymaps_url": None}), environ={}).zone
+        'FR'
+    """
+    if settings.values.get("live_intensity", "off") == "off":
+        return None
+    environ = os.environ if environ is None else environ
+    token = settings.values.get("electricitymaps_token") or environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise InvalidInputError(f"live_intensity is electricitymaps but no token is set: export {TOKEN_ENV}=... (a token from "
+                                "https://portal.electricitymaps.com), or give --intensity-series FILE, or set live_intensity off")
+    zone = settings.values.get("electricitymaps_zone") or zone_for_region(settings.values.get("region"))
+    if not zone:
+        raise InvalidInputError("live_intensity is electricitymaps but no zone is known: set electricitymaps_zone (DE, US-CAL-CISO) "
+                                "or region to a country (audit config set region DE)")
+    url = settings.values.get("electricitymaps_url")
+    return ElectricityMaps(token=_token(token), zone=check_zone(zone), **({"base_url": url} if url else {}))
 
 
 def budget_from(settings: Settings) -> Budget | None:

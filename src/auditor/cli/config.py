@@ -16,7 +16,7 @@ from auditor.cli.common import (
     settings_with,
     write_atomically,
 )
-from auditor.config import SETTINGS, _unknown_key, find_project_files
+from auditor.config import SECRETS, SETTINGS, _unknown_key, find_project_files, shown
 from auditor.errors import ConfigError, InvalidInputError
 
 config_app = typer.Typer(help="Show or change the settings in force.", no_args_is_help=False)
@@ -33,11 +33,11 @@ def show(
         return
     settings = settings_with(ledger=ledger)
     if output is TableOrJson.json:
-        print_json({name: {"value": settings.values[name], "source": settings.source_of(name)} for name in SETTINGS})
+        print_json({name: {"value": shown(settings, name), "source": settings.source_of(name)} for name in SETTINGS})
         return
     table = make_table("setting", "value", "from", "meaning")
     for name, spec in SETTINGS.items():
-        value = settings.values[name]
+        value = shown(settings, name)
         table.add_row(name, "(unset)" if value is None else str(value), settings.source_of(name), spec.help)
     console().print(table)
 
@@ -72,4 +72,4 @@ def set_command(
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix it before changing settings") from None
     document[name] = checked
     write_atomically(path, tomlkit.dumps(document))
-    typer.echo(f"{name} = {checked!r} written to {path}")
+    typer.echo(f"{name} = {'(hidden)' if name in SECRETS else repr(checked)} written to {path}")

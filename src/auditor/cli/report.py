@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -21,7 +22,7 @@ from auditor.cli.common import (
     working,
     write_atomically,
 )
-from auditor.config import carbon_model
+from auditor.config import carbon_model, live_source
 from auditor.errors import AuditorError, InvalidInputError, LedgerError
 from auditor.ledger import Ledger
 from auditor.model.carbon import Overrides, Price
@@ -111,6 +112,8 @@ def report_command(
         for name in sweep or []:
             if name not in known:
                 raise LedgerError(f"no sweep called {name!r} in {store.location}: it holds {', '.join(sorted(known)) or 'none yet'}")
+        if series is None and settings.intensity_series is None:  # no file given: the live source, when on
+            series = live_series(store, settings, sweep, since_ts, shift_s)
         with working("Reading the ledger"):
             report = build(store, settings, sweep, since_ts,
                            overrides_from(region, pue, Price(price_per_gpu_hour, price_per_kwh), series, market), shift_s)
@@ -149,6 +152,32 @@ def report_command(
     except OSError as exc:
         raise AuditorError(f"cannot write {out}: {exc.strerror}") from None
     typer.echo(f"report written to {out}", err=True)
+
+
+def live_series(store: Ledger, settings: Any, sweeps: list[str] | None, since: float | None,
+                shift_s: float | None = None, now: float | None = None) -> IntensitySeries | None:
+    """The hours the report's trials span, from the live source the settings turn on
+    (``live_intensity``; cached on disk), or None when it is off or there are no trials. With
+    ``shift_s`` the hours after them, up to the window or now, are asked for too (best effort:
+    hours already cached for the trials are not asked again for it)."""
+    source = live_source(settings)
+    if source is None:
+        return None
+    rows = [row for row in store.aggregate(since) if not sweeps or row.sweep in sweeps]
+    starts = [row.first_start for row in rows if row.first_start is not None]
+    if not starts:
+        return None
+    ends = [row.last_end for row in rows if row.last_end is not None]
+    start, end = min(starts), max(ends + starts)
+    now = time.time() if now is None else now
+    with working(f"Fetching the grid's hours for zone {source.zone} from Electricity Maps"):
+        series = source.series(start, end, now=now)
+        if shift_s and end < now and series.end < min(end + shift_s, now):
+            try:
+                series = source.series(start, min(end + shift_s, now), now=now)
+            except AuditorError:
+                pass  # the shift tries the starts the series covers; the trials' own hours are there
+    return series
 
 
 def overrides_from(region: str | None, pue: float | None, price: Price | None = None,
