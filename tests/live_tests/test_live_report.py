@@ -65,6 +65,17 @@ def test_report_charges_the_live_hours_and_asks_once(audit, live: FakeApi, ledge
     assert "1.46 kg CO2e" in text.out and TOKEN not in text.out + text.err
 
 
+def test_shift_over_the_live_hours(audit, live: FakeApi, ledger: str) -> None:
+    """The answer holds 00:00 to 06:00 (331, 322, 309, 301, 296, 298): started at 03:00 instead of
+    00:30, trial 0 runs 03:00-04:00 at 301 (451.5 g) and trial 1 03:45-04:15 at 298.5 (895.5 g)."""
+    live.answers["/v3/carbon-intensity/past-range"] = (200, "past_range_DE.json")
+    result = audit("report", "--ledger", ledger, "--shift", "3h", "--format", "json")
+    assert result.code == 0, result.err
+    shift = json.loads(result.out)["sweeps"][0]["shift"]
+    assert shift["best_start"] == T0 + 3 * H and shift["shifted_co2e_kg"] == pytest.approx((451.5 + 895.5) / 1000, rel=1e-12)
+    assert len(live.seen) == 1  # the first answer already reached past the window
+
+
 def test_report_offline_from_the_cache(audit, live: FakeApi, ledger: str, monkeypatch: pytest.MonkeyPatch,
                                        closed_port: int) -> None:
     live.answers["/v3/carbon-intensity/past-range"] = (200, "past_range_DE.json")
