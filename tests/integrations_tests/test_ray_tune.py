@@ -15,10 +15,10 @@ import pytest
 pytest.importorskip("ray", reason="ray[tune] is in the dev extra")
 
 import ray  # noqa: E402
-from auditor.integrations.ray_tune import AuditLoggerCallback, node_meter, with_audit  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 
+from auditor.integrations.ray_tune import AuditLoggerCallback, node_meter, with_audit  # noqa: E402
 from auditor.ledger import Ledger, TrialState  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

@@ -11,9 +11,9 @@ import logging
 from typing import Any
 
 import ray
-from auditor.integrations.ray_tune_trial import _TrialAudit, usage
 from ray.tune import Trainable
 
+from auditor.integrations.ray_tune_trial import _TrialAudit, usage
 from auditor.meters import node as node_meters
 
 logger = logging.getLogger("auditor")
