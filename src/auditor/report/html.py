@@ -32,8 +32,8 @@ def figures_for(ledger: Ledger, report: dict[str, Any], sweeps: list[str] | None
     region, pue = report["region"], report["pue"]["value"]
     kg_per_joule = pue * region["g_co2e_per_kwh"] / 1000 / 3.6e6
     budget = plotted_budget(report)
-    directions = [s.attrs.get("directions", ["minimize"]) for s in ledger.sweeps() if not sweeps or s.name in sweeps]
-    minimize = not directions or (directions[0] or ["minimize"])[0] != "maximize"
+    minimize = {s.name: ((s.attrs or {}).get("directions") or ["minimize"])[0] != "maximize"
+                for s in ledger.sweeps() if not sweeps or s.name in sweeps}
     return report_figures(ledger.trial_points(sweeps, since), kg_per_joule, budget, minimize)
 
 

@@ -127,32 +127,41 @@ def _budget_axis(ax: Any, co2e_unit: Unit, metric: Metric, limit: float, kg_per_
     _plain_axis(right.yaxis)
 
 
-def objective_vs_co2e(points: list[tuple[Any, ...]], kg_per_joule: float, minimize: bool = True) -> Any:
-    """Each finished trial's first objective value against its kgCO2e, with the Pareto front."""
+def objective_vs_co2e(points: list[tuple[Any, ...]], kg_per_joule: float, minimize: bool | dict[str, bool] = True) -> Any:
+    """Each finished trial's first objective value against its CO2e, with the Pareto front of
+    each sweep (``minimize``: per sweep, or for all). Sweeps optimise different objectives, so
+    each gets its own colour and front, named in the legend; one sweep is drawn as before."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    pairs = []
-    for _sweep, state, _end, joules, _gpu, objective in _thin(points):
+    by_sweep: dict[str, list[tuple[float, float]]] = {}
+    for sweep, state, _end, joules, _gpu, objective in _thin(points):
         if state != "complete":
             continue
         values = json.loads(objective or "[]")
         if values and isinstance(values[0], (int, float)) and math.isfinite(values[0]):
-            pairs.append(((joules or 0.0) * kg_per_joule, float(values[0])))
-    unit = column_unit(Metric.CO2E_KG, [c for c, _ in pairs])
-    pairs = [(c / unit.factor, v) for c, v in pairs]
-    if pairs:
-        ax.scatter([c for c, _ in pairs], [v for _, v in pairs], s=10, color="#4a5568", alpha=0.6, label="trials")
-        front, best = [], math.inf if minimize else -math.inf
+            by_sweep.setdefault(sweep, []).append(((joules or 0.0) * kg_per_joule, float(values[0])))
+    unit = column_unit(Metric.CO2E_KG, [c for pairs in by_sweep.values() for c, _ in pairs])
+    colours = ["#4a5568", "#2b6cb0", "#805ad5", "#38a169", "#d69e2e", "#e53e3e"]
+    for i, (sweep, pairs) in enumerate(sorted(by_sweep.items())):
+        pairs = [(c / unit.factor, v) for c, v in pairs]
+        lower = minimize.get(sweep, True) if isinstance(minimize, dict) else minimize
+        alone = len(by_sweep) == 1
+        colour = colours[0] if alone else colours[(i + 1) % len(colours)]
+        ax.scatter([c for c, _ in pairs], [v for _, v in pairs], s=10, color=colour, alpha=0.6,
+                   label="trials" if alone else sweep)
+        front, best = [], math.inf if lower else -math.inf
         for cost, value in sorted(pairs):
-            if (value < best) if minimize else (value > best):
+            if (value < best) if lower else (value > best):
                 best = value
                 front.append((cost, value))
-        ax.step([c for c, _ in front], [v for _, v in front], where="post", color="#dd6b20", label="Pareto front")
-        ax.legend(loc="best")
+        ax.step([c for c, _ in front], [v for _, v in front], where="post", color="#dd6b20" if alone else colour,
+                marker="o", markersize=4, label="Pareto front" if alone else f"{sweep}: Pareto front")  # seen when one point
+    if by_sweep:
+        ax.legend(loc="best", fontsize="small")
     else:
         ax.text(0.5, 0.5, "no completed trial with an objective value", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel(f"{unit.symbol} of the trial")
-    ax.set_ylabel("objective")
+    ax.set_ylabel("objective" if len(by_sweep) <= 1 else "objective (each sweep its own)")
     _plain_axis(ax.xaxis)
     ax.set_title("Objective against CO2e per trial")
     fig.tight_layout()
@@ -186,7 +195,7 @@ def to_svg(fig: Any) -> str:
 
 
 def report_figures(points: list[tuple[Any, ...]], kg_per_joule: float, budget: tuple[Metric, float] | None,
-                   minimize: bool) -> dict[str, Any]:
+                   minimize: bool | dict[str, bool]) -> dict[str, Any]:
     """The three plots, by file stem; ``budget`` is the metric and limit of the budget that
     applies to what is plotted, if any."""
     return {
