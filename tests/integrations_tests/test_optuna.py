@@ -292,11 +292,16 @@ def cpu_objective(seconds: float = 0.05):
     return objective
 
 
-def test_stop_new_budget_stops_the_study_and_records_the_event(ledger_path: str) -> None:
-    budget_kwh = 2.5 / 3.6e6  # 2.5 J: about a dozen trials of 0.05 CPU-second
-    audit = AuditCallback(ledger=ledger_path, budget=f"{budget_kwh * 3.6e6} J".replace(" J", " J"), region="DE")
+def test_stop_new_budget_stops_the_study_and_records_the_event(ledger_path: str, gpu_meter: Meter) -> None:
+    """About a dozen trials of 0.05 s on a 300 W GPU (15 J each) fit a 180 J budget. The GPU
+    draws far more than the CPU time of the process tree, which a session's leftover children
+    (a local Ray) would otherwise make noisy."""
+    budget_kwh = 180 / 3.6e6
+    audit = AuditCallback(ledger=ledger_path, budget="180 J", region="DE", devices="all", meter=gpu_meter)
     study = optuna.create_study(study_name="budget")
-    study.optimize(cpu_objective(), n_trials=500, callbacks=[audit])
+    audit.attach(study)
+    study.optimize(lambda trial: (time.sleep(0.05), trial.suggest_float("x", -1, 1) ** 2)[1], n_trials=500,
+                   callbacks=[audit])
     audit.flush()
     assert audit.stopped_by_budget
     assert 3 <= len(study.trials) < 500
