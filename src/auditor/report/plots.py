@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from auditor.model.text import printable
 from auditor.model.units import Metric, Unit, column_unit, format_quantity
 
 MAX_POINTS = 20_000  # plotted trials at most; more are thinned evenly
@@ -67,14 +68,27 @@ def _time_axis(ax: Any) -> None:
     ax.xaxis.set_major_formatter(formatter)
 
 
-def cumulative_co2e(points: list[tuple[Any, ...]], kg_per_joule: float, budget: tuple[Metric, float] | None = None) -> Any:
+def kg_per_joule_of(kg_per_joule: float | dict[str, float], sweep: str) -> float:
+    """The CO2e of a joule of ``sweep``: one figure for all, or each sweep's own (its CO2e over
+    its energy in the report, so the plots end on the report's figures whatever its grid).
+
+    Example:
+        >>> kg_per_joule_of({"a": 2e-7}, "a"), kg_per_joule_of(1e-7, "b"), kg_per_joule_of({"a": 2e-7}, "b")
+        (2e-07, 1e-07, 0.0)
+    """
+    return kg_per_joule.get(sweep, 0.0) if isinstance(kg_per_joule, dict) else kg_per_joule
+
+
+def cumulative_co2e(points: list[tuple[Any, ...]], kg_per_joule: float | dict[str, float],
+                    budget: tuple[Metric, float] | None = None) -> Any:
     """Cumulative CO2e of the trials over time, in the unit that fits it, with the budget's
     limit as a line in the budget's own unit (``budget`` is its metric and limit)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    total, gpu_h, xs, ys, gpus = 0.0, 0.0, [], [], []
-    for _sweep, _state, end, joules, gpu_seconds, _objective in points:
-        total += (joules or 0.0) * kg_per_joule
+    total, joules_in_all, gpu_h, xs, ys, gpus = 0.0, 0.0, 0.0, [], [], []
+    for sweep, _state, end, joules, gpu_seconds, _objective in points:
+        total += (joules or 0.0) * kg_per_joule_of(kg_per_joule, sweep)
+        joules_in_all += joules or 0.0
         gpu_h += (gpu_seconds or 0.0) / 3600
         xs.append(datetime.fromtimestamp(end, tz=timezone.utc))
         ys.append(total)
@@ -91,7 +105,8 @@ def cumulative_co2e(points: list[tuple[Any, ...]], kg_per_joule: float, budget: 
     ax.set_ylabel(f"{unit.symbol} (cumulative)")
     _plain_axis(ax.yaxis)
     if metric is not None and metric is not Metric.CO2E_KG and limit is not None:
-        _budget_axis(ax, unit, metric, limit, kg_per_joule, [(x, g) for x, _, g in thinned])
+        blended = total / joules_in_all if joules_in_all else 0.0  # the right axis reads the same line in IT energy
+        _budget_axis(ax, unit, metric, limit, blended, [(x, g) for x, _, g in thinned])
     ax.set_title("CO2e over time (UTC)")
     handles = [h for a in fig.axes for h in a.get_legend_handles_labels()[0]]
     labels = [label for a in fig.axes for label in a.get_legend_handles_labels()[1]]
@@ -127,7 +142,8 @@ def _budget_axis(ax: Any, co2e_unit: Unit, metric: Metric, limit: float, kg_per_
     _plain_axis(right.yaxis)
 
 
-def objective_vs_co2e(points: list[tuple[Any, ...]], kg_per_joule: float, minimize: bool | dict[str, bool] = True) -> Any:
+def objective_vs_co2e(points: list[tuple[Any, ...]], kg_per_joule: float | dict[str, float],
+                      minimize: bool | dict[str, bool] = True) -> Any:
     """Each finished trial's first objective value against its CO2e, with the Pareto front of
     each sweep (``minimize``: per sweep, or for all). Sweeps optimise different objectives, so
     each gets its own colour and front, named in the legend; one sweep is drawn as before."""
@@ -139,7 +155,7 @@ def objective_vs_co2e(points: list[tuple[Any, ...]], kg_per_joule: float, minimi
             continue
         values = json.loads(objective or "[]")
         if values and isinstance(values[0], (int, float)) and math.isfinite(values[0]):
-            by_sweep.setdefault(sweep, []).append(((joules or 0.0) * kg_per_joule, float(values[0])))
+            by_sweep.setdefault(sweep, []).append(((joules or 0.0) * kg_per_joule_of(kg_per_joule, sweep), float(values[0])))
     unit = column_unit(Metric.CO2E_KG, [c for pairs in by_sweep.values() for c, _ in pairs])
     colours = ["#4a5568", "#2b6cb0", "#805ad5", "#38a169", "#d69e2e", "#e53e3e"]
     for i, (sweep, pairs) in enumerate(sorted(by_sweep.items())):
@@ -147,15 +163,16 @@ def objective_vs_co2e(points: list[tuple[Any, ...]], kg_per_joule: float, minimi
         lower = minimize.get(sweep, True) if isinstance(minimize, dict) else minimize
         alone = len(by_sweep) == 1
         colour = colours[0] if alone else colours[(i + 1) % len(colours)]
+        name = printable(sweep)  # escapes and bidi overrides shown, never obeyed
         ax.scatter([c for c, _ in pairs], [v for _, v in pairs], s=10, color=colour, alpha=0.6,
-                   label="trials" if alone else sweep)
+                   label="trials" if alone else name)
         front, best = [], math.inf if lower else -math.inf
         for cost, value in sorted(pairs):
             if (value < best) if lower else (value > best):
                 best = value
                 front.append((cost, value))
         ax.step([c for c, _ in front], [v for _, v in front], where="post", color="#dd6b20" if alone else colour,
-                marker="o", markersize=4, label="Pareto front" if alone else f"{sweep}: Pareto front")  # seen when one point
+                marker="o", markersize=4, label="Pareto front" if alone else f"{name}: Pareto front")  # seen when one point
     if by_sweep:
         ax.legend(loc="best", fontsize="small")
     else:
@@ -194,7 +211,7 @@ def to_svg(fig: Any) -> str:
     return text[text.index("<svg"):]
 
 
-def report_figures(points: list[tuple[Any, ...]], kg_per_joule: float, budget: tuple[Metric, float] | None,
+def report_figures(points: list[tuple[Any, ...]], kg_per_joule: float | dict[str, float], budget: tuple[Metric, float] | None,
                    minimize: bool | dict[str, bool]) -> dict[str, Any]:
     """The three plots, by file stem; ``budget`` is the metric and limit of the budget that
     applies to what is plotted, if any."""
