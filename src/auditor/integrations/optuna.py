@@ -202,7 +202,7 @@ class AuditCallback:
     def forecast(self) -> Projection | None:
         """What the search will cost at the rate of its finished trials (``n_trials`` of them, or
         one), and when the budget runs out: None before 5 trials (:mod:`auditor.model.forecast`)."""
-        return self.forecaster.projection()
+        return self.forecaster.projection(idle_kwh(self.trials) if self.trials is not None else None)
 
     # -- the trial's life (called from Optuna's worker threads) --------------------------------
 
@@ -263,7 +263,7 @@ class AuditCallback:
             decision = self.keeper.decide(trials.pending_usage(), after=f"trial {trial.number}", holder=self._holder)
             if decision is not None and decision.action.stops:
                 study.stop()
-        self.forecaster.after(trial.number + 1, idle_kwh(trials), decision)
+        self.forecaster.after(trial.number + 1, lambda: idle_kwh(trials), decision)
 
     @never_raise
     def _hard_stop_now(self) -> bool:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from auditor.budget.limits import Budget, Decision
@@ -83,33 +84,45 @@ class SearchForecast:
         with self._lock:
             self._costs.setdefault(record.trial_key, (record.energy_kwh, record.gpu_hours))
 
-    def projection(self) -> Projection | None:
-        """The projection from the trials finished so far (None before enough of them)."""
+    def projection(self, idle_kwh: float | None = None) -> Projection | None:
+        """The projection from the trials finished so far (None before enough of them), with
+        ``idle_kwh`` between trials so far when given (else as last told)."""
         with self._lock:
+            if idle_kwh is not None:
+                self._idle_kwh = idle_kwh
             costs, done, idle, decision = list(self._costs.values()), self._done, self._idle_kwh, self._decision
         budget = None
         if self.budget is not None and decision is not None:
             budget = BudgetView(self.budget.limit.metric, decision.limit, decision.spent, self.budget.text)
         return project(costs, self.model, planned=self.planned, done=done or None, idle_kwh=idle, budget=budget)
 
-    def after(self, done: int, idle: float = 0.0, decision: Decision | None = None) -> Projection | None:
-        """After a trial: ``done`` trials so far in the search, ``idle`` kWh between trials, the
-        budget's ``decision``. Logs the forecast the first time there is one and at the
-        budget's 50 and 80 % warnings; returns the projection."""
+    def after(self, done: int, idle: float | Callable[[], float] = 0.0, decision: Decision | None = None) -> Projection | None:
+        """After a trial: ``done`` trials so far in the search, ``idle`` kWh between trials (or
+        what gives it), the budget's ``decision``. Logs the forecast the first time there is one
+        and at the budget's 50 and 80 % warnings, and returns it then; None otherwise.
+
+        Cheap between those moments (nothing is projected), and quiet for a search with neither
+        a planned size nor a budget: there is nothing to forecast toward.
+        """
         with self._lock:
             self._done = max(self._done, done)
-            self._idle_kwh = idle
             self._decision = decision or self._decision
-        projection = self.projection()
-        if projection is None:
+        if self.planned is None and self.budget is None:
             return None
         keys: list[object] = ["first"]
         if decision is not None and not decision.action.stops and decision.threshold in LOGGED_LEVELS:
             keys.append(decision.threshold)
         with self._lock:
+            if all(key in self._said for key in keys):
+                return None
+        projection = self.projection(idle() if callable(idle) else idle)
+        if projection is None:
+            return None
+        with self._lock:
             new = [key for key in keys if key not in self._said]
             self._said.update(new)
-        if new:
-            self.last = projection
-            logger.warning("auditor: forecast after %d finished trials: %s", projection.trials_seen, describe(projection))
+        if not new:
+            return None
+        self.last = projection
+        logger.warning("auditor: forecast after %d finished trials: %s", projection.trials_seen, describe(projection))
         return projection
