@@ -72,16 +72,25 @@ class LocalTrials:
         self.recorder.start(interval, trial_key=trial_key, number=number, name=name, wall_start=wall_start,
                             params_of=params)
 
-    def end(self, key: Hashable, **fields: Any) -> Interval | None:
-        """A trial ended: its interval closes and its record is written once its energy is
-        final. Returns the interval (None for a trial that was never begun here)."""
+    def _close(self, key: Hashable) -> tuple[Interval, float, float] | None:
+        """Close the interval of the trial ``key``: it, its wall start and end (None for a trial
+        never begun here)."""
         with self._lock:
             started = self._open.pop(key, None)
         if started is None:
             return None
         interval, wall_start = started
         self.meter.end(interval)
-        self.recorder.submit(interval, wall_start=wall_start, wall_end=time.time(), **fields)
+        return interval, wall_start, time.time()
+
+    def end(self, key: Hashable, **fields: Any) -> Interval | None:
+        """A trial ended: its interval closes and its record is written once its energy is
+        final. Returns the interval (None for a trial that was never begun here)."""
+        closed = self._close(key)
+        if closed is None:
+            return None
+        interval, wall_start, wall_end = closed
+        self.recorder.submit(interval, wall_start=wall_start, wall_end=wall_end, **fields)
         with self._lock:
             self._recorded.add(key)
         return interval
@@ -105,13 +114,10 @@ class LocalTrials:
             >>> written.energy_kwh == record.energy_kwh, written.gpu_hours == record.gpu_hours
             (True, True)
         """
-        with self._lock:
-            started = self._open.pop(key, None)
-        if started is None:
+        closed = self._close(key)
+        if closed is None:
             return None
-        interval, wall_start = started
-        self.meter.end(interval)
-        wall_end = time.time()
+        interval, wall_start, wall_end = closed
         self.recorder.expect(interval, str(fields.get("trial_key", "")))  # counted by the tally while it waits
         record: TrialRecord | None = None
         try:
