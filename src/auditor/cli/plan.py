@@ -105,6 +105,8 @@ def plan_command(
         if (key == "cost_usd" and projection.per_trial.cost_usd is None) or (key == "gpu_hours" and not projection.per_trial.gpu_hours):
             continue
         low, high = _cell(metric, projection.low, key), _cell(metric, projection.high, key)
+        if projection.low is not None and not getattr(projection.low, key):
+            low = "0"  # a zero in no unit: '0 to 25.8 mWh', not '0 kWh to 25.8 mWh'
         table.add_row(label, _cell(metric, projection.per_trial, key), _cell(metric, projection.total, key), f"{low} to {high}")
     out.print(table)
     out.print(plan_sentence(projection), soft_wrap=True)

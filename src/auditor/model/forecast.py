@@ -203,7 +203,7 @@ def describe(p: Projection) -> str:
         main = _amount(p.total, metric)
         text = f"at this rate {p.planned:,} trials cost {format_quantity(metric, main)}"
         low, high = _amount(p.low, metric), _amount(p.high, metric)
-        text += f" ({_bare(metric, low)} to {_bare(metric, high)}, 90 % range)"
+        text += f" ({_bare(metric, low) if low > 0 else '0'} to {_bare(metric, high)}, 90 % range)"  # no unit on a zero
         extras = []
         if metric is not Metric.CO2E_KG:
             extras.append(format_quantity(Metric.CO2E_KG, p.total.co2e_kg))
