@@ -107,3 +107,17 @@ def test_a_resumed_search_forecasts_from_the_sweeps_last_trials(tmp_path: Path) 
         forecast = guard.forecast()
         assert forecast is not None and forecast.energy_kwh == pytest.approx(0.3)
         assert guard.decide(after="the start of trial 3").action is Action.STOP_NEW
+
+
+def test_the_first_trials_warm_up_stays_out_of_the_next_trials_forecast(tmp_path: Path) -> None:
+    """A torch search's first trial cost 800 times the next ones here (imports, allocator):
+    forecasting the next trial from it stopped a 1.8 mWh search after one trial. It counts
+    while it is the only trial, and not once another has finished."""
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        ledger.ensure_sweep("s", "optuna")
+        guard = BudgetGuard(Budget.parse("1 kWh"), CarbonModel(), ledger, "s")
+        guard.observe(Usage(0.5, 0.0, 1))  # the warm-up trial
+        assert guard.forecast().energy_kwh == pytest.approx(0.5)  # the only one: the cautious guess
+        guard.observe(Usage(0.01, 0.0, 1))
+        guard.observe(Usage(0.03, 0.0, 1))
+        assert guard.forecast().energy_kwh == pytest.approx(0.02)

@@ -66,6 +66,7 @@ class BudgetGuard:
     def __init__(self, budget: Budget, model: CarbonModel, ledger: Ledger | None, sweep: str, recent: int = 10) -> None:
         self.budget, self.model, self.ledger, self.sweep = budget, model, ledger, sweep
         self._recent: deque[Usage] = deque(maxlen=recent)
+        self._warm_up: Usage | None = None  # this process's first trial: its one-time warm-up stays out of the forecast
         self._announced: set[object] = set()
         self._lock = threading.Lock()
         self.last: Decision | None = None
@@ -113,6 +114,8 @@ class BudgetGuard:
         """Remember a finished trial's usage for the forecast; ``missing`` says why its energy
         could be neither measured nor estimated (a budget failing closed then stops)."""
         with self._lock:
+            if self._warm_up is None:
+                self._warm_up = trial
             self._recent.append(trial)
             if missing:
                 self._missing = missing
@@ -150,9 +153,10 @@ class BudgetGuard:
         return Decision(Action.GO, spent, limit, None, None, f"not checked: {why}")
 
     def forecast(self) -> Footprint | None:
-        """The mean footprint of the recent trials, or None before any. A search resumed in a
-        new process starts from the sweep's last trials in the ledger, so that it stops where
-        the earlier process would have."""
+        """The mean footprint of the recent trials, or None before any; the first trial this
+        process finished counts only while it is the only one (its warm-up would make the next
+        trial look dear). A search resumed in a new process starts from the sweep's last trials
+        in the ledger, so that it stops where the earlier process would have."""
         with self._lock:
             seed = not self._recent and not self._seeded and self.ledger is not None
             self._seeded = True
@@ -166,6 +170,9 @@ class BudgetGuard:
                     self._recent.extend(reversed(earlier))
         with self._lock:
             recent = list(self._recent)
+        # the first trial this process ran carries its one-time warm-up (imports, CUDA context,
+        # allocator): it stays out of the mean once another trial has finished
+        recent = [u for u in recent if u is not self._warm_up] or recent
         if not recent:
             return None
         energy = sum(u.energy_kwh for u in recent) / len(recent)

@@ -5,12 +5,14 @@ all call :func:`project`, so they print the same numbers from the same trials.
 
 The method, plainly: the trials finished so far are taken as a sample of the search's trials
 (complete, pruned, failed and stopped alike: a search that prunes keeps pruning at about the
-same rate). A trial costs their mean IT energy and GPU time; the energy between trials (the
-idle overhead) is added as the share of the trials' energy it has been so far. ``N`` trials
-then cost ``N x mean x (1 + idle share)``. The range is a 90 % prediction interval of that
-total from the trials' spread: the remaining ``m`` trials' sum has variance
-``m s^2 + m^2 s^2 / n`` (their own spread, and the uncertainty of the mean of ``n`` trials),
-scaled by Student's t with ``n - 1`` degrees of freedom. It assumes the next trials cost what
+same rate), but for the first: it carries the search's one-time warm-up (imports, CUDA context,
+allocator, autotuning), so it is counted once as it came and left out of the mean. A trial
+costs the others' mean IT energy and GPU time; the energy between trials (the idle overhead)
+is added as the share of the trials' energy it has been so far. ``N`` trials then cost
+``(first + (N - 1) x mean) x (1 + idle share)``. The range is a 90 % prediction interval of
+that total from the trials' spread: the remaining ``r`` trials' sum has variance
+``r s^2 + r^2 s^2 / m`` (their own spread, and the uncertainty of the mean of the ``m`` trials
+after the first), scaled by Student's t with ``m - 1`` degrees of freedom. It assumes the next trials cost what
 the finished ones did on average (a stationary search); a sampler that moves toward costlier or
 cheaper configurations makes the projection drift, which is why it is redone as trials finish.
 No projection is made from fewer than :data:`MIN_TRIALS` finished trials.
@@ -22,7 +24,7 @@ Example:
     >>> round(p.total.energy_kwh, 3), p.trials_seen
     (2.0, 5)
     >>> describe(p)
-    'at this rate 200 trials cost 1.50 kg CO2e (1.28 kg to 1.72 kg, 90 % range), 2 kWh IT energy, 10 GPU-h'
+    'at this rate 200 trials cost 1.50 kg CO2e (1.18 kg to 1.82 kg, 90 % range), 2 kWh IT energy, 10 GPU-h'
 """
 
 from __future__ import annotations
@@ -148,32 +150,44 @@ def project(
     n = len(costs)
     if n < MIN_TRIALS:
         return None
-    energies = [max(e, 0.0) for e, _ in costs]
-    trial_kwh = sum(energies)
-    mean_e = trial_kwh / n
-    mean_g = sum(max(g, 0.0) for _, g in costs) / n
+    # The first trial is counted once as it came, and left out of the mean: it carries the
+    # search's one-time warm-up (imports, CUDA context, allocator, autotuning), 800 times a
+    # steady trial in a torch search measured here. The others are the sample.
+    first_e, first_g = max(costs[0][0], 0.0), max(costs[0][1], 0.0)
+    energies = [max(e, 0.0) for e, _ in costs[1:]]
+    gpu_hours = [max(g, 0.0) for _, g in costs[1:]]
+    m = len(energies)
+    mean_e, mean_g = sum(energies) / m, sum(gpu_hours) / m
+    trial_kwh = first_e + sum(energies)
     idle_share = max(idle_kwh, 0.0) / trial_kwh if trial_kwh > 0 else 0.0
     scale = 1.0 + idle_share
     per_trial = _scaled(model, mean_e * scale, mean_g)
     done = n if done is None else max(done, 0)  # 0: a search not started yet (a plan)
+
+    def first_and(k: int, e: float, g: float) -> tuple[float, float]:  # the first trial and k more
+        return (first_e + k * e) * scale, first_g + k * g
+
     total = low = high = None
     if planned is not None and planned > 0:
-        sd_e = math.sqrt(sum((e - mean_e) ** 2 for e in energies) / (n - 1))
-        sd_g = math.sqrt(sum((max(g, 0.0) - mean_g) ** 2 for _, g in costs) / (n - 1))
-        remaining = max(planned - done, 0)
-        spread = t_quantile(n - 1) * math.sqrt(remaining + remaining**2 / n)
-        total = _scaled(model, planned * mean_e * scale, planned * mean_g)
-        floor_e, floor_g = min(planned, done) * mean_e * scale, min(planned, done) * mean_g  # what is spent stays spent
+        sd_e = math.sqrt(sum((e - mean_e) ** 2 for e in energies) / (m - 1))
+        sd_g = math.sqrt(sum((g - mean_g) ** 2 for g in gpu_hours) / (m - 1))
+        remaining = max(planned - max(done, 1), 0)  # the trials still to run, besides the first
+        spread = t_quantile(m - 1) * math.sqrt(remaining + remaining**2 / m)
+        total = _scaled(model, *first_and(planned - 1, mean_e, mean_g))
+        floor_e, floor_g = first_and(min(planned, done) - 1, mean_e, mean_g) if done > 0 else (0.0, 0.0)  # spent stays spent
         low = _scaled(model, max(total.energy_kwh - spread * sd_e * scale, floor_e), max(total.gpu_hours - spread * sd_g, floor_g))
         high = _scaled(model, total.energy_kwh + spread * sd_e * scale, total.gpu_hours + spread * sd_g)
     lasts_to = None
     if budget is not None:
         try:
             each = per_trial.amount(budget.metric)
+            first = _scaled(model, *first_and(0, mean_e, mean_g)).amount(budget.metric)
         except Exception:  # noqa: BLE001 - a cost budget without a price: no answer, not an error
-            each = 0.0
-        if each > 0:
+            each = first = 0.0
+        if each > 0 and done > 0:
             lasts_to = done + max(int((budget.limit - budget.spent) / each), 0)
+        elif each > 0:  # a plan: the new search pays its own first trial too
+            lasts_to = 0 if budget.limit < first else 1 + int((budget.limit - first) / each)
     metric = budget.metric if budget is not None else Metric.CO2E_KG
     if metric is Metric.COST_USD and per_trial.cost_usd is None:
         metric = Metric.CO2E_KG
@@ -195,7 +209,7 @@ def describe(p: Projection) -> str:
         >>> costs = [(0.02, 0.1), (0.03, 0.1), (0.01, 0.1), (0.02, 0.1), (0.025, 0.1), (0.015, 0.1)]
         >>> p = project(costs, CarbonModel(), planned=200, budget=BudgetView(Metric.CO2E_KG, 5.0, 0.1, "5 kg"))
         >>> describe(p)
-        'at this rate 200 trials cost 3.00 kg CO2e (2.14 kg to 3.86 kg, 90 % range), 4 kWh IT energy, 20 GPU-h; the 5 kg CO2e budget covers them (it lasts to about trial 332)'
+        'at this rate 200 trials cost 3.00 kg CO2e (1.89 kg to 4.11 kg, 90 % range), 4 kWh IT energy, 20 GPU-h; the 5 kg CO2e budget covers them (it lasts to about trial 332)'
     """
     metric = p.metric
     parts: list[str] = []

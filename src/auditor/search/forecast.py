@@ -14,8 +14,8 @@ Example:
     >>> for i in range(5):
     ...     forecast.observe(TrialRecord(sweep="doc", trial_key=str(i), state="complete", start_time=0.0,
     ...                                  energy={"cpu": EnergyReading(3600.0 * (1 + i % 2), "estimate-tdp")}))
-    >>> round(forecast.after(5).total.energy_kwh, 6)  # 100 trials of 1.4 Wh on average
-    0.14
+    >>> round(forecast.after(5).total.energy_kwh, 6)  # the first (1 Wh), then 99 of 1.5 Wh on average
+    0.1495
 """
 
 from __future__ import annotations
