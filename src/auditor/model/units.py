@@ -423,6 +423,8 @@ def format_column(values: list[float | None], unit: Unit) -> list[str]:
         ['14.4', '2.1', '< 0.1', '0', '-']
         >>> format_column([1234.5, 12.0], Unit("GPU-h", 1.0, "GPU-hours"))
         ['1,234', '12']
+        >>> format_column([100.0, 0.5], Unit("kg CO2e", 1.0, "kg CO2e"))  # never a '0' for half a unit
+        ['100', '< 1']
     """
     scaled = [v / unit.factor if v is not None and math.isfinite(v) else None for v in values]
     largest = max((abs(v) for v in scaled if v is not None), default=0.0)
@@ -433,7 +435,7 @@ def format_column(values: list[float | None], unit: Unit) -> list[str]:
             cells.append("-")
         elif original == 0:
             cells.append("0")
-        elif abs(value) < 0.5 * 10 ** -decimals:
+        elif float(f"{abs(value):.{decimals}f}") == 0:  # rounds to zero (0.5 too: half to even)
             cells.append("< " + (f"{10 ** -decimals:.{decimals}f}" if decimals else "1"))
         else:
             cells.append(f"{value:,.{decimals}f}")

@@ -69,7 +69,7 @@ class SearchForecast:
         if planned is not None and int(planned) < 1:
             raise ValueError(f"n_trials must be at least 1, not {planned}")
         self.model, self.planned, self.budget = model, planned, budget
-        self._costs: dict[str, tuple[float, float]] = {}  # trial key -> IT kWh, GPU-hours, in order of end
+        self._costs: dict[str, tuple[float, float, float]] = {}  # trial key -> end time, IT kWh, GPU-hours
         self._done = 0
         self._idle_kwh = 0.0
         self._decision: Decision | None = None
@@ -82,7 +82,7 @@ class SearchForecast:
         if record is None or record.state in (TrialState.RUNNING, TrialState.IDLE):
             return
         with self._lock:
-            self._costs.setdefault(record.trial_key, (record.energy_kwh, record.gpu_hours))
+            self._costs.setdefault(record.trial_key, (record.end_time or record.start_time, record.energy_kwh, record.gpu_hours))
 
     def projection(self, idle_kwh: float | None = None) -> Projection | None:
         """The projection from the trials finished so far (None before enough of them), with
@@ -90,7 +90,8 @@ class SearchForecast:
         with self._lock:
             if idle_kwh is not None:
                 self._idle_kwh = idle_kwh
-            costs, done, idle, decision = list(self._costs.values()), self._done, self._idle_kwh, self._decision
+            ended, done, idle, decision = sorted(self._costs.values()), self._done, self._idle_kwh, self._decision
+        costs = [(kwh, gpu_hours) for _end, kwh, gpu_hours in ended]  # in order of end, as the ledger gives them to the report
         budget = None
         if self.budget is not None and decision is not None:
             budget = BudgetView(self.budget.limit.metric, decision.limit, decision.spent, self.budget.text)
