@@ -46,23 +46,25 @@ def test_docstring_example() -> None:
     assert doctest.testmod(plugin).failed == 0
 
 
+def states_objective(trial: optuna.Trial) -> float:
+    """Trial 0 completes, 1 is pruned, 2 fails under ``catch=``, 3 fails uncaught; on a GPU."""
+    x = trial.suggest_float("x", 0, 1)
+    time.sleep(0.15)
+    if trial.number == 1:
+        raise optuna.TrialPruned()
+    if trial.number == 2:
+        raise ValueError("caught by catch=")
+    if trial.number == 3:
+        raise RuntimeError("uncaught")
+    return x
+
+
 def test_every_state_is_recorded(ledger_path: str, gpu_meter: Meter) -> None:
     audit = AuditCallback(ledger=ledger_path, devices="all", meter=gpu_meter)
     study = optuna.create_study(study_name="states")
 
-    def objective(trial: optuna.Trial) -> float:
-        x = trial.suggest_int("x", 0, 10)
-        time.sleep(0.05)
-        if trial.number == 1:
-            raise optuna.TrialPruned()
-        if trial.number == 2:
-            raise ValueError("caught by catch=")
-        if trial.number == 3:
-            raise RuntimeError("uncaught")
-        return float(x)
-
     with pytest.raises(RuntimeError, match="uncaught"):
-        study.optimize(objective, n_trials=10, callbacks=[audit], catch=(ValueError,))
+        study.optimize(states_objective, n_trials=10, callbacks=[audit], catch=(ValueError,))
     audit.flush()
     trials = trials_of(ledger_path, "states")
     assert {n: t.state for n, t in trials.items()} == {
@@ -92,19 +94,6 @@ def test_attach_before_optimize_sees_a_first_trial_that_fails_uncaught(ledger_pa
 
 
 NUMERIC = ("auditor_energy_kwh", "auditor_co2e_kg", "auditor_gpu_hours", "auditor_cost_usd")
-
-
-def states_objective(trial: optuna.Trial) -> float:
-    """Trial 0 completes, 1 is pruned, 2 fails under ``catch=``, 3 fails uncaught; on a GPU."""
-    x = trial.suggest_float("x", 0, 1)
-    time.sleep(0.15)
-    if trial.number == 1:
-        raise optuna.TrialPruned()
-    if trial.number == 2:
-        raise ValueError("caught by catch=")
-    if trial.number == 3:
-        raise RuntimeError("uncaught")
-    return x
 
 
 def run_every_state(study: optuna.Study, audit: AuditCallback) -> None:
