@@ -4,19 +4,20 @@ Example:
     >>> import optuna, tempfile, os
     >>> from auditor.integrations.optuna import AuditCallback
     >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
-    >>> audit = AuditCallback(ledger=os.path.join(tempfile.mkdtemp(), "ledger.db"), region="DE")
     >>> study = optuna.create_study(study_name="doc")
+    >>> audit = AuditCallback(study, ledger=os.path.join(tempfile.mkdtemp(), "ledger.db"), region="DE")
     >>> study.optimize(lambda t: t.suggest_float("x", -1, 1) ** 2, n_trials=3, callbacks=[audit])
     >>> audit.flush()
     >>> audit.ledger.count_trials("doc")
     3
 
-How it sees every trial: on its first call (or on :meth:`AuditCallback.attach`), the callback
-wraps the study's sampler and pruner, whose ``before_trial`` and ``after_trial`` fire for every
-trial, even one failing with an exception Optuna never shows to callbacks. Trials that ran
-before (the first of ``optimize``, of each ``n_jobs`` thread) are measured after the fact from
-the meter's idle energy, flagged ``after-the-fact``: ``audit.attach(study)`` before ``optimize``
-measures those live too, and lets a resumed search whose budget is spent run no trial.
+How it sees every trial: given the study (``AuditCallback(study, ...)``, or
+:meth:`AuditCallback.attach`), the callback wraps the study's sampler and pruner, whose
+``before_trial`` and ``after_trial`` fire for every trial, even one failing with an exception
+Optuna never shows to callbacks, and a resumed search whose budget is spent runs no trial.
+Without the study it attaches on its first call: trials that ran before (the first of
+``optimize``, of each ``n_jobs`` thread) are then measured after the fact from the meter's idle
+energy, flagged ``after-the-fact``, and a warning says so.
 Each trial's figures become user attributes (``auditor_energy_kwh``... and ``auditor``), its ledger record's.
 
 Budgets (read from the shared ledger, so several processes or machines stop together):
@@ -27,6 +28,7 @@ reaches the limit; ``hard`` also makes ``trial.should_prune()`` answer True in r
 from __future__ import annotations
 
 import atexit
+import hashlib
 import logging
 import os
 import socket
@@ -41,6 +43,7 @@ from optuna.trial import TrialState as OptunaState
 
 from auditor.budget.limits import Budget, Mode
 from auditor.config import plugin_settings
+from auditor.errors import InvalidInputError
 from auditor.integrations.optuna_hooks import AuditPruner, AuditSampler
 from auditor.ledger import Ledger, TrialState
 from auditor.meters import process_meter
@@ -66,16 +69,52 @@ _STATES = {
 }
 
 
-def _key(study: optuna.Study, trial: FrozenTrial) -> str:
-    return fit_name(f"{study.study_name}/{trial.number}")  # Optuna allows names the ledger's columns do not
+_CONSTRAINT_ATTR = f"constraints:{CONSTRAINT_KEY}"  # where Optuna 5 keeps trial.constraints[CONSTRAINT_KEY]
+
+
+def _constraints_supported() -> bool:
+    """Optuna >= 5 reads a trial's constraints from its system attributes (Trial.set_constraint)."""
+    return hasattr(optuna.trial.Trial, "set_constraint")
+
+
+def run_of(study: optuna.Study) -> str | None:
+    """The id of the study's run: the same for every process and every session that continue
+    this study (the same storage's study id and first trial), different for a study created anew
+    under the same name (its first trial is another) and for every in-memory study (which no
+    other process shares). None until the study's first trial has started.
+
+    Example:
+        >>> study = optuna.create_study(study_name="doc-run")
+        >>> _ = study.ask()
+        >>> run_of(study) == run_of(study) != run_of(optuna.create_study(study_name="doc-run"))
+        True
+    """
+    storage = study._storage
+    try:
+        first_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, 0)
+        first = storage.get_trial(first_id)
+    except KeyError:
+        return None  # no trial yet
+    if first.datetime_start is None:
+        return None  # trial 0 is enqueued and not started: the run is named once it starts
+    identity: list[Any] = [study._study_id, first_id, first.datetime_start.isoformat()]
+    if isinstance(storage, optuna.storages.InMemoryStorage):
+        identity += [socket.gethostname(), os.getpid(), id(storage)]
+    return hashlib.sha256(repr(identity).encode()).hexdigest()[:8]
 
 
 class AuditCallback:
     """An Optuna callback that records every trial's GPU-hours and energy and enforces a budget.
 
-    Every argument is optional; unset ones come from the settings (``audit config``).
+    Every argument is optional; unset ones come from the settings (``audit config``). Give it
+    the study (``AuditCallback(study, ...)``) and it watches every trial from the first, live:
+    without it, the callback only sees the study once the first trial has finished.
 
     Args:
+        study: the study to watch from its first trial (the same as :meth:`attach` before
+            ``optimize``). Without it, trials that ran before the first callback are measured
+            after the fact (flagged ``after-the-fact``, without user attributes), and a first
+            trial failing with an uncaught exception is never seen.
         ledger: ledger path or SQLAlchemy URL.
         budget: ``"2 kg"``, ``"50 kWh"``, ``"100 GPUh"``, ``"$250"`` or a :class:`Budget`.
         scope: ``sweep`` (this study) or ``project`` (the whole ledger).
@@ -101,6 +140,7 @@ class AuditCallback:
 
     def __init__(
         self,
+        study: optuna.Study | None = None,
         *,
         ledger: str | None = None,
         budget: str | Budget | None = None,
@@ -125,6 +165,11 @@ class AuditCallback:
         self.model: CarbonModel = self.settings.model
         self.budget: Budget | None = self.settings.budget
         self.keeper = BudgetKeeper(self.budget, self.model, reserve=reserve)
+        if constraint is not None and not _constraints_supported():
+            raise InvalidInputError(
+                f"constraint= needs Optuna 5 or newer, which reads a trial's constraints without a "
+                f"constraints_func (installed: optuna {optuna.__version__}): pip install -U 'optuna>=5'"
+            )
         self.constraint = CostConstraint.parse(constraint, self.model) if constraint is not None else None
         self.forecaster = SearchForecast(self.model, n_trials, self.budget)
         self.devices = devices
@@ -136,7 +181,11 @@ class AuditCallback:
         self._stopped_by_budget: set[int] = set()
         self._refused: set[int] = set()  # started with the budget already spent: end at their first suggestion
         self._checked_first = False
+        self._warned_late = False
+        self._runs: dict[tuple[int, int], tuple[Any, str]] = {}  # (storage, study id) -> storage, run
         self._lock = threading.Lock()
+        if study is not None:
+            self.attach(study)
 
     # -- attaching ------------------------------------------------------------------------------
 
@@ -182,9 +231,8 @@ class AuditCallback:
         Example:
             >>> import optuna, tempfile, os
             >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
-            >>> audit = AuditCallback(ledger=os.path.join(tempfile.mkdtemp(), "l.db"), region="FR")
             >>> study = optuna.create_study(directions=["minimize", "minimize"])
-            >>> _ = audit.attach(study)
+            >>> audit = AuditCallback(study, ledger=os.path.join(tempfile.mkdtemp(), "l.db"), region="FR")
             >>> def objective(trial):
             ...     loss = sum(range(trial.suggest_int("n", 10_000, 20_000)))
             ...     return loss, audit.usage(trial).energy_kwh
@@ -210,7 +258,7 @@ class AuditCallback:
     def _trial_started(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if self.trials is None:
             return
-        self.trials.begin(trial._trial_id, trial_key=_key(study, trial), number=trial.number,
+        self.trials.begin(trial._trial_id, trial_key=self._key(study, trial), number=trial.number, run=self._run(study),
                           params=lambda: study._storage.get_trial_params(trial._trial_id))
         if self.budget is None:
             return
@@ -237,13 +285,33 @@ class AuditCallback:
             logger.debug("auditor: user attributes not written: %s", exc)
         if self.constraint is not None and record is not None:
             footprint = self.model.footprint(record.energy_kwh, record.gpu_hours, (record.start_time, record.end_time))
-            optuna.Trial(study, trial._trial_id).set_constraint(CONSTRAINT_KEY, self.constraint.value(footprint))
+            # what Trial.set_constraint writes, written through the storage: building an
+            # optuna.Trial here would run the samplers' before_trial again for a finished trial
+            study._storage.set_trial_system_attr(trial._trial_id, _CONSTRAINT_ATTR, self.constraint.value(footprint))
+
+    def _run(self, study: optuna.Study) -> str:
+        """The run ``study`` is (:func:`run_of`), asked of the storage once per study."""
+        cache_key = (id(study._storage), study._study_id)
+        cached = self._runs.get(cache_key)
+        if cached is not None and cached[0] is study._storage:
+            return cached[1]
+        run = run_of(study)
+        if run is None:
+            return "0" * 8  # not named yet (trial 0 enqueued, not started): asked again next time
+        self._runs[cache_key] = (study._storage, run)
+        return run
+
+    def _key(self, study: optuna.Study, trial: FrozenTrial) -> str:
+        """The trial's key in the sweep: study, run and number, so that a study created anew
+        under the same name keeps its trials beside the earlier run's."""
+        return fit_name(f"{study.study_name}/{self._run(study)}/{trial.number}")  # Optuna allows names the ledger's columns do not
 
     def _fields(self, study: optuna.Study, trial: FrozenTrial, state: OptunaState, values: Sequence[float] | None) -> dict[str, Any]:
         stopped = trial._trial_id in self._stopped_by_budget
-        return {"trial_key": _key(study, trial), "name": None, "state": _STATES.get(state, TrialState.FAILED),
+        return {"trial_key": self._key(study, trial), "name": None, "state": _STATES.get(state, TrialState.FAILED),
                 "params": dict(trial.params), "objective": list(values) if values is not None else None,
-                "number": trial.number, "stopped_by_budget": stopped, "flags": ["stopped-by-budget"] if stopped else []}
+                "number": trial.number, "run": self._run(study), "stopped_by_budget": stopped,
+                "flags": ["stopped-by-budget"] if stopped else []}
 
     # -- after each trial ------------------------------------------------------------------------
 
@@ -255,6 +323,7 @@ class AuditCallback:
             return
         if not trials.recorded(trial._trial_id) and trial.state in _STATES and trial.datetime_start and trial.datetime_complete:
             # started before the callback was attached: measured from the meter's idle energy
+            self._warn_late(trial)
             trials.record_past(trial._trial_id, trial.datetime_start.timestamp(), trial.datetime_complete.timestamp(),
                                **self._fields(study, trial, trial.state, trial.values))
         decision = None
@@ -264,6 +333,14 @@ class AuditCallback:
             if decision is not None and decision.action.stops:
                 study.stop()
         self.forecaster.after(trial.number + 1, lambda: idle_kwh(trials), decision)
+
+    def _warn_late(self, trial: FrozenTrial) -> None:
+        if not self._warned_late:
+            self._warned_late = True
+            logger.warning(
+                "auditor: trial %d ran before the callback saw the study: its energy is taken from the "
+                "meter's idle energy afterwards (flagged after-the-fact, no user attributes). Give the "
+                "callback the study to watch every trial live: AuditCallback(study, ...)", trial.number)
 
     @never_raise
     def _hard_stop_now(self) -> bool:

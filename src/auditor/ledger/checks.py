@@ -24,7 +24,7 @@ from typing import Any
 
 from auditor.errors import InvalidRecordError
 from auditor.ledger.records import EnergyReading, TrialRecord, TrialState
-from auditor.ledger.schema import ENERGY_DOMAINS
+from auditor.ledger.schema import ENERGY_DOMAINS, RUN_LIMIT
 
 TEXT_LIMIT = 255  # the ledger's name columns
 METHOD_LIMIT = 16  # the ledger's energy method columns
@@ -49,9 +49,18 @@ def _text(name: str, value: Any, optional: bool = False) -> str | None:
     return None
 
 
+def _run(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= RUN_LIMIT:
+        return f"run {value!r:.80} is not a text of 1 to {RUN_LIMIT} characters"
+    return None
+
+
 def _problems(record: TrialRecord) -> list[str]:
     found = [
         _text("sweep", record.sweep), _text("trial_key", record.trial_key), _text("name", record.name, True),
+        _run(record.run),
         _text("host", record.host),
         _amount("start_time", record.start_time), _amount("gpu_seconds", record.gpu_seconds),
         _amount("recorded_at", record.recorded_at),

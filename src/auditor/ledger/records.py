@@ -61,6 +61,7 @@ class TrialRecord:
     is_final: bool = False
     stopped_by_budget: bool = False
     recorded_at: float = field(default_factory=time.time)
+    run: str | None = None  # which run of the sweep (a study created anew): None for its first
 
     def __post_init__(self) -> None:
         self.state = TrialState(self.state)

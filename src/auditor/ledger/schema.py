@@ -8,6 +8,9 @@ are computed from energy and GPU time at report time.
 Schema history (``SCHEMA_VERSION``):
 
 1. sweeps, trials, budget events, budget reservations.
+2. ``auditor_trials.run``: which run of its sweep a trial belongs to (a study created anew under
+   the same name, a second process with an in-memory study of that name); rows written by
+   schema 1 have none (NULL), and are their sweep's first run.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.mysql import LONGTEXT
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+RUN_LIMIT = 64  # characters of a run's id
 ENERGY_DOMAINS = ("gpu", "cpu", "memory")
 
 # MySQL's TEXT holds 64 KB; params and objective values may be longer.
@@ -60,6 +64,7 @@ trials = Table(
     Column("sweep_id", Integer, ForeignKey("auditor_sweeps.id"), nullable=False),
     Column("trial_key", String(255), nullable=False),
     Column("number", Integer),
+    Column("run", String(RUN_LIMIT)),  # schema 2; NULL: the sweep's first run (rows of schema 1)
     Column("name", String(255)),
     Column("state", String(16), nullable=False),
     Column("params", JsonText, nullable=False, default="{}"),

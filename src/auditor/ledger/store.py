@@ -366,6 +366,15 @@ class Ledger:
                 if self.backend in ("mysql", "mariadb"):  # a session lock: release it after the commit
                     conn.exec_driver_sql(f"SELECT RELEASE_LOCK('auditor_schema_{_SCHEMA_LOCK_ID}')")
                     conn.commit()
+        if version < schema.SCHEMA_VERSION:
+            try:
+                version = self._migrate()
+            except LedgerError as exc:
+                raise LedgerError(
+                    f"ledger {self.location} has schema {version}, which this auditor upgrades to "
+                    f"{schema.SCHEMA_VERSION} when it opens it (adding a column, nothing rewritten), "
+                    f"and the upgrade failed: {exc}. Open it once where it can be written"
+                ) from None
         if version > schema.SCHEMA_VERSION:
             raise SchemaTooNewError(
                 f"ledger {self.location} has schema {version}, written by a newer auditor; this one "
@@ -373,6 +382,27 @@ class Ledger:
                 "pip install -U hpo-auditor"
             )
         self.schema_version = version
+
+    def _migrate(self) -> int:
+        """Bring a ledger of an older schema up to this one, under the schema lock (another
+        process may be doing the same): each step adds what its version brought, and nothing
+        stored is rewritten. Returns the version now stored."""
+        with self._guard(), self._writer.connect() as conn:
+            with conn.begin():
+                self._lock_schema(conn)
+                version = self._stored_version(conn)
+                assert version is not None
+                if version < 2:  # the run of each trial; rows of schema 1 keep NULL (first run)
+                    columns = {c["name"] for c in inspect(conn).get_columns(schema.trials.name)}
+                    if "run" not in columns:
+                        conn.exec_driver_sql(f"ALTER TABLE {schema.trials.name} ADD COLUMN run VARCHAR({schema.RUN_LIMIT})")
+                    version = 2
+                conn.execute(update(schema.meta).where(schema.meta.c.key == "schema_version")
+                             .values(value=str(version)))
+            if self.backend in ("mysql", "mariadb"):
+                conn.exec_driver_sql(f"SELECT RELEASE_LOCK('auditor_schema_{_SCHEMA_LOCK_ID}')")
+                conn.commit()
+        return version
 
     # -- sweeps -----------------------------------------------------------------------------
 
@@ -434,6 +464,7 @@ class Ledger:
             "sweep_id": self._sweep_id(record.sweep),
             "trial_key": str(record.trial_key),
             "number": record.number,
+            "run": record.run,
             "name": record.name,
             "state": record.state.value,
             "params": _dumps(record.params),
@@ -589,6 +620,7 @@ class Ledger:
             sweep=sweep_name,
             trial_key=row.trial_key,
             number=row.number,
+            run=row.run,
             name=row.name,
             state=self._state(row),
             params=json.loads(row.params),

@@ -215,7 +215,8 @@ class Meter:
             return [], False, True
 
     def begin(self, gpus: str | Iterable[int | str] | None = "auto", weight: float = 1.0) -> Interval:
-        """Open an interval now on the given GPUs and on every CPU and memory device."""
+        """Open an interval now on the given GPUs and on every CPU and memory device, and read
+        the cheap sources (:meth:`read_now`), so the interval's share of them starts here."""
         keys, auto, missing = self._gpus_or_none(gpus)
         others = [k for k, d in self.devices.items() if not d.is_gpu]
         with self._lock:
@@ -224,6 +225,7 @@ class Meter:
             if missing:
                 interval.flags.add("gpu-not-found")
             self._accountant.open(interval)
+        self.read_now()
         return interval
 
     def end(self, interval: Interval) -> Interval:
@@ -232,9 +234,16 @@ class Meter:
         synchronize_cuda()
         with self._lock:
             self._accountant.close(interval, self.clock())
+        self.read_now()
+        return interval
+
+    def read_now(self) -> None:
+        """Read the sources cheap enough to read at any moment (process CPU time, RAPL, the
+        memory estimate) now: done at every interval's start and end, so an interval's energy in
+        their domains follows its own work at every length, and before a snapshot, so a running
+        interval's figure is current."""
         if self._edge_sources:
             self._sample(self._edge_sources)
-        return interval
 
     def measure(self, interval: Interval, timeout: float = 5.0) -> Measurement:
         """The interval's measurement, once final. Reads the sources at once if the sampler has
@@ -249,7 +258,9 @@ class Meter:
         return self._measurement(interval)
 
     def snapshot(self, interval: Interval) -> Measurement:
-        """The measurement of an interval still open, as far as the readings go (a heartbeat)."""
+        """The measurement of an interval still open, as far as the readings go (a heartbeat):
+        the cheap sources are read now (:meth:`read_now`), the others as of their last reading."""
+        self.read_now()
         with self._lock:
             copy = Interval(start=interval.start, devices=dict(interval.devices), end=interval.end or self.clock(),
                             energy=dict(interval.energy), methods={k: set(v) for k, v in interval.methods.items()})

@@ -62,15 +62,20 @@ class LocalTrials:
         self._idle_at_start = self.meter.idle_joules()
 
     def begin(self, key: Hashable, *, trial_key: str, number: int | None = None, name: str | None = None,
-              params: Callable[[], dict[str, Any]] | None = None) -> None:
+              params: Callable[[], dict[str, Any]] | None = None, run: str | None = None) -> None:
         """A trial started: its interval opens and its ``running`` row is written; ``params``
-        gives its parameters so far to each heartbeat (a search killed mid-trial keeps them)."""
-        interval = self.meter.begin(gpus=self.devices)
-        wall_start = time.time()
+        gives its parameters so far to each heartbeat (a search killed mid-trial keeps them).
+        A trial already begun or recorded here is left as it is: a framework that announces a
+        trial again (a ``Trial`` object built anew for it) opens no second interval, which would
+        take a share of every later trial's energy and never close."""
         with self._lock:
+            if key in self._open or key in self._recorded:
+                return
+            interval = self.meter.begin(gpus=self.devices)
+            wall_start = time.time()
             self._open[key] = (interval, wall_start)
         self.recorder.start(interval, trial_key=trial_key, number=number, name=name, wall_start=wall_start,
-                            params_of=params)
+                            params_of=params, run=run)
 
     def _close(self, key: Hashable) -> tuple[Interval, float, float] | None:
         """Close the interval of the trial ``key``: it, its wall start and end (None for a trial

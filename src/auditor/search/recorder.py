@@ -218,7 +218,8 @@ class Recorder:
             except Exception:  # noqa: BLE001
                 measurement = None
             records.append(record_for(measurement, sweep=self.sweep, state=TrialState.RUNNING, wall_end=now,
-                                      name=fields.get("name"), number=fields.get("number"), params=_params_so_far(fields),
+                                      name=fields.get("name"), number=fields.get("number"), run=fields.get("run"),
+                                      params=_params_so_far(fields),
                                       trial_key=fields["trial_key"], wall_start=fields["wall_start"],
                                       flags=["heartbeat"]))
             self._running[interval_id] = (interval, fields, now)

@@ -74,12 +74,14 @@ def record_for(
     objective: list[float] | None = None,
     number: int | None = None,
     stopped_by_budget: bool = False,
+    run: str | None = None,
 ) -> TrialRecord:
     """A ledger record from a measurement (or from none, flagged ``energy-missing``)."""
     return TrialRecord(
         sweep=sweep,
         trial_key=trial_key,
         number=number,
+        run=run,
         objective=objective,
         stopped_by_budget=stopped_by_budget,
         name=name,
