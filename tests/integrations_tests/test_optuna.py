@@ -198,7 +198,7 @@ def test_a_running_trials_heartbeat_carries_its_params_so_far(ledger_path: str, 
             with Ledger.open(ledger_path) as store:  # the sweep appears with the first heartbeat
                 known = {t.number: t for t in store.trials("beats")} if store.get_sweep("beats") else {}
             running = known.get(trial.number)
-            if running is not None and running.state is TrialState.RUNNING and running.params:
+            if running is not None and running.state is TrialState.RUNNING and len(running.params) == 2:
                 seen.append(running.params)
             time.sleep(0.05)
         return x * layers

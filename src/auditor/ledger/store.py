@@ -179,6 +179,7 @@ _UPDATE_RUNNING_TRIAL = _UPDATE_TRIAL.where(schema.trials.c.state == TrialState.
 _SELECT_TRIAL_ID = select(schema.trials.c.id).where(_TRIAL_KEY)
 
 
+_ADD_RUN_COLUMN = "ALTER TABLE auditor_trials ADD COLUMN run VARCHAR(64)"  # schema 1 -> 2 (schema.RUN_LIMIT)
 _KEYS_PER_QUERY = 500  # trial keys looked up per query (well under every backend's limit)
 
 
@@ -395,7 +396,7 @@ class Ledger:
                 if version < 2:  # the run of each trial; rows of schema 1 keep NULL (first run)
                     columns = {c["name"] for c in inspect(conn).get_columns(schema.trials.name)}
                     if "run" not in columns:
-                        conn.exec_driver_sql(f"ALTER TABLE {schema.trials.name} ADD COLUMN run VARCHAR({schema.RUN_LIMIT})")
+                        conn.exec_driver_sql(_ADD_RUN_COLUMN)
                     version = 2
                 conn.execute(update(schema.meta).where(schema.meta.c.key == "schema_version")
                              .values(value=str(version)))
@@ -690,6 +691,18 @@ class Ledger:
             if column in frame:
                 frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
         return frame
+
+    def runs(self, sweep: str) -> list[str | None]:
+        """The runs of a sweep, first started first (None: the trials of schema 1, its first run).
+
+        Raises:
+            UnknownSweepError: no such sweep.
+        """
+        t = schema.trials
+        query = (select(t.c.run).where(t.c.sweep_id == self._sweep_id(sweep), t.c.state != "idle")
+                 .group_by(t.c.run).order_by(func.min(t.c.start_time)))
+        with self._read() as conn:
+            return [row[0] for row in conn.execute(query).all()]
 
     def count_trials(self, sweep: str | None = None) -> int:
         """How many trials the ledger holds (for one sweep, or in all)."""

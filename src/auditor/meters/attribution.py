@@ -193,12 +193,14 @@ class Accountant:
                     finished.append(iv)
         return finished
 
-    def claim_idle(self, key: str, start: float, end: float) -> tuple[float, float]:
+    def claim_idle(self, key: str, start: float, end: float,
+                   taken: list[tuple[float, float]] | None = None) -> tuple[float, float]:
         """Move the idle energy of ``[start, end]`` to an interval known only after the fact
         (a trial that ran before the plugin saw its start). Energy already given to other
         intervals stays theirs, so nothing is counted twice.
 
-        Returns the joules claimed and the earliest time the idle history still covers.
+        Returns the joules claimed and the earliest time the idle history still covers;
+        ``taken`` (if given) receives each claimed piece's start and joules.
         """
         state = self._state(key)
         pieces = state.idle_pieces
@@ -215,6 +217,8 @@ class Accountant:
                 kept.append(pieces[last])
                 continue
             claimed += joules * (hi - lo) / (y - x)
+            if taken is not None:
+                taken.append((lo, joules * (hi - lo) / (y - x)))  # when, and how much, for its owner
             if lo > x:
                 kept.append((x, lo, joules * (lo - x) / (y - x)))
             if y > hi:

@@ -135,6 +135,11 @@ class Meter:
         self._holder_interval = HOLDER_REFRESH_S
         self.samples_taken = 0
         self._warned_gpus: set[str] = set()
+        self._idle_owners: list[object] = []
+        self._idle_of: dict[int, dict[str, float]] = {}
+        self._idle_unowned: dict[str, float] = {}
+        self._idle_settled: dict[str, float] = {}
+        self._idle_history: list[tuple[float, int | None]] = []  # (since, owner id): who took the idle when
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -287,8 +292,11 @@ class Meter:
         if missing:
             interval.flags.add("gpu-not-found")
         with self._lock:
+            self._settle_idle()
             for key in devices:
-                joules, covered_from = self._accountant.claim_idle(key, start, end)
+                taken: list[tuple[float, float]] = []
+                joules, covered_from = self._accountant.claim_idle(key, start, end, taken)
+                self._take_back_idle(key, taken)
                 interval.energy[key] = joules
                 interval.methods[key] = {self.devices[key].method if key not in self._lost else "estimate-tdp"}
                 if covered_from > start + 1e-3:
@@ -313,6 +321,56 @@ class Meter:
         """Per device, joules drawn while no interval held it."""
         with self._lock:
             return {key: self._accountant.idle(key) for key in self.devices}
+
+    # -- idle energy, each joule to one owner -----------------------------------------------
+
+    def _take_back_idle(self, key: str, taken: list[tuple[float, float]]) -> None:
+        """Idle energy claimed by an interval after the fact leaves the idle of whoever owned it
+        when it was drawn (under the lock, after a settling): counted once, by the interval."""
+        for at, joules in taken:
+            owner = next((o for since, o in reversed(self._idle_history) if since <= at), None)
+            target = self._idle_of.get(owner, self._idle_unowned) if owner is not None else self._idle_unowned
+            target[key] = target.get(key, 0.0) - joules
+        self._idle_settled[key] = self._accountant.idle(key)
+
+    def own_idle(self, owner: object) -> None:
+        """Make ``owner`` (a search recording its idle energy) the one the idle energy drawn from
+        now on goes to, until it lets go (:meth:`release_idle`) or a newer owner takes over:
+        two searches alive in one process (two callbacks in a notebook) never both count the same
+        idle joule. Idle energy drawn while no owner holds the meter is :meth:`unowned_idle`."""
+        with self._lock:
+            self._settle_idle()
+            self._idle_owners.append(owner)
+            self._idle_of.setdefault(id(owner), {})
+            self._idle_history.append((self.clock(), id(owner)))
+
+    def release_idle(self, owner: object) -> None:
+        """``owner`` takes no more idle energy (what it took stays its own); the previous owner
+        still alive takes it again."""
+        with self._lock:
+            self._settle_idle()
+            self._idle_owners = [o for o in self._idle_owners if o is not owner]
+            self._idle_history.append((self.clock(), id(self._idle_owners[-1]) if self._idle_owners else None))
+
+    def idle_of(self, owner: object) -> dict[str, float]:
+        """Per device, the idle joules that went to ``owner`` (up to the last readings)."""
+        with self._lock:
+            self._settle_idle()
+            return dict(self._idle_of.get(id(owner), {}))
+
+    def unowned_idle(self) -> dict[str, float]:
+        """Per device, idle joules drawn while no search owned the meter's idle energy."""
+        with self._lock:
+            self._settle_idle()
+            return dict(self._idle_unowned)
+
+    def _settle_idle(self) -> None:
+        """Give the idle energy drawn since the last settling to the newest owner (under the lock)."""
+        target = self._idle_of[id(self._idle_owners[-1])] if self._idle_owners else self._idle_unowned
+        for key in self.devices:
+            now = self._accountant.idle(key)
+            target[key] = target.get(key, 0.0) + now - self._idle_settled.get(key, 0.0)
+            self._idle_settled[key] = now
 
     def counter_deltas(self) -> dict[str, float]:
         """Per device, joules its readings rose since the meter started."""

@@ -99,6 +99,11 @@ class SimulatedGpuSource(EnergySource):
         count, _, watts = spec.lower().partition("x")
         return cls([PowerProfile.constant(float(watts))] * int(count), **kwargs)  # type: ignore[arg-type]
 
+    @property
+    def t0(self) -> float:
+        """The clock's reading the profiles start from."""
+        return self._t0
+
     def devices(self) -> list[Device]:
         return list(self._devices)
 
@@ -127,3 +132,30 @@ def simulated_gpus_from_environment() -> SimulatedGpuSource | None:
     """Simulated GPUs named by ``AUDITOR_SIMULATE_GPUS`` (e.g. ``2x300``), for test workers."""
     spec = os.environ.get("AUDITOR_SIMULATE_GPUS")
     return SimulatedGpuSource.from_spec(spec, held_by=os.getpid()) if spec else None
+
+
+class SimulatedRaplSource(EnergySource):
+    """A simulated CPU package with a RAPL counter (key ``cpu:SIM-package-0``): continuous, exact
+    to the profile, and cheap to read, so that the meter reads it at every interval's start and
+    end as it reads the real RAPL and the CPU-time estimate.
+
+    Example:
+        >>> clock = iter([0.0, 0.5, 2.0]).__next__
+        >>> cpu = SimulatedRaplSource(PowerProfile.of([(0, 10.0), (1, 30.0)]), clock=clock)
+        >>> cpu.read(), cpu.read()
+        ({'cpu:SIM-package-0': 5.0}, {'cpu:SIM-package-0': 40.0})
+    """
+
+    poll_interval_s = 0.5
+    read_at_end = True
+
+    def __init__(self, profile: PowerProfile, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.profile = profile
+        self._clock = clock
+        self.t0 = clock()
+
+    def devices(self) -> list[Device]:
+        return [Device("cpu:SIM-package-0", "cpu", "Simulated CPU package", "rapl")]
+
+    def read(self) -> dict[str, float]:
+        return {"cpu:SIM-package-0": self.profile.energy(0.0, self._clock() - self.t0)}

@@ -18,7 +18,7 @@ from typing import Any
 
 from auditor import __version__
 from auditor.ledger import Ledger
-from auditor.ledger.records import StateAggregate, SweepRecord
+from auditor.ledger.records import StateAggregate, SweepRecord, TrialRecord
 from auditor.model.carbon import CarbonModel, Footprint, Overrides, model_for_sweep
 from auditor.report.embodied import EmbodiedSettings, add_embodied_and_water
 from auditor.report.grid import (
@@ -86,6 +86,23 @@ class Totals:
             "idle_fraction": self.idle_joules / self.joules if self.joules else None,
             "trials_without_energy": self.without_energy,
         }
+
+
+def trial_label(trial: TrialRecord, runs: list[str | None]) -> str:
+    """How a report names a trial: ``sweep/number``, and which run when its sweep has several.
+
+    Example:
+        >>> trial = TrialRecord(sweep="lr", trial_key="lr/ab12cd34/4", state="complete", start_time=0.0,
+        ...                     number=4, run="ab12cd34")
+        >>> trial_label(trial, ["ab12cd34"]), trial_label(trial, ["0f0f0f0f", "ab12cd34"])
+        ('lr/4', 'lr/4 (run 2 of 2)')
+    """
+    if trial.number is None:
+        return trial.trial_key
+    label = f"{trial.sweep}/{trial.number}"
+    if len(runs) > 1 and trial.run in runs:
+        label += f" (run {runs.index(trial.run) + 1} of {len(runs)})"
+    return label
 
 
 def _hardware(device_lists: dict[str, int]) -> dict[str, int]:
@@ -229,11 +246,12 @@ def build_report(
              "trials_stopped_by_budget": per_sweep[name].stopped_by_budget,
              "budget_events": events[name],
              "shift": shifted.get(name),
-             "budget": (records[name].attrs or {}).get("budget")}
+             "budget": (records[name].attrs or {}).get("budget"),
+             "runs": len(ledger.runs(name)) if per_sweep[name].trials else 0}
             for name in names
         ],
         "final_run": None if final is None or final_fp is None else {
-            "sweep": final.sweep, "name": final.name or final.trial_key, "kind": final_kind, "co2e_kg": final_fp.co2e_kg,
+            "sweep": final.sweep, "name": final.name or trial_label(final, ledger.runs(final.sweep)), "kind": final_kind, "co2e_kg": final_fp.co2e_kg,
             "energy_kwh": final_fp.energy_kwh, "facility_kwh": final_fp.facility_kwh, "gpu_hours": final_fp.gpu_hours,
         },
         "search_to_final_ratio": ratio,

@@ -44,13 +44,16 @@ class LocalTrials:
             on), ``"all"``, or indices/UUIDs.
         idle_key: the trial key of the row holding the energy between trials, which
             :meth:`record_idle` writes and :meth:`pending_usage` counts as it accrues.
+        idle_owner: who owns the meter's idle energy for this search (:meth:`Meter.own_idle`),
+            if it took it before this was made (a plugin, from its own start); else this does, now.
 
     ``key`` is the framework's own id of a trial (unique in this process); ``fields`` are
     :func:`~auditor.search.records.record_for`'s keyword arguments but the measurement, the
     sweep and the wall times, which this class adds.
     """
 
-    def __init__(self, recorder: Recorder, devices: Any = "auto", idle_key: str = "idle") -> None:
+    def __init__(self, recorder: Recorder, devices: Any = "auto", idle_key: str = "idle",
+                 idle_owner: object | None = None) -> None:
         self.recorder = recorder
         self.meter = recorder.meter
         self.devices = devices
@@ -59,7 +62,9 @@ class LocalTrials:
         self._recorded: set[Hashable] = set()
         self._lock = threading.Lock()
         self._since = time.time()
-        self._idle_at_start = self.meter.idle_joules()
+        self._owner = idle_owner if idle_owner is not None else self
+        if idle_owner is None:
+            self.meter.own_idle(self)  # the idle energy from now on is this search's (until a newer one's)
 
     def begin(self, key: Hashable, *, trial_key: str, number: int | None = None, name: str | None = None,
               params: Callable[[], dict[str, Any]] | None = None, run: str | None = None) -> None:
@@ -155,12 +160,17 @@ class LocalTrials:
                      pending.keys | {self.idle_key})
 
     def _idle_since_start(self) -> dict[str, float]:
-        """Idle joules per domain since this began."""
+        """Idle joules per domain that went to this search since it began (the meter gives each
+        idle joule to one search: :meth:`~auditor.meters.sampler.Meter.own_idle`)."""
         by_domain: dict[str, float] = {}
-        for key, joules in self.meter.idle_joules().items():
+        for key, joules in self.meter.idle_of(self._owner).items():
             domain = self.meter.devices[key].domain
-            by_domain[domain] = by_domain.get(domain, 0.0) + max(0.0, joules - self._idle_at_start.get(key, 0.0))
+            by_domain[domain] = by_domain.get(domain, 0.0) + joules
         return by_domain
+
+    def release_idle(self) -> None:
+        """This search draws no more idle energy (its search is over); its row keeps what it took."""
+        self.meter.release_idle(self._owner)
 
     def recorded(self, key: Hashable) -> bool:
         """True once the trial was handed over for recording."""

@@ -1,0 +1,58 @@
+"""A finished Optuna trial's figures written into the study: its ledger record's numbers as user
+attributes (what optuna-dashboard sorts and plots) and its cost as the constraint ``auditor``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import optuna
+
+from auditor.errors import InvalidInputError
+from auditor.ledger import TrialRecord
+from auditor.model.carbon import CarbonModel
+from auditor.search.constraint import CONSTRAINT_KEY, CostConstraint
+from auditor.search.figures import user_attrs
+
+logger = logging.getLogger("auditor")
+
+CONSTRAINT_ATTR = f"constraints:{CONSTRAINT_KEY}"  # where Optuna 5 keeps trial.constraints[CONSTRAINT_KEY]
+LATE_WARNING = (
+    "auditor: trial %d ran before the callback saw the study: its energy is taken from the meter's "
+    "idle energy afterwards (flagged after-the-fact, no user attributes). Give the callback the "
+    "study to watch every trial live: AuditCallback(study, ...)"
+)
+
+
+def require_constraints() -> None:
+    """Raise unless this Optuna reads a trial's constraints without a ``constraints_func``
+    (Optuna >= 5, ``Trial.set_constraint``): on Optuna 4, ``constraint=`` would do nothing.
+
+    Raises:
+        InvalidInputError: Optuna is older than 5.
+    """
+    if not hasattr(optuna.trial.Trial, "set_constraint"):
+        raise InvalidInputError(
+            f"constraint= needs Optuna 5 or newer, which reads a trial's constraints without a "
+            f"constraints_func (installed: optuna {optuna.__version__}): pip install -U 'optuna>=5'"
+        )
+
+
+def write_figures(study: optuna.Study, trial_id: int, record: TrialRecord, model: CarbonModel,
+                  constraint: CostConstraint | None) -> None:
+    """Write ``record``'s figures into the running trial ``trial_id`` (numeric user attributes,
+    and the constraint when one is set). A storage that refuses leaves the ledger's record as
+    the figure of truth, with a debug line.
+
+    The constraint is written where ``Trial.set_constraint`` writes it, through the storage:
+    building an ``optuna.Trial`` for a trial that is ending would run the samplers'
+    ``before_trial`` again.
+    """
+    try:
+        for name, value in user_attrs(record, model).items():
+            study._storage.set_trial_user_attr(trial_id, name, value)
+        if constraint is not None:
+            footprint = model.footprint(record.energy_kwh, record.gpu_hours, (record.start_time, record.end_time))
+            study._storage.set_trial_system_attr(trial_id, CONSTRAINT_ATTR, constraint.value(footprint))
+    except Exception as exc:  # noqa: BLE001 - some storages refuse; the ledger still has it
+        logger.debug("auditor: figures not written into trial %s: %s", trial_id, exc)
