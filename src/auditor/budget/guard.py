@@ -75,6 +75,7 @@ class BudgetGuard:
         self._dead_released = False
         self._seeded = False
         self._intensity: float | None = None  # the mean intensity of the last tally, with a series
+        self._unsent: list[BudgetEvent] = []  # events whose sweep the ledger did not hold yet
 
     @property
     def _hourly(self) -> bool:
@@ -124,6 +125,7 @@ class BudgetGuard:
         """:meth:`reserve` for ``holder`` (or :meth:`check` without one), never raising: when
         the ledger cannot answer or a trial's energy is missing, the budget fails open (go on,
         one warning) or closed (stop, announced as a stop is), as ``budget.fail`` says."""
+        self.send_events()
         if self._missing and self.budget.fail is FailMode.CLOSED:
             return self._unchecked(f"a trial's energy is missing ({self._missing})", after)
         if self.ledger is None:
@@ -261,8 +263,7 @@ class BudgetGuard:
                 round(100 * (decision.threshold or 0)), where,
                 format_amount(metric, decision.spent), format_amount(metric, decision.limit),
             )
-        try:
-            self.ledger.record_budget_event(
+        self._unsent.append(
                 BudgetEvent(
                     budget=self.budget.text or self.budget.limit.describe(),
                     metric=metric.value,
@@ -279,6 +280,23 @@ class BudgetGuard:
                     else self.model.region.g_co2e_per_kwh,
                     pue=self.model.effective_pue,
                 )
-            )
-        except Exception as exc:  # noqa: BLE001 - the event is worth less than the search
-            logger.warning("auditor: budget event not recorded: %s", exc)
+        )
+        self.send_events()
+
+    def send_events(self) -> None:
+        """Write the events not written yet. One whose sweep the ledger does not hold yet (the
+        search's first records are still on their way: a stop racing the sweep's creation) waits
+        for the next decision or the search's flush; any other failure drops it with a warning."""
+        with self._lock:
+            unsent, self._unsent = self._unsent, []
+        for index, event in enumerate(unsent):
+            try:
+                if self.ledger is None:
+                    raise UnknownSweepError("the ledger did not open")
+                self.ledger.record_budget_event(event)
+            except UnknownSweepError:
+                with self._lock:
+                    self._unsent[:0] = unsent[index:]
+                return
+            except Exception as exc:  # noqa: BLE001 - the event is worth less than the search
+                logger.warning("auditor: budget event not recorded: %s", exc)

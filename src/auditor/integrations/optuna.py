@@ -235,10 +235,11 @@ class AuditCallback:
 
     def _fields(self, study: optuna.Study, trial: FrozenTrial, state: OptunaState, values: Sequence[float] | None) -> dict[str, Any]:
         stopped = trial._trial_id in self._stopped_by_budget
+        refused = ["refused-by-budget"] if trial._trial_id in self._refused else []  # never ran: no params, ~0 J
         return {"trial_key": self._key(study, trial), "name": None, "state": _STATES.get(state, TrialState.FAILED),
                 "params": dict(trial.params), "objective": list(values) if values is not None else None,
                 "number": trial.number, "run": self._runs.run(study), "stopped_by_budget": stopped,
-                "flags": ["stopped-by-budget"] if stopped else []}
+                "flags": (["stopped-by-budget"] if stopped else []) + refused}
 
     # -- after each trial ------------------------------------------------------------------------
 

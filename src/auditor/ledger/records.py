@@ -148,3 +148,4 @@ class StateAggregate:
     first_start: float | None = None
     last_end: float | None = None
     without_energy: int = 0  # trials flagged energy-missing: neither measured nor estimated
+    refused: int = 0  # trials flagged refused-by-budget: ended by a spent budget before they ran

@@ -704,6 +704,17 @@ class Ledger:
         with self._read() as conn:
             return [row[0] for row in conn.execute(query).all()]
 
+    def run_spans(self, since: float | None = None) -> list[tuple[float, float]]:
+        """Per run of every sweep, its first start and last end (what the time a project's
+        searches took is the union of: the gaps between runs are no search time)."""
+        t = schema.trials
+        end = func.coalesce(t.c.end_time, t.c.start_time)
+        query = select(func.min(t.c.start_time), func.max(end)).where(t.c.state != "idle").group_by(t.c.sweep_id, t.c.run)
+        if since is not None:
+            query = query.where(t.c.start_time >= since)
+        with self._read() as conn:
+            return [(float(a), float(b)) for a, b in conn.execute(query).all() if a is not None]
+
     def count_trials(self, sweep: str | None = None) -> int:
         """How many trials the ledger holds (for one sweep, or in all)."""
         query = select(func.count()).select_from(schema.trials).where(schema.trials.c.state != "idle")
@@ -762,6 +773,7 @@ class Ledger:
             func.sum(case((t.c.stopped_by_budget, 1), else_=0)), func.min(t.c.start_time),
             func.max(func.coalesce(t.c.end_time, t.c.start_time)),
             func.sum(case((t.c.flags.like('%"energy-missing"%'), 1), else_=0)),
+            func.sum(case((t.c.flags.like('%"refused-by-budget"%'), 1), else_=0)),
         ).group_by(sweep_key, state)
         if since is not None:
             query = query.where(t.c.start_time >= since)
@@ -770,7 +782,7 @@ class Ledger:
             sweeps = {row.id: (row.name, row.framework) for row in conn.execute(select(schema.sweeps.c.id, schema.sweeps.c.name, schema.sweeps.c.framework))}
         return [
             StateAggregate(*sweeps[int(r[0])], r[1], int(r[2]), float(r[3] or 0), float(r[4] or 0), float(r[5] or 0),
-                           int(r[6] or 0), r[7], r[8], int(r[9] or 0))
+                           int(r[6] or 0), r[7], r[8], int(r[9] or 0), int(r[10] or 0))
             for r in rows
         ]
 

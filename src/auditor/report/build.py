@@ -48,6 +48,7 @@ class Totals:
     idle_joules: float = 0.0
     stopped_by_budget: int = 0
     without_energy: int = 0
+    refused: int = 0
     by_state: Counter[str] = field(default_factory=Counter)
 
     def add(self, row: StateAggregate) -> None:
@@ -62,6 +63,7 @@ class Totals:
         self.measured_joules += row.measured_joules
         self.stopped_by_budget += row.stopped_by_budget
         self.without_energy += row.without_energy
+        self.refused += row.refused
         if row.state in WASTE_STATES:
             self.waste_joules += row.joules
         self.by_state[row.state] += row.trials
@@ -85,7 +87,24 @@ class Totals:
             "idle_kwh": self.idle_joules / 3.6e6,
             "idle_fraction": self.idle_joules / self.joules if self.joules else None,
             "trials_without_energy": self.without_energy,
+            "trials_refused_by_budget": self.refused,
         }
+
+
+def searching_seconds(spans: list[tuple[float, float]]) -> float:
+    """How long some run was going: the union of the runs' spans (a week between two runs of a
+    search is no search time).
+
+    Example:
+        >>> searching_seconds([(0.0, 60.0), (30.0, 90.0), (3600.0, 3630.0)])
+        120.0
+    """
+    total, reach = 0.0, -float("inf")
+    for start, end in sorted(spans):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
 
 
 def trial_label(trial: TrialRecord, runs: list[str | None]) -> str:
@@ -257,7 +276,7 @@ def build_report(
         "search_to_final_ratio": ratio,
         "equivalents": {"flights_ny_sf": development["co2e_kg"] / FLIGHT_NY_SF_KG, "flights_source": FLIGHT_SOURCE},
         "hardware": _hardware(device_lists),
-        "span": {"first_start": first, "last_end": last},
+        "span": {"first_start": first, "last_end": last, "searching_s": searching_seconds(ledger.run_spans(since))},
         "co2e_basis": "location-based",
         "shift_window_h": None if shift_s is None else shift_s / 3600,
     }

@@ -308,17 +308,20 @@ def statement(report: dict[str, Any], escape: Any, latex: bool = False) -> str:
         return escape(format_quantity(metric, value, long=True)).replace("CO2e", co2)
 
     span = report["span"]
-    seconds = (span["last_end"] or 0) - (span["first_start"] or 0) if span["first_start"] else 0
+    seconds = span.get("searching_s", (span["last_end"] or 0) - (span["first_start"] or 0) if span["first_start"] else 0)
     searches = len(report["sweeps"])
-    runs = "training run" if totals["trials"] == 1 else "training runs"
+    refused = totals.get("trials_refused_by_budget", 0)
+    trained = totals["trials"] - refused  # a trial a spent budget ended before it ran trained nothing
+    runs = "training run" if trained == 1 else "training runs"
     if report["hardware"] or totals["gpu_hours"]:
         hardware = ", ".join(f"{escape(model)}" for model in report["hardware"]) or "GPUs whose model was not recorded"
         using = f"using {amount(Metric.GPU_HOURS, totals['gpu_hours'])} on {hardware}"
     else:
         using = "on CPUs only (no GPU was recorded)"
     text = (
-        f"Developing this work took {totals['trials']:,} {runs} across {searches} "
-        f"search{'es' if searches != 1 else ''} over {format_duration(seconds)}, {using}. "
+        f"Developing this work took {trained:,} {runs} across {searches} "
+        f"search{'es' if searches != 1 else ''} over {format_duration(seconds)} of search time, {using}"
+        + (f" ({refused:,} more trials were refused by a spent budget before they ran)" if refused else "") + ". "
         f"They drew {amount(Metric.ENERGY_KWH, totals['energy_kwh'])} at the devices and "
         f"{amount(Metric.ENERGY_KWH, totals['facility_kwh'])} at the facility (PUE {pue['value']:.3g}, {escape(pue['source'])}). "
     )
@@ -334,8 +337,11 @@ def statement(report: dict[str, Any], escape: Any, latex: bool = False) -> str:
     text += "."
     text += statement_sentence(report, escape, co2)  # embodied carbon and water, when set
     if report["final_run"] and report["search_to_final_ratio"] is not None:
-        text += (f" The final training run alone accounted for {amount(Metric.CO2E_KG, report['final_run']['co2e_kg'])}: "
-                 f"the search cost {times(report['search_to_final_ratio'])} times the final run.")
+        which = ("The final training run" if report["final_run"]["kind"] == "marked final"
+                 else "The search's best trial (no final run was marked)")
+        text += (f" {which} alone accounted for {amount(Metric.CO2E_KG, report['final_run']['co2e_kg'])}: "
+                 f"the search cost {times(report['search_to_final_ratio'])} times "
+                 f"{'the final run' if report['final_run']['kind'] == 'marked final' else 'that trial'}.")
     if totals["measured_fraction"] is not None:
         text += f" {format_share(totals['measured_fraction']).replace('%', pct)} of the energy was measured with hardware counters; the rest was estimated."
     if totals.get("trials_without_energy"):

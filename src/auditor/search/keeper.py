@@ -96,7 +96,10 @@ class BudgetKeeper:
         self.guard.observe(Usage(record.energy_kwh, record.gpu_hours, 1), missing=missing)
 
     def release(self, holder: str) -> None:
-        """Drop ``holder``'s reservation (its trial is written or held back), never raising."""
+        """Drop ``holder``'s reservation (its trial is written or held back), and write the budget
+        events still waiting for their sweep; never raising."""
+        if self.guard is not None:
+            self.guard.send_events()
         if self.guard is None or self.guard.ledger is None or not self.reserve:
             return
         try:
