@@ -270,3 +270,49 @@ def test_export_then_import_codecarbon_gives_back_the_same_energy_states_and_co2
     for key in ("energy_kwh", "facility_kwh", "co2e_kg", "gpu_hours"):
         assert after[key] == pytest.approx(before[key], rel=1e-6), key
     assert after["trials_by_state"] == before["trials_by_state"] == {"complete": 1, "pruned": 1, "failed": 1, "stopped": 1}
+
+
+def test_import_optuna_charges_overlapping_n_jobs_trials_the_machine_once(audit, tmp_path: Path) -> None:
+    """Two n_jobs threads: each trial was charged the whole machine's --watts (91 mWh where the
+    machine could draw 49); now the trials share it, and their sum is at most the machine's."""
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="threads", storage=storage)
+    study.optimize(lambda t: (time.sleep(0.2), t.suggest_float("x", 0, 1))[1], n_trials=8, n_jobs=2)
+    result = audit("import", "optuna", "--storage", storage, "--study", "threads", "--watts", "100", "--count", "0",
+                   "--ledger", str(tmp_path / "l.db"))
+    assert result.code == 0, result.err
+    with Ledger.open(tmp_path / "l.db") as store:
+        trials = store.trials("threads")
+    busy = min(t.start_time for t in trials), max(t.end_time for t in trials)
+    total = sum(t.energy_joules for t in trials)
+    assert total <= 100 * (busy[1] - busy[0]) * (1 + 1e-9)
+    assert total == pytest.approx(100 * (busy[1] - busy[0]), rel=0.1)  # the machine was busy throughout
+    assert any("machine-shared" in t.flags for t in trials)
+
+
+@pytest.mark.slow
+def test_import_ray_records_trials_a_scheduler_stopped_as_stopped_with_max_t(audit, tmp_path: Path, ray_session: None) -> None:
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    def train(config: dict) -> None:
+        for step in range(8):
+            tune.report({"loss": config["x"] * (8 - step)})
+
+    scheduler = ASHAScheduler(metric="loss", mode="min", max_t=8, grace_period=1, reduction_factor=2)
+    grid = tune.Tuner(train, param_space={"x": tune.grid_search([0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9])},
+                      tune_config=tune.TuneConfig(scheduler=scheduler, max_concurrent_trials=1),
+                      run_config=tune.RunConfig(name="asha", storage_path=str(tmp_path / "ray_results"), verbose=0)).fit()
+    ran = {r.metrics["x"] if "x" in r.metrics else r.config["x"]: r.metrics["training_iteration"] for r in grid}
+    cut = sum(1 for iterations in ran.values() if iterations < 8)
+    assert cut > 0  # ASHA cut some short (Ray's own record)
+    experiment = str(tmp_path / "ray_results" / "asha")
+    plain = audit("import", "ray", experiment, "--watts", "50", "--count", "0", "--ledger", str(tmp_path / "l.db"))
+    assert f"{cut} trials ended before 8 iterations" in plain.err and "--max-t 8" in plain.err
+    again = audit("import", "ray", experiment, "--watts", "50", "--count", "0", "--max-t", "8", "--ledger", str(tmp_path / "l.db"))
+    assert again.code == 0, again.err
+    with Ledger.open(tmp_path / "l.db") as store:
+        states = sorted(t.state.value for t in store.trials("asha"))
+    assert states.count("stopped") == cut and states.count("complete") == len(ran) - cut

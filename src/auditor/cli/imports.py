@@ -13,6 +13,7 @@ from auditor.config import carbon_model
 from auditor.errors import AuditorError, InvalidInputError
 from auditor.imports.importers import (
     Draw,
+    ended_early,
     export_codecarbon,
     import_codecarbon,
     import_optuna,
@@ -73,12 +74,20 @@ def import_ray_command(
     count: int = typer.Option(1, "--count", min=0, help=COUNT_HELP),
     sweep: str | None = typer.Option(None, "--sweep", help="Sweep to import into (default: the directory's name)."),
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
+    max_t: int | None = typer.Option(None, "--max-t", min=1, help=(
+        "The scheduler's max_t (ASHA, HyperBand): trials that ended before this many iterations are "
+        "recorded stopped. Ray records them TERMINATED, like trials that ran to the end.")),
 ) -> None:
     """Import a Ray Tune experiment's trials from its directory."""
     draw = _draw(gpu, watts, count)
     with Ledger.open(settings_with(ledger=ledger).ledger) as store, progress_bar("Importing trials") as progress:
-        count_new = import_ray(store, experiment, draw, sweep, progress)
+        count_new = import_ray(store, experiment, draw, sweep, progress, max_t=max_t)
         _done(count_new, sweep or experiment.name, store, draw)
+    early, most = ended_early(experiment) if max_t is None else (0, 0)
+    if early:
+        typer.echo(f"{early} trials ended before {most} iterations, the most any trial ran, and are recorded complete: "
+                   f"if a scheduler stopped them (ASHA, HyperBand), import again with --max-t {most} (its max_t) "
+                   "to record them stopped", err=True)
 
 
 @import_app.command("codecarbon")

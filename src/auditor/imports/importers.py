@@ -94,7 +94,10 @@ def _store_new(ledger: Ledger, sweep: str, framework: str, records: list[TrialRe
 
     def fills(record: TrialRecord) -> bool:
         old = known.get(record.trial_key)
-        return old is None or ("imported" in old.flags and _MISSING in old.flags and _MISSING not in record.flags)
+        if old is None:
+            return True
+        filled = _MISSING in old.flags and _MISSING not in record.flags  # estimated now
+        return "imported" in old.flags and (filled or old.state != record.state)  # or its state known now (--max-t)
 
     new = [r for r in records if fills(r)]
     for start in range(0, len(new), 500):
@@ -102,6 +105,24 @@ def _store_new(ledger: Ledger, sweep: str, framework: str, records: list[TrialRe
         if progress:
             progress(min(start + 500, len(new)), len(new))
     return len(new)
+
+
+def machine_shares(spans: list[tuple[float, float]]) -> list[float]:
+    """Each span's share of the machine, in seconds: over every piece of time, the time divided
+    equally among the spans running then. Trials that overlapped on one machine (Optuna's
+    ``n_jobs``) are each charged their share of its draw, so the machine is never counted twice.
+
+    Example:
+        >>> machine_shares([(0.0, 10.0), (5.0, 15.0), (20.0, 21.0)])
+        [7.5, 7.5, 1.0]
+    """
+    cuts = sorted({t for span in spans for t in span})
+    shares = [0.0] * len(spans)
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        running = [i for i, (start, end) in enumerate(spans) if start <= a and end >= b]
+        for i in running:
+            shares[i] += (b - a) / len(running)
+    return shares
 
 
 def _flags(energy: dict[str, EnergyReading]) -> list[str]:
@@ -122,16 +143,17 @@ def import_optuna(ledger: Ledger, storage: str, study: str, draw: Draw, sweep: s
     except Exception as exc:  # noqa: BLE001 - a storage that does not answer, a bad URL
         raise LedgerError(f"cannot read Optuna storage {storage}: {str(exc).splitlines()[0]}") from None
     records = []
-    for trial in loaded.get_trials(deepcopy=False):
-        if trial.state.name not in states or trial.datetime_start is None or trial.datetime_complete is None:
-            continue
-        start, end = trial.datetime_start.timestamp(), trial.datetime_complete.timestamp()
-        energy, gpu_seconds, devices = draw.estimate(end - start)
+    finished = [t for t in loaded.get_trials(deepcopy=False)
+                if t.state.name in states and t.datetime_start is not None and t.datetime_complete is not None]
+    spans = [(t.datetime_start.timestamp(), t.datetime_complete.timestamp()) for t in finished]  # type: ignore[union-attr]
+    for trial, (start, end), share in zip(finished, spans, machine_shares(spans), strict=True):
+        energy, gpu_seconds, devices = draw.estimate(share)  # overlapping trials (n_jobs) share the machine
+        overlapped = ["machine-shared"] if share < (end - start) * (1 - 1e-9) else []
         records.append(TrialRecord(
             sweep=sweep or study, trial_key=f"{study}/{trial.number}", number=trial.number,
             state=states[trial.state.name], start_time=start, end_time=end, params=dict(trial.params),
             objective=list(trial.values) if trial.values else None, devices=devices, gpu_seconds=gpu_seconds,
-            energy=energy, flags=_flags(energy), host="imported",
+            energy=energy, flags=_flags(energy) + overlapped, host="imported",
         ))
     directions = [d.name.lower() for d in loaded.directions]  # the best trial of a maximize study is its highest
     return _store_new(ledger, sweep or study, "optuna", records, progress, {"study": study, "directions": directions})
@@ -163,8 +185,13 @@ def _ray_statuses(experiment: Path) -> dict[str, str]:
 
 
 def import_ray(ledger: Ledger, experiment: Path, draw: Draw | None = None, sweep: str | None = None,
-               progress: Progress | None = None) -> int:
-    """Import a Ray Tune experiment directory; returns how many trials were new."""
+               progress: Progress | None = None, max_t: int | None = None) -> int:
+    """Import a Ray Tune experiment directory; returns how many trials were new.
+
+    Ray records a trial its scheduler stopped (ASHA, HyperBand) as TERMINATED, like one that ran
+    to the end, and keeps the scheduler only pickled (never loaded here): with ``max_t``, the
+    scheduler's, a TERMINATED trial that ended before ``max_t`` iterations is recorded
+    ``stopped``; without it, ``complete`` (:func:`ended_early` says how many may have been)."""
     if not experiment.is_dir():
         raise InvalidInputError(f"{experiment} is not a directory: give a Ray Tune experiment directory (e.g. ~/ray_results/NAME)")
     trial_dirs = sorted(p.parent for p in experiment.glob("*/params.json"))
@@ -182,6 +209,8 @@ def import_ray(ledger: Ledger, experiment: Path, draw: Draw | None = None, sweep
         status = statuses.get(directory.name)
         if failed or status == "ERROR":
             state = "failed"
+        elif max_t is not None and int(last.get("training_iteration", 0) or 0) < max_t:
+            state = "stopped"  # cut short by the scheduler
         elif status == "TERMINATED" or last.get("done"):
             state = "complete"
         else:
@@ -200,6 +229,29 @@ def import_ray(ledger: Ledger, experiment: Path, draw: Draw | None = None, sweep
             gpu_seconds=gpu_seconds, energy=energy, flags=_flags(energy), host=str(last.get("hostname", "imported")),
         ))
     return _store_new(ledger, sweep or experiment.name, "ray", records, progress)
+
+
+def ended_early(experiment: Path) -> tuple[int, int]:
+    """How many trials of a Ray Tune experiment that did not fail ran fewer iterations than the
+    most any ran, and that most: a scheduler may have stopped them (``import_ray``'s ``max_t``).
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for name, iterations in (("a", 8), ("b", 1), ("c", 8)):
+        ...     (root / name).mkdir()
+        ...     _ = (root / name / "result.json").write_text(json.dumps({"training_iteration": iterations}))
+        >>> ended_early(root)
+        (1, 8)
+    """
+    reached = []
+    for path in experiment.glob("*/result.json"):
+        if (path.parent / "error.txt").exists() or (path.parent / "error.pkl").exists():
+            continue
+        results = _read_json_lines(path)
+        reached.append(int(results[-1].get("training_iteration", 0) or 0) if results else 0)
+    most = max(reached, default=0)
+    return sum(1 for r in reached if r < most), most
 
 
 def _number(row: dict[str, str], column: str, line: int, path: Path) -> float:

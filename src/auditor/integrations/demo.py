@@ -171,14 +171,13 @@ def run_demo(ledger: str, region: str | None = None, config: dict[str, Any] | No
                 raise optuna.TrialPruned()
         return accuracy
 
-    audit = AuditCallback(ledger=ledger, budget=budget["limit"], mode=budget["mode"], region=region, sweep=sweep)
     study = optuna.create_study(
         study_name=sweep,
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=search["seed"]),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10),
     )
-    audit.attach(study)
+    audit = AuditCallback(study, ledger=ledger, budget=budget["limit"], mode=budget["mode"], region=region, sweep=sweep)
     print(f"auditor demo: Optuna search of a small MLP on generated data, budget {budget['limit']} ({budget['mode']})")
     for note in meter_notes():
         print(f"Measuring: {note}")
