@@ -30,7 +30,7 @@ audit.flush()
 """
 
 
-def test_three_runs_of_the_readme_example_keep_60_trials_in_three_runs(tmp_path: Path) -> None:
+def test_three_runs_of_the_readme_example_keep_60_trials_in_three_runs(tmp_path: Path, audit) -> None:
     for _ in range(3):
         subprocess.run([sys.executable, "-c", README_RUN], cwd=tmp_path, check=True, timeout=120)
     with Ledger.open(tmp_path / "ledger.db") as ledger:
@@ -38,6 +38,12 @@ def test_three_runs_of_the_readme_example_keep_60_trials_in_three_runs(tmp_path:
         runs = ledger.runs("readme")
     assert len(trials) == 60 and len(runs) == 3
     assert sorted(t.number for t in trials if t.run == runs[1]) == list(range(20))
+    listed = json.loads(audit("trials", "readme", "--ledger", str(tmp_path / "ledger.db"), "--format", "json").out)
+    assert [(t["run_number"], t["number"]) for t in listed] == [(r, n) for r in (1, 2, 3) for n in range(20)]
+    table = audit("trials", "readme", "--ledger", str(tmp_path / "ledger.db")).out
+    assert "3/19" in table and "1/0" in table
+    report = json.loads(audit("report", "--ledger", str(tmp_path / "ledger.db"), "--format", "json").out)
+    assert report["sweeps"][0]["runs"] == 3 and report["sweeps"][0]["trials"] == 60
 
 
 def test_a_study_continued_from_its_storage_is_the_same_run(tmp_path: Path, gpu_meter: Meter) -> None:

@@ -140,10 +140,13 @@ def trials_command(
             known = ", ".join(s.name for s in store.sweeps()) or "none yet"
             raise LedgerError(f"no sweep called {sweep!r} in {store.location}: it holds {known}")
         trials = store.trials(sweep)
+        runs = store.runs(sweep)
+    run_number = {run: i + 1 for i, run in enumerate(runs)}  # the sweep's runs, first started first
     if states:
         trials = [t for t in trials if t.state.value in states]
     order = {
-        "number": lambda t: (0, t.number, ()) if t.number is not None else (1, 0, natural_key(t.name or t.trial_key)),
+        "number": lambda t: ((run_number.get(t.run, 0), 0, t.number, ()) if t.number is not None
+                             else (run_number.get(t.run, 0), 1, 0, natural_key(t.name or t.trial_key))),
         "energy": lambda t: -t.energy_joules,
         "duration": lambda t: -((t.end_time or t.start_time) - t.start_time),
         "start": lambda t: t.start_time,
@@ -152,18 +155,19 @@ def trials_command(
     trials = trials[:limit] if limit else trials
     if output is TableOrJson.json:
         print_json([
-            {"key": t.trial_key, "number": t.number, "name": t.name, "state": t.state.value, "start_time": t.start_time,
+            {"key": t.trial_key, "number": t.number, "run": t.run, "run_number": run_number.get(t.run), "name": t.name, "state": t.state.value, "start_time": t.start_time,
              "end_time": t.end_time, "gpu_seconds": t.gpu_seconds,
              "energy": {d: {"joules": r.joules, "method": r.method} for d, r in t.energy.items()},
              "params": t.params, "objective": t.objective, "flags": t.flags, "stopped_by_budget": t.stopped_by_budget}
             for t in trials
         ])
         return
-    print_trials(trials)
+    print_trials(trials, run_number if len(runs) > 1 else None)
 
 
-def print_trials(trials: list[Any]) -> None:
-    """The trials as a table: duration, GPU time and energy each in one unit for the column."""
+def print_trials(trials: list[Any], run_number: dict[str | None, int] | None = None) -> None:
+    """The trials as a table: duration, GPU time and energy each in one unit for the column;
+    with ``run_number`` (a sweep of several runs), each trial's ``#`` reads ``run/number``."""
     durations = [(t.end_time or t.start_time) - t.start_time for t in trials]
     duration_unit = DURATION_UNITS[_largest_index(DURATION_UNITS, max(durations, default=0.0))]
     gpu = column_unit(Metric.GPU_HOURS, [t.gpu_seconds / 3600 for t in trials])
@@ -176,6 +180,8 @@ def print_trials(trials: list[Any]) -> None:
     for t, (duration, gpu_time, kwh) in zip(trials, columns, strict=True):
         methods = "/".join(sorted({r.method for r in t.energy.values()})) or "-"
         label = str(t.number) if t.number is not None else (t.name or t.trial_key)
+        if run_number and t.number is not None:
+            label = f"{run_number.get(t.run, '?')}/{t.number}"
         table.add_row(label, t.state.value + (" (budget)" if t.stopped_by_budget else ""), duration, gpu_time, kwh, methods,
                       json.dumps(t.params, default=str, ensure_ascii=False)[:80])
     console().print(table)
