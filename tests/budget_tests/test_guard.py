@@ -121,3 +121,17 @@ def test_the_first_trials_warm_up_stays_out_of_the_next_trials_forecast(tmp_path
         guard.observe(Usage(0.01, 0.0, 1))
         guard.observe(Usage(0.03, 0.0, 1))
         assert guard.forecast().energy_kwh == pytest.approx(0.02)
+
+
+def test_a_warning_says_the_share_spent_not_the_mark_it_passed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The 50 % warning fired at 70 % and read '50 % spent'."""
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        ledger.ensure_sweep("s", framework="optuna")
+        ledger.record_trial(TrialRecord(sweep="s", trial_key="0", state="complete", start_time=0.0, end_time=1.0,
+                                        energy={"cpu": EnergyReading(0.7 * 3.6e6, "rapl")}))
+        guard = BudgetGuard(Budget.parse("1 kWh", mode="warn"), CarbonModel(), ledger, "s")
+        with caplog.at_level(logging.WARNING, logger="auditor"):
+            guard.decide(after="trial 0")
+        [event] = ledger.budget_events("s")
+    assert "budget 70 % spent after trial 0 (700 Wh of 1 kWh); past the 50 % mark" in caplog.text
+    assert event.spent == pytest.approx(0.7)

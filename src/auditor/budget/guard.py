@@ -258,10 +258,11 @@ class BudgetGuard:
             what = "running trials stopped at their next report" if decision.action is Action.STOP_ALL else "no new trial starts"
             logger.warning("auditor: %s; %s%s", decision.reason, what, where)
         else:
-            logger.warning(
-                "auditor: budget %d %% spent%s (%s of %s)",
-                round(100 * (decision.threshold or 0)), where,
+            spent_pct, mark = round(100 * decision.fraction), round(100 * (decision.threshold or 0))
+            logger.warning(  # the figure spent, and the mark it passed when that is not the same
+                "auditor: budget %d %% spent%s (%s of %s)%s", spent_pct, where,
                 format_amount(metric, decision.spent), format_amount(metric, decision.limit),
+                f"; past the {mark} % mark" if spent_pct != mark else "",
             )
         self._unsent.append(
                 BudgetEvent(

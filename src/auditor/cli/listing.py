@@ -34,7 +34,7 @@ from auditor.model.units import (
     format_share,
 )
 from auditor.report.build import build_report
-from auditor.report.formats import amount_columns
+from auditor.report.formats import amount_columns, budget_cell
 
 
 class SweepOrder(str, Enum):
@@ -75,37 +75,6 @@ def sweeps_command(
         table.add_row(r["name"], r["framework"], datetime.fromtimestamp(r["started"]).strftime("%Y-%m-%d %H:%M"),
                       f"{r['trials']:,}", *(cells[i] for _, cells in columns), budget_cell(r))
     console().print(table)
-
-
-def budget_cell(sweep: dict[str, Any]) -> str:
-    """The sweep's budget as its last budget event gave it: the limit, what the sweep has spent
-    of it (a sweep-scoped budget) or what was spent when it last spoke (a project budget), and
-    whether it stopped the sweep. A sweep whose budget never spoke (under 50 % spent) shows the
-    budget it was started with and its own spend; empty for a sweep without a budget.
-
-    Example:
-        >>> event = {"budget": "2 kgCO2e", "scope": "sweep", "metric": "co2e_kg", "limit": 2.0, "spent": 1.7,
-        ...          "action": "warn"}
-        >>> budget_cell({"co2e_kg": 2.1, "stopped_by_budget": True, "budget_events": [event]})
-        '2 kg CO2e: 105% spent, stopped'
-        >>> started = {"text": "5 kg", "scope": "sweep", "metric": "co2e_kg", "limit": 5.0, "mode": "stop-new"}
-        >>> budget_cell({"co2e_kg": 0.5, "stopped_by_budget": False, "budget_events": [], "budget": started})
-        '5 kg CO2e: 10% spent'
-    """
-    if not sweep.get("budget_events") and not sweep.get("budget"):
-        return ""
-    if not sweep.get("budget_events"):  # it never spoke: the sweep's own spend, or a project budget's limit
-        started = sweep["budget"]
-        limit = format_quantity(Metric(started["metric"]), started["limit"])
-        if started["scope"] != "sweep":
-            return f"{limit} (project)"
-        return f"{limit}: {format_share(sweep.get(started['metric'], 0.0) / started['limit'])} spent"
-    last = sweep["budget_events"][-1]
-    limit = format_quantity(Metric(last["metric"]), last["limit"])
-    spent = sweep.get(last["metric"], last["spent"]) if last["scope"] == "sweep" else last["spent"]
-    share = f"{format_share(spent / last['limit'])} spent" if last["limit"] else ""
-    where = "" if last["scope"] == "sweep" else " (project)"
-    return f"{limit}{where}: {share}" + (", stopped" if sweep["stopped_by_budget"] else "")
 
 
 class TrialOrder(str, Enum):

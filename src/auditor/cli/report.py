@@ -33,6 +33,7 @@ from auditor.model.units import format_share, parse_intensity
 from auditor.report.build import build_report
 from auditor.report.embodied import EmbodiedSettings, embodied_sentence, water_sentence
 from auditor.report.formats import (
+    budget_sentences,
     equivalent_sentence,
     final_run_sentence,
     held_back_sentence,
@@ -260,6 +261,8 @@ def print_report(report: dict[str, Any], out: Console | None = None, hints: list
     out.print(table)
     for name, why in stops(report):
         say(f"{name}: {why}.")
+    for sentence in budget_sentences(report):
+        say(sentence)
     for sentence in outlook_sentences(report):  # forecasts and energy drivers
         say(sentence)
     market = market_sentence(report)

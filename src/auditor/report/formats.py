@@ -144,6 +144,62 @@ def stop_sentence(event: dict[str, Any]) -> str:
     return text
 
 
+def budget_cell(sweep: dict[str, Any]) -> str:
+    """The sweep's budget as its last budget event gave it: the limit, what the sweep has spent
+    of it (a sweep-scoped budget) or what was spent when it last spoke (a project budget), and
+    whether it stopped the sweep. A sweep whose budget never spoke (under 50 % spent) shows the
+    budget it was started with and its own spend; empty for a sweep without a budget.
+
+    Example:
+        >>> event = {"budget": "2 kgCO2e", "scope": "sweep", "metric": "co2e_kg", "limit": 2.0, "spent": 1.7,
+        ...          "action": "warn"}
+        >>> budget_cell({"co2e_kg": 2.1, "stopped_by_budget": True, "budget_events": [event]})
+        '2 kg CO2e: 105% spent, stopped'
+        >>> started = {"text": "5 kg", "scope": "sweep", "metric": "co2e_kg", "limit": 5.0, "mode": "stop-new"}
+        >>> budget_cell({"co2e_kg": 0.5, "stopped_by_budget": False, "budget_events": [], "budget": started})
+        '5 kg CO2e: 10% spent'
+    """
+    if not sweep.get("budget_events") and not sweep.get("budget"):
+        return ""
+    if not sweep.get("budget_events"):  # it never spoke: the sweep's own spend, or a project budget's limit
+        started = sweep["budget"]
+        limit = format_quantity(Metric(started["metric"]), started["limit"])
+        if started["scope"] != "sweep":
+            return f"{limit} (project)"
+        return f"{limit}: {format_share(sweep.get(started['metric'], 0.0) / started['limit'])} spent"
+    last = sweep["budget_events"][-1]
+    limit = format_quantity(Metric(last["metric"]), last["limit"])
+    spent = sweep.get(last["metric"], last["spent"]) if last["scope"] == "sweep" else last["spent"]
+    share = f"{format_share(spent / last['limit'])} spent" if last["limit"] else ""
+    where = "" if last["scope"] == "sweep" else " (project)"
+    return f"{limit}{where}: {share}" + (", stopped" if sweep["stopped_by_budget"] else "")
+
+
+def budget_sentences(report: dict[str, Any], escape: Any = str) -> list[str]:
+    """Where each sweep with a budget stands against it, whatever its mode (a budget that stopped
+    its sweep is said by :func:`stops`): a ``warn`` budget passed 14 times over says so.
+
+    Example:
+        >>> started = {"text": "20 mWh", "scope": "sweep", "metric": "energy_kwh", "limit": 2e-5, "mode": "warn"}
+        >>> budget_sentences({"sweeps": [{"name": "s", "energy_kwh": 2.9e-4, "stopped_by_budget": False,
+        ...                               "budget_events": [], "budget": started}]})
+        ['s: budget 20 mWh (warn): 1450% spent, 14.5 times its limit (warn only: nothing was stopped).']
+    """
+    said = []
+    for sweep in report["sweeps"]:
+        cell = budget_cell(sweep)
+        if not cell or sweep.get("stopped_by_budget"):
+            continue
+        budget = sweep.get("budget") or {}
+        mode = budget.get("mode") or next((e.get("mode") for e in sweep.get("budget_events", [])), None)
+        text = f"{escape(sweep['name'])}: budget {cell}" if not mode else f"{escape(sweep['name'])}: budget {cell.replace(':', f' ({mode}):', 1)}"
+        metric, limit = budget.get("metric"), budget.get("limit")
+        if budget.get("scope") == "sweep" and metric and limit and sweep.get(metric, 0.0) > limit:
+            text += f", {sweep[metric] / limit:.3g} times its limit" + (" (warn only: nothing was stopped)" if mode == "warn" else "")
+        said.append(text + ".")
+    return said
+
+
 def stops(report: dict[str, Any]) -> list[tuple[str, str]]:
     """Each sweep a budget stopped, with why: ``(sweep name, sentence)``."""
     found = []
@@ -278,6 +334,7 @@ def findings(report: dict[str, Any], escape: Any = str) -> list[str]:
         sentences.append(f"Idle time between trials: {format_share(totals['idle_fraction'])} of the energy.")
     for name, why in stops(report):
         sentences.append(f"{escape(name)} was {why}.")
+    sentences.extend(budget_sentences(report, escape))
     sentences.extend(outlook_sentences(report, escape))  # forecasts and energy drivers
     market = market_sentence(report)
     if market:
@@ -336,6 +393,8 @@ def statement(report: dict[str, Any], escape: Any, latex: bool = False) -> str:
         text += f" and cost {amount(Metric.COST_USD, totals['cost_usd'])}"
     text += "."
     text += statement_sentence(report, escape, co2)  # embodied carbon and water, when set
+    for sentence in budget_sentences(report, escape):
+        text += " " + sentence.replace("CO2e", co2).replace("%", pct)
     if report["final_run"] and report["search_to_final_ratio"] is not None:
         which = ("The final training run" if report["final_run"]["kind"] == "marked final"
                  else "The search's best trial (no final run was marked)")

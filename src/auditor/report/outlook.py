@@ -70,9 +70,14 @@ def add_outlook(report: dict[str, Any], ledger: Ledger, records: dict[str, Sweep
         sums = totals[name]
         budget = records[name].attrs.get("budget")
         spent = whole if isinstance(budget, dict) and budget.get("scope") == "project" else footprints[name]
-        projection = sweep_forecast(ledger, records[name], models[name][0], done=sums.trials,
-                                    running=sums.by_state.get("running", 0) > 0, idle_kwh=sums.idle_joules / 3.6e6,
-                                    spent=spent)
+        running = sums.by_state.get("running", 0) > 0
+        projection = None
+        stopped = entry.get("stopped_by_budget") or any(  # (a window may hold none of its events)
+            e.action in ("stop-new", "stop-all") for e in ledger.budget_events(name))
+        if running or not stopped:  # a forecast is for a sweep still going
+            # its trials of all time: a report --since a later hour must not take it for a new sweep
+            projection = sweep_forecast(ledger, records[name], models[name][0], done=ledger.count_trials(name),
+                                        running=running, idle_kwh=sums.idle_joules / 3.6e6, spent=spent)
         entry["forecast"] = projection.to_dict() if projection is not None else None
         entry["energy_drivers"] = drivers_of(ledger, name, sums.trials) if name in newest else None
 
