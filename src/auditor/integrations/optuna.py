@@ -40,7 +40,7 @@ from optuna.trial import TrialState as OptunaState
 from auditor.budget.limits import Budget, Mode
 from auditor.config import plugin_settings
 from auditor.integrations.optuna_hooks import AuditPruner, AuditSampler
-from auditor.integrations.optuna_figures import LATE_WARNING, require_constraints, write_figures
+from auditor.integrations.optuna_figures import require_constraints, warn_late, write_figures
 from auditor.integrations.optuna_runs import RunNames, run_of
 from auditor.ledger import Ledger, TrialState
 from auditor.meters import process_meter
@@ -152,7 +152,7 @@ class AuditCallback:
                     timeout_s=self.settings.ledger_timeout, spool_dir=self.settings.spool_dir,
                 )
                 self.trials = LocalTrials(recorder, self.devices, f"idle/{socket.gethostname()}/{os.getpid()}/{id(self)}",
-                                          idle_owner=self)
+                                          idle_owner=self, own_threads=True)
                 self.keeper.open(recorder.ledger, self.sweep)
                 atexit.register(self.flush)
             if not isinstance(study.sampler, AuditSampler):
@@ -223,10 +223,14 @@ class AuditCallback:
     def _trial_ended(self, study: optuna.Study, trial: FrozenTrial, state: OptunaState, values: Sequence[float] | None) -> None:
         if self.trials is None:
             return
-        record = self.trials.finish(trial._trial_id, **self._fields(study, trial, state, values))
+        fields = self._fields(study, trial, state, values)
+        record = self.trials.finish(trial._trial_id, **fields)
         self.forecaster.observe(record)
         if record is not None:
             write_figures(study, trial._trial_id, record, self.model, self.constraint)
+        elif not self.trials.recorded(trial._trial_id) and trial.datetime_start is not None:
+            warn_late(self, trial)  # began before the callback attached: a failure no callback will see
+            self.trials.record_past(trial._trial_id, trial.datetime_start.timestamp(), time.time(), **fields)
 
     def _key(self, study: optuna.Study, trial: FrozenTrial) -> str:
         """The trial's key in the sweep: study, run and number, so that a study created anew
@@ -251,7 +255,7 @@ class AuditCallback:
             return
         if not trials.recorded(trial._trial_id) and trial.state in _STATES and trial.datetime_start and trial.datetime_complete:
             # started before the callback was attached: measured from the meter's idle energy
-            self._warn_late(trial)
+            warn_late(self, trial)
             trials.record_past(trial._trial_id, trial.datetime_start.timestamp(), trial.datetime_complete.timestamp(),
                                **self._fields(study, trial, trial.state, trial.values))
         decision = None
@@ -261,11 +265,6 @@ class AuditCallback:
             if decision is not None and decision.action.stops:
                 study.stop()
         self.forecaster.after(trial.number + 1, lambda: idle_kwh(trials), decision)
-
-    def _warn_late(self, trial: FrozenTrial) -> None:
-        if not self._warned_late:
-            self._warned_late = True
-            logger.warning(LATE_WARNING, trial.number)
 
     @never_raise
     def _hard_stop_now(self) -> bool:

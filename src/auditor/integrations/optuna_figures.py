@@ -5,6 +5,7 @@ attributes (what optuna-dashboard sorts and plots) and its cost as the constrain
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import optuna
 
@@ -22,6 +23,13 @@ LATE_WARNING = (
     "idle energy afterwards (flagged after-the-fact, no user attributes). Give the callback the "
     "study to watch every trial live: AuditCallback(study, ...)"
 )
+
+
+def warn_late(callback: Any, trial: optuna.trial.FrozenTrial) -> None:
+    """Say once per callback that a trial began before it saw the study (:data:`LATE_WARNING`)."""
+    if not callback._warned_late:
+        callback._warned_late = True
+        logger.warning(LATE_WARNING, trial.number)
 
 
 def require_constraints() -> None:

@@ -64,6 +64,8 @@ class Interval:
     methods: dict[str, set[str]] = field(default_factory=dict)
     flags: set[str] = field(default_factory=set)
     pending: set[str] = field(default_factory=set)
+    thread: int | None = None  # the thread running it, whose own CPU time is charged to it first
+    thread_cpu: float | None = None  # that thread's CPU clock at the last sample of a thread-metered device
     id: int = field(default_factory=lambda: next(_ids))
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -138,8 +140,15 @@ class Accountant:
         if interval in state.open:
             state.open.remove(interval)
 
-    def feed(self, key: str, t: float, joules: float, method: str) -> list[Interval]:
-        """Take a sample of device ``key``; returns the intervals that became final."""
+    def feed(self, key: str, t: float, joules: float, method: str,
+             own: dict[int, float] | None = None) -> list[Interval]:
+        """Take a sample of device ``key``; returns the intervals that became final.
+
+        ``own``: per interval id, the joules its own thread drew since the last sample (the
+        CPU-time estimate with Optuna's ``n_jobs`` threads). Those go to it first; what is left
+        of the delta (other threads: the sampler, a library's thread pool) is shared as usual.
+        Own figures that add up to more than the delta are scaled down to it.
+        """
         state = self._state(key)
         if state.frontier is None:
             state.frontier, state.last = t, joules
@@ -148,10 +157,22 @@ class Accountant:
             return []
         a, b = state.frontier, t
         delta = max(0.0, joules - state.last)  # a counter reset gives no negative energy
-        if delta > 0:
-            self._split(key, state, a, b, delta, method)
+        shared = delta - (self._give_own(key, state, own, delta, method) if own and delta > 0 else 0.0)
+        if shared > 0:
+            self._split(key, state, a, b, shared, method)
         state.frontier, state.last, state.total = b, joules, state.total + delta
         return self._finish(key, state)
+
+    @staticmethod
+    def _give_own(key: str, state: _DeviceState, own: dict[int, float], delta: float, method: str) -> float:
+        """Give each open interval its own thread's joules of this span; returns what was given."""
+        mine = {iv: max(0.0, own.get(iv.id, 0.0)) for iv in state.open if iv.id in own}
+        total = math.fsum(mine.values())
+        scale = min(1.0, delta / total) if total > 0 else 0.0
+        for iv, joules in mine.items():
+            iv.energy[key] = iv.energy.get(key, 0.0) + joules * scale
+            iv.methods.setdefault(key, set()).add(method)
+        return min(delta, total * scale)
 
     def _split(self, key: str, state: _DeviceState, a: float, b: float, delta: float, method: str) -> None:
         live = [
@@ -237,6 +258,10 @@ class Accountant:
     def counter_delta(self, key: str) -> float:
         """Joules the device's readings rose since its first sample."""
         return self._state(key).total
+
+    def open_on(self, key: str) -> list[Interval]:
+        """The intervals still taking samples of device ``key``."""
+        return list(self._state(key).open)
 
     def open_intervals(self) -> set[Interval]:
         """Intervals still waiting for samples on some device."""

@@ -55,6 +55,9 @@ class Device:
         fallback_watts: the draw assumed if the device stops answering (its TDP), if known.
         index: the device index (GPUs), if any.
         flags: notes every figure of this device carries (``mig-slice-share``).
+        thread_watts: for a device whose energy is CPU time x watts (the CPU-time estimate), the
+            watts per CPU second: an interval begun with its thread is charged that thread's own
+            CPU time first (:meth:`auditor.meters.attribution.Accountant.feed`).
     """
 
     key: str
@@ -65,6 +68,7 @@ class Device:
     fallback_watts: float | None = None
     index: int | None = None
     flags: tuple[str, ...] = ()
+    thread_watts: float | None = None  # the draw of one thread's CPU second, where a thread's own work is charged to it
 
     @property
     def is_gpu(self) -> bool:

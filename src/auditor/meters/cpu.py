@@ -162,7 +162,8 @@ class CpuTimeSource(EnergySource):
         self._start = self._tree.cpu_seconds()
 
     def devices(self) -> list[Device]:
-        return [Device("cpu:process", "cpu", self._cpu.model, "estimate-tdp", fallback_watts=None)]
+        return [Device("cpu:process", "cpu", self._cpu.model, "estimate-tdp", fallback_watts=None,
+                       thread_watts=self._cpu.watts_per_logical_cpu)]
 
     def read(self) -> dict[str, float]:
         return {"cpu:process": (self._tree.cpu_seconds() - self._start) * self._cpu.watts_per_logical_cpu}

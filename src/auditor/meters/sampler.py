@@ -70,6 +70,15 @@ class Measurement:
         return sum(reading.joules for reading in self.energy.values())
 
 
+def _thread_cpu(thread: int) -> float | None:
+    """CPU seconds of thread ``thread`` (a ``threading.get_ident()``), or None where the
+    platform cannot tell or the thread has ended."""
+    try:
+        return time.clock_gettime(time.pthread_getcpuclockid(thread))
+    except (AttributeError, OSError, OverflowError):
+        return None
+
+
 def synchronize_cuda() -> None:
     """Wait for queued GPU work where torch with CUDA is in use, so it lands in this interval."""
     torch = sys.modules.get("torch")
@@ -219,9 +228,13 @@ class Meter:
                 self._warn(f"auditor: {exc}; CPU and memory are metered, the GPU is not (flagged gpu-not-found)")
             return [], False, True
 
-    def begin(self, gpus: str | Iterable[int | str] | None = "auto", weight: float = 1.0) -> Interval:
+    def begin(self, gpus: str | Iterable[int | str] | None = "auto", weight: float = 1.0,
+              own_thread: bool = False) -> Interval:
         """Open an interval now on the given GPUs and on every CPU and memory device, and read
-        the cheap sources (:meth:`read_now`), so the interval's share of them starts here."""
+        the cheap sources (:meth:`read_now`), so the interval's share of them starts here.
+        With ``own_thread``, the calling thread runs it (an Optuna ``n_jobs`` thread): on the
+        CPU-time estimate it is charged that thread's CPU time, and shares only the rest of the
+        process's (other threads, the sampler) with the intervals open beside it."""
         keys, auto, missing = self._gpus_or_none(gpus)
         others = [k for k, d in self.devices.items() if not d.is_gpu]
         with self._lock:
@@ -229,6 +242,9 @@ class Meter:
             interval = Interval(start=now, devices=dict.fromkeys([*keys, *others], now), weight=weight, auto_gpus=auto)
             if missing:
                 interval.flags.add("gpu-not-found")
+            if own_thread:  # the calling thread runs it: its own CPU time is the interval's first
+                interval.thread = threading.get_ident()
+                interval.thread_cpu = _thread_cpu(interval.thread)
             self._accountant.open(interval)
         self.read_now()
         return interval
@@ -496,8 +512,27 @@ class Meter:
                     continue
                 self.timeline.append(key, t, joules)
                 self._last_sample[key] = (t, joules)
-                finished.extend(self._accountant.feed(key, t, joules, method))
+                own = self._own_thread_joules(key)
+                finished.extend(self._accountant.feed(key, t, joules, method, own))
                 self.samples_taken += 1
+
+    def _own_thread_joules(self, key: str) -> dict[int, float] | None:
+        """Per interval begun with its thread and open on ``key`` (a CPU-time device), the joules
+        its thread drew since the last sample (under the lock; None for other devices)."""
+        watts = self.devices[key].thread_watts
+        if not watts:
+            return None
+        own = {}
+        for interval in self._accountant.open_on(key):
+            if interval.thread is None or interval.thread_cpu is None:
+                continue
+            now = _thread_cpu(interval.thread)
+            if now is None:  # the thread is gone: nothing more of its own
+                interval.thread_cpu = None
+                continue
+            own[interval.id] = (now - interval.thread_cpu) * watts
+            interval.thread_cpu = now if interval.end is None else None  # after its end, no more of its own
+        return own
 
     def _mark_lost(self, key: str, at: float, reason: str) -> None:
         with self._lock:

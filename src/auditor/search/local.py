@@ -44,6 +44,8 @@ class LocalTrials:
             on), ``"all"``, or indices/UUIDs.
         idle_key: the trial key of the row holding the energy between trials, which
             :meth:`record_idle` writes and :meth:`pending_usage` counts as it accrues.
+        own_threads: each trial runs in the thread that begins it (Optuna's ``n_jobs``): on the
+            CPU-time estimate it is charged that thread's own CPU time first.
         idle_owner: who owns the meter's idle energy for this search (:meth:`Meter.own_idle`),
             if it took it before this was made (a plugin, from its own start); else this does, now.
 
@@ -53,11 +55,12 @@ class LocalTrials:
     """
 
     def __init__(self, recorder: Recorder, devices: Any = "auto", idle_key: str = "idle",
-                 idle_owner: object | None = None) -> None:
+                 idle_owner: object | None = None, own_threads: bool = False) -> None:
         self.recorder = recorder
         self.meter = recorder.meter
         self.devices = devices
         self.idle_key = idle_key
+        self.own_threads = own_threads
         self._open: dict[Hashable, tuple[Interval, float]] = {}  # key -> interval, wall start
         self._recorded: set[Hashable] = set()
         self._lock = threading.Lock()
@@ -76,27 +79,35 @@ class LocalTrials:
         with self._lock:
             if key in self._open or key in self._recorded:
                 return
-            interval = self.meter.begin(gpus=self.devices)
-            wall_start = time.time()
+            interval = self.meter.begin(gpus=self.devices, own_thread=self.own_threads)
+            wall_start = interval.start + self._wall_offset()  # the interval's own start, as a wall time
             self._open[key] = (interval, wall_start)
         self.recorder.start(interval, trial_key=trial_key, number=number, name=name, wall_start=wall_start,
                             params_of=params, run=run)
 
-    def _close(self, key: Hashable) -> tuple[Interval, float, float] | None:
+    def _close(self, key: Hashable, trial_key: str) -> tuple[Interval, float, float] | None:
         """Close the interval of the trial ``key``: it, its wall start and end (None for a trial
         never begun here)."""
         with self._lock:
             started = self._open.pop(key, None)
+            if started is not None:  # counted as pending from now: no moment where a tally misses it
+                self.recorder.expect(started[0], trial_key)
         if started is None:
             return None
         interval, wall_start = started
         self.meter.end(interval)
-        return interval, wall_start, time.time()
+        assert interval.end is not None
+        return interval, wall_start, interval.end + self._wall_offset()
+
+    def _wall_offset(self) -> float:
+        """Wall time minus the meter's clock now: a record's times are its interval's, so that
+        the ledger's start and end bound exactly the span its energy was measured over."""
+        return time.time() - self.meter.clock()
 
     def end(self, key: Hashable, **fields: Any) -> Interval | None:
         """A trial ended: its interval closes and its record is written once its energy is
         final. Returns the interval (None for a trial that was never begun here)."""
-        closed = self._close(key)
+        closed = self._close(key, str(fields.get("trial_key", "")))
         if closed is None:
             return None
         interval, wall_start, wall_end = closed
@@ -124,7 +135,7 @@ class LocalTrials:
             >>> written.energy_kwh == record.energy_kwh, written.gpu_hours == record.gpu_hours
             (True, True)
         """
-        closed = self._close(key)
+        closed = self._close(key, str(fields.get("trial_key", "")))
         if closed is None:
             return None
         interval, wall_start, wall_end = closed

@@ -151,8 +151,9 @@ class Recorder:
             if record.trial_key not in keys and (current is None or current.state is TrialState.RUNNING):
                 latest[record.trial_key] = record
         joules = sum(sum(iv.energy.values()) for iv, _ in intervals) + sum(r.energy_joules for r in latest.values())
+        now = self.meter.clock()  # (an interval being closed has no end yet)
         gpu_seconds = sum(
-            (iv.end - since) for iv, _ in intervals if iv.end is not None
+            ((iv.end if iv.end is not None else now) - since) for iv, _ in intervals
             for key, since in iv.devices.items() if key.startswith("gpu:")
         ) + sum(r.gpu_seconds for r in latest.values())
         return Usage(joules / 3.6e6, gpu_seconds / 3600.0, len(intervals) + len(latest), frozenset(keys | set(latest)))
