@@ -25,7 +25,6 @@ reaches the limit; ``hard`` also makes ``trial.should_prune()`` answer True in r
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import socket
 import threading
@@ -55,8 +54,6 @@ from auditor.search.local import LocalTrials
 from auditor.search.recorder import Recorder
 from auditor.search.records import fit_name, sweep_record
 from auditor.search.safety import never_raise
-
-logger = logging.getLogger("auditor")
 
 _STATES = {OptunaState.COMPLETE: TrialState.COMPLETE, OptunaState.PRUNED: TrialState.PRUNED, OptunaState.FAIL: TrialState.FAILED}
 
