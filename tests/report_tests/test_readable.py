@@ -91,7 +91,7 @@ def test_amounts_scale_from_milligrams_to_tonnes(audit, ledger: str) -> None:
     assert "passenger flights New York - San Francisco (Strubell et al. 2019" in huge
     assert "driving a typical passenger car" in tiny and "US EPA 2023" in tiny
     # one unit per column: the whole project's table shows the tiny search beside the huge one
-    [row] = [line for line in views["table"].splitlines() if line.startswith("tiny")]
+    [row] = [line for line in views["table"].splitlines() if line.startswith("tiny ")]  # (not "tiny: budget ...")
     assert "< 0.1" in row or "< 1" in row or "< 0.01" in row
     assert "stopped by its budget of 18 MWh (IT energy, before PUE): 17.9 MWh spent, and the next trial's forecast of 280 kWh" in huge
     assert "< $0.01" in views["priced"].split("tiny", 1)[1].splitlines()[0]  # a sub-cent cost is not $0.00

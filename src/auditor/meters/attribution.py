@@ -66,6 +66,7 @@ class Interval:
     pending: set[str] = field(default_factory=set)
     thread: int | None = None  # the thread running it, whose own CPU time is charged to it first
     thread_cpu: float | None = None  # that thread's CPU clock at the last sample of a thread-metered device
+    thread_owed: float = 0.0  # its own joules not yet given (a span whose process delta was short of them)
     id: int = field(default_factory=lambda: next(_ids))
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -157,7 +158,8 @@ class Accountant:
             return []
         a, b = state.frontier, t
         delta = max(0.0, joules - state.last)  # a counter reset gives no negative energy
-        shared = delta - (self._give_own(key, state, own, delta, method) if own and delta > 0 else 0.0)
+        shared = delta - (self._give_own(key, state, own or {}, delta, method) if delta > 0 and (own or any(
+            iv.thread_owed for iv in state.open)) else 0.0)
         if shared > 0:
             self._split(key, state, a, b, shared, method)
         state.frontier, state.last, state.total = b, joules, state.total + delta
@@ -165,13 +167,16 @@ class Accountant:
 
     @staticmethod
     def _give_own(key: str, state: _DeviceState, own: dict[int, float], delta: float, method: str) -> float:
-        """Give each open interval its own thread's joules of this span; returns what was given."""
-        mine = {iv: max(0.0, own.get(iv.id, 0.0)) for iv in state.open if iv.id in own}
+        """Give each open interval its own thread's joules of this span (and what it is still owed);
+        returns what was given. Where the process's delta is short of them (its clock and the
+        threads' are read a moment apart), what is not given now is owed to the next span."""
+        mine = {iv: max(0.0, own.get(iv.id, 0.0)) + iv.thread_owed for iv in state.open if iv.id in own or iv.thread_owed}
         total = math.fsum(mine.values())
         scale = min(1.0, delta / total) if total > 0 else 0.0
         for iv, joules in mine.items():
             iv.energy[key] = iv.energy.get(key, 0.0) + joules * scale
             iv.methods.setdefault(key, set()).add(method)
+            iv.thread_owed = joules * (1.0 - scale)
         return min(delta, total * scale)
 
     def _split(self, key: str, state: _DeviceState, a: float, b: float, delta: float, method: str) -> None:

@@ -459,7 +459,10 @@ class Meter:
         samples: list[tuple[str, float, float, str]] = []
         for source in sources:
             with self._source_locks[id(source)]:
-                samples.extend(self._read_source(source))
+                if any(d.thread_watts for d in source.devices()):  # fed at once: its threads' clocks beside its own
+                    self._feed(self._read_source(source))
+                else:
+                    samples.extend(self._read_source(source))
         now = self.clock()
         for key, lost_at in list(self._lost.items()):
             last_time, last_joules = self._last_sample.get(key, (lost_at, 0.0))

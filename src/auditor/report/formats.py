@@ -393,8 +393,8 @@ def statement(report: dict[str, Any], escape: Any, latex: bool = False) -> str:
         text += f" and cost {amount(Metric.COST_USD, totals['cost_usd'])}"
     text += "."
     text += statement_sentence(report, escape, co2)  # embodied carbon and water, when set
-    for sentence in budget_sentences(report, escape):
-        text += " " + sentence.replace("CO2e", co2).replace("%", pct)
+    for sentence in budget_sentences(report, escape):  # in words a paper prints: no "<1%"
+        text += " " + sentence.replace("CO2e", co2).replace("<", "under ").replace(">", "over ").replace("%", pct)
     if report["final_run"] and report["search_to_final_ratio"] is not None:
         which = ("The final training run" if report["final_run"]["kind"] == "marked final"
                  else "The search's best trial (no final run was marked)")
