@@ -87,6 +87,7 @@ def test_log_report_and_json_say_the_same_forecast_and_the_budget_s_end(
     ledger = str(tmp_path / "ledger.db")
     with caplog.at_level(logging.WARNING, logger="auditor"):
         callback = stationary_search(ledger, gpu_meter, name="half", planned=60, run=30, seed=5, budget="300 mWh", mode="warn")
+    callback.close()  # the search is over: its idle energy is the ledger's from here (the plugin's grew on)
     lines = forecast_lines(caplog)
     assert len(lines) == 3, lines  # after 5 trials, at 50 % and at 80 %
     assert all("the 300 mWh budget lasts to about trial " in line for line in lines)

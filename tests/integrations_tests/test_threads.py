@@ -47,8 +47,8 @@ def test_n_jobs_trials_are_charged_their_own_threads_work(tmp_path: Path) -> Non
     for trial in study.trials:
         charged_s = records[trial.number].energy["cpu"].joules / watts
         own_s = trial.user_attrs["thread_cpu"]
-        if trial.number % 2:  # slept: a share of the process's other threads at most
-            assert charged_s < 0.15 * WORK_S, (trial.number, charged_s)
+        if trial.number % 2:  # slept: a share of the process's other threads at most (it had half the busy work)
+            assert charged_s < 0.25 * WORK_S, (trial.number, charged_s)
         else:
             assert own_s <= charged_s * 1.02 and charged_s < own_s + 0.15 * WORK_S, (trial.number, charged_s, own_s)
     assert sum(r.energy_joules for r in rows) == pytest.approx(deltas, rel=1e-9)  # nothing counted twice or lost
