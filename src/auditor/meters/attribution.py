@@ -158,8 +158,7 @@ class Accountant:
             return []
         a, b = state.frontier, t
         delta = max(0.0, joules - state.last)  # a counter reset gives no negative energy
-        shared = delta - (self._give_own(key, state, own or {}, delta, method) if delta > 0 and (own or any(
-            iv.thread_owed for iv in state.open)) else 0.0)
+        shared = delta - (self._give_own(key, state, own, delta, method) if own is not None and delta > 0 else 0.0)
         if shared > 0:
             self._split(key, state, a, b, shared, method)
         state.frontier, state.last, state.total = b, joules, state.total + delta

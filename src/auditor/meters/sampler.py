@@ -122,6 +122,7 @@ class Meter:
         self._source_of = {d.key: s for s in self.sources for d in s.devices()}
         self._accountant = Accountant()
         self._edge_sources = [s for s in self.sources if s.read_at_end]
+        self._thread_metered = {id(s) for s in self.sources if any(d.thread_watts for d in s.devices())}
         self._source_locks = {id(s): threading.Lock() for s in self.sources}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -459,7 +460,7 @@ class Meter:
         samples: list[tuple[str, float, float, str]] = []
         for source in sources:
             with self._source_locks[id(source)]:
-                if any(d.thread_watts for d in source.devices()):  # fed at once: its threads' clocks beside its own
+                if id(source) in self._thread_metered:  # fed at once: its threads' clocks beside its own
                     self._feed(self._read_source(source))
                 else:
                     samples.extend(self._read_source(source))
