@@ -82,7 +82,9 @@ def test_report_unknown_sweep(audit, clean_environment: Path) -> None:
     seed_ledger(ledger)
     result = audit("report", "--ledger", str(ledger), "--sweep", "nope")
     assert result.code == 1
-    assert result.err == f"error: no sweep called 'nope' in {ledger}: it holds final, search\n"
+    assert result.err == f"error: no sweep called 'nope' in {ledger}: it holds 'search', 'final' (see `audit sweeps`)\n"
+    close = audit("report", "--ledger", str(ledger), "--sweep", "serch")
+    assert close.code == 1 and "did you mean 'search'?" in close.err
 
 
 def test_it_and_facility_energy_are_shown_side_by_side(audit, clean_environment: Path) -> None:

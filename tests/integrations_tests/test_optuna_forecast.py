@@ -181,4 +181,4 @@ def test_plan_bad_input_is_one_line(tmp_path: Path, audit, args: list[str], mess
     assert result.err.startswith("error: ") and result.err.count("\n") == 1, result.err
     assert message in result.err
     if "pats" in args:
-        assert "Did you mean: past?" in result.err
+        assert "did you mean 'past'?" in result.err

@@ -70,9 +70,17 @@ def settings_with(**overrides: Any) -> Settings:
     return load_settings(merged)
 
 
+class OneLineTable(Table):
+    """A table whose every cell stays on its row: a name holding a line break or a tab shows
+    it escaped (``a\\nb``), never as a second row."""
+
+    def add_row(self, *cells: Any, **kwargs: Any) -> None:
+        super().add_row(*(printable(c) if isinstance(c, str) else c for c in cells), **kwargs)
+
+
 def make_table(*headers: str) -> Table:
     """A borderless table whose cells fold rather than being cut short."""
-    table = Table(box=None, pad_edge=False)
+    table = OneLineTable(box=None, pad_edge=False)
     for header in headers:
         table.add_column(header, overflow="fold")
     return table

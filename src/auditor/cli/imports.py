@@ -113,10 +113,7 @@ def export_codecarbon_command(
     """Write the ledger's trials as CodeCarbon's emissions.csv (for its dashboard)."""
     settings = settings_with(ledger=ledger, region=region, pue=pue)
     with Ledger.open(settings.ledger, create=False) as store:
-        known = {s.name for s in store.sweeps()}
-        missing = [name for name in sweep or [] if name not in known]
-        if missing:
-            raise AuditorError(f"no sweep called {missing[0]!r} in {store.location}: see `audit sweeps`")
+        sweep = store.named_sweeps(sweep) if sweep else sweep
         text = export_codecarbon(store, carbon_model(settings), sweep or None, overrides_from(region, pue))
     try:
         write_atomically(out, text)

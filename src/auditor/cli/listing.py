@@ -21,17 +21,15 @@ from auditor.cli.common import (
 )
 from auditor.cli.report import overrides_from
 from auditor.config import carbon_model
-from auditor.errors import InvalidInputError, LedgerError
+from auditor.errors import InvalidInputError
 from auditor.ledger import TrialState
-from auditor.model.text import natural_key
+from auditor.model.text import natural_key, shown_name
 from auditor.model.units import (
     DURATION_UNITS,
     Metric,
     Unit,
     column_unit,
     format_column,
-    format_quantity,
-    format_share,
 )
 from auditor.report.build import build_report
 from auditor.report.formats import amount_columns, budget_cell
@@ -72,7 +70,7 @@ def sweeps_command(
     for column in table.columns[3:-1]:
         column.justify = "right"
     for i, r in enumerate(rows):
-        table.add_row(r["name"], r["framework"], datetime.fromtimestamp(r["started"]).strftime("%Y-%m-%d %H:%M"),
+        table.add_row(shown_name(r["name"]), r["framework"], datetime.fromtimestamp(r["started"]).strftime("%Y-%m-%d %H:%M"),
                       f"{r['trials']:,}", *(cells[i] for _, cells in columns), budget_cell(r))
     console().print(table)
 
@@ -105,9 +103,7 @@ def trials_command(
     settings = settings_with(ledger=ledger)
     states = [_state(text) for text in state or []]
     with open_ledger(settings) as (store, _missing):
-        if store.get_sweep(sweep) is None:
-            known = ", ".join(s.name for s in store.sweeps()) or "none yet"
-            raise LedgerError(f"no sweep called {sweep!r} in {store.location}: it holds {known}")
+        [sweep] = store.named_sweeps([sweep])
         trials = store.trials(sweep)
         runs = store.runs(sweep)
     run_number = {run: i + 1 for i, run in enumerate(runs)}  # the sweep's runs, first started first

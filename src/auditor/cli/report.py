@@ -23,7 +23,7 @@ from auditor.cli.common import (
     write_atomically,
 )
 from auditor.config import carbon_model, live_source
-from auditor.errors import AuditorError, InvalidInputError, LedgerError
+from auditor.errors import AuditorError, InvalidInputError
 from auditor.ledger import Ledger
 from auditor.model.carbon import Overrides, Price
 from auditor.model.regions import resolve_region
@@ -109,10 +109,7 @@ def report_command(
     series = IntensitySeries.load(intensity_series) if intensity_series is not None else None
     market = parse_intensity(market_intensity) if market_intensity is not None else None
     with open_ledger(settings) as (store, missing):
-        known = {s.name for s in store.sweeps()}
-        for name in sweep or []:
-            if name not in known:
-                raise LedgerError(f"no sweep called {name!r} in {store.location}: it holds {', '.join(sorted(known)) or 'none yet'}")
+        sweep = store.named_sweeps(sweep) if sweep else sweep
         if series is None and settings.intensity_series is None:  # no file given: the live source, when on
             series = live_series(store, settings, sweep, since_ts, shift_s)
         with working("Reading the ledger"):

@@ -23,10 +23,10 @@ from dataclasses import fields, replace
 from typing import Any
 
 from auditor.errors import InvalidRecordError
-from auditor.ledger.records import EnergyReading, TrialRecord, TrialState
+from auditor.ledger.records import NAME_LIMIT, EnergyReading, TrialRecord, TrialState
 from auditor.ledger.schema import ENERGY_DOMAINS, RUN_LIMIT
 
-TEXT_LIMIT = 255  # the ledger's name columns
+TEXT_LIMIT = NAME_LIMIT  # the ledger's name columns
 METHOD_LIMIT = 16  # the ledger's energy method columns
 _FIELDS = frozenset(f.name for f in fields(TrialRecord))
 
@@ -41,11 +41,12 @@ def _amount(name: str, value: Any) -> str | None:
     return None
 
 
-def _text(name: str, value: Any, optional: bool = False) -> str | None:
+def _text(name: str, value: Any, optional: bool = False, empty: bool = False) -> str | None:
     if value is None and optional:
         return None
-    if not isinstance(value, str) or (not value and not optional) or len(value) > TEXT_LIMIT:
-        return f"{name} {value!r:.80} is not a text of 1 to {TEXT_LIMIT} characters"
+    if not isinstance(value, str) or (not value and not (optional or empty)) or len(value) > TEXT_LIMIT:
+        least = 0 if optional or empty else 1
+        return f"{name} {value!r:.80} is not a text of {least} to {TEXT_LIMIT} characters"
     return None
 
 
@@ -59,7 +60,8 @@ def _run(value: Any) -> str | None:
 
 def _problems(record: TrialRecord) -> list[str]:
     found = [
-        _text("sweep", record.sweep), _text("trial_key", record.trial_key), _text("name", record.name, True),
+        _text("sweep", record.sweep, empty=True),  # Optuna accepts study_name=""
+        _text("trial_key", record.trial_key), _text("name", record.name, True),
         _run(record.run),
         _text("host", record.host),
         _amount("start_time", record.start_time), _amount("gpu_seconds", record.gpu_seconds),

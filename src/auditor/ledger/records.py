@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import socket
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,30 @@ def this_host() -> str:
     """This machine's name, asked once: ``socket.gethostname`` gives up the GIL, and a record
     built for every trial must not wait behind a busy search loop to get it back."""
     return socket.gethostname()
+
+
+NAME_LIMIT = 255  # the ledger's sweep names and trial keys
+
+
+def fit_name(name: str, limit: int = NAME_LIMIT) -> str:
+    """``name`` as every ledger backend can hold it: unchanged up to ``limit`` characters, else
+    cut and ended with a hash of the whole, so that two long names stay two sweeps; a NUL
+    (which PostgreSQL's text cannot hold) is kept as the four characters ``\\x00``. The ledger
+    maps every name it is given through this, so a name is found again as its search gave it.
+
+    Example:
+        >>> fit_name("lr-search"), fit_name("a\\x00b")
+        ('lr-search', 'a\\\\x00b')
+        >>> long = fit_name("x" * 300)
+        >>> len(long), long[:3], long == fit_name("x" * 300) != fit_name("x" * 301)
+        (255, 'xxx', True)
+    """
+    if "\x00" in name:
+        name = name.replace("\x00", "\\x00")
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{name[:limit - 13]}~{digest}"
 
 
 class TrialState(str, Enum):

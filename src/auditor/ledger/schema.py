@@ -11,11 +11,17 @@ Schema history (``SCHEMA_VERSION``):
 2. ``auditor_trials.run``: which run of its sweep a trial belongs to (a study created anew under
    the same name, a second process with an in-memory study of that name); rows written by
    schema 1 have none (NULL), and are their sweep's first run.
+3. Names compared exactly on MySQL and MariaDB: ``auditor_sweeps.name``, ``auditor_trials.trial_key``
+   and ``auditor_trials.name`` are ``VARBINARY`` there (their default collations took ``lr``,
+   ``LR`` and ``lr `` for one sweep and merged them). Nothing changes on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
+    VARBINARY,
     Boolean,
     Column,
     Double,
@@ -29,13 +35,47 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.dialects.mysql import LONGTEXT
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 RUN_LIMIT = 64  # characters of a run's id
 ENERGY_DOMAINS = ("gpu", "cpu", "memory")
 
 # MySQL's TEXT holds 64 KB; params and objective values may be longer.
 JsonText = Text().with_variant(LONGTEXT(), "mysql").with_variant(LONGTEXT(), "mariadb")
+
+_MYSQL = ("mysql", "mariadb")
+
+
+class Name(TypeDecorator[str]):
+    """A name compared exactly, character for character, on every backend: text on SQLite
+    and PostgreSQL, UTF-8 bytes in ``VARBINARY`` on MySQL and MariaDB (whose text collations
+    ignore case and trailing spaces, so that ``lr``, ``LR`` and ``lr `` would be one sweep)."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, length: int = 255) -> None:
+        super().__init__(length)
+        self.characters = length
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in _MYSQL:
+            return dialect.type_descriptor(VARBINARY(4 * self.characters))
+        return dialect.type_descriptor(String(self.characters))
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> Any:
+        return value.encode("utf-8") if value is not None and dialect.name in _MYSQL else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        return value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else value
+
+
+NAME_COLUMNS_TO_BINARY = (  # schema 2 -> 3, on MySQL and MariaDB only
+    "ALTER TABLE auditor_sweeps MODIFY name VARBINARY(1020) NOT NULL",
+    "ALTER TABLE auditor_trials MODIFY trial_key VARBINARY(1020) NOT NULL, MODIFY name VARBINARY(1020) NULL",
+)
 
 metadata = MetaData()
 
@@ -50,7 +90,7 @@ sweeps = Table(
     "auditor_sweeps",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(255), nullable=False, unique=True),
+    Column("name", Name(255), nullable=False, unique=True),
     Column("framework", String(32), nullable=False),
     Column("created_at", Double, nullable=False),
     Column("host", String(255), nullable=False),
@@ -62,10 +102,10 @@ trials = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("sweep_id", Integer, ForeignKey("auditor_sweeps.id"), nullable=False),
-    Column("trial_key", String(255), nullable=False),
+    Column("trial_key", Name(255), nullable=False),
     Column("number", Integer),
     Column("run", String(RUN_LIMIT)),  # schema 2; NULL: the sweep's first run (rows of schema 1)
-    Column("name", String(255)),
+    Column("name", Name(255)),
     Column("state", String(16), nullable=False),
     Column("params", JsonText, nullable=False, default="{}"),
     Column("objective", JsonText, nullable=False, default="[]"),

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
@@ -67,6 +68,7 @@ from auditor.ledger.records import (
     TrialRecord,
     TrialState,
     Usage,
+    fit_name,
 )
 from auditor.ledger.url import display, to_url
 
@@ -373,7 +375,7 @@ class Ledger:
             except LedgerError as exc:
                 raise LedgerError(
                     f"ledger {self.location} has schema {version}, which this auditor upgrades to "
-                    f"{schema.SCHEMA_VERSION} when it opens it (adding a column, nothing rewritten), "
+                    f"{schema.SCHEMA_VERSION} when it opens it (adding a column, on MySQL and MariaDB making names exact; nothing else changes), "
                     f"and the upgrade failed: {exc}. Open it once where it can be written"
                 ) from None
         if version > schema.SCHEMA_VERSION:
@@ -398,6 +400,11 @@ class Ledger:
                     if "run" not in columns:
                         conn.exec_driver_sql(_ADD_RUN_COLUMN)
                     version = 2
+                if version < 3:  # names compared exactly on MySQL and MariaDB
+                    if self.backend in ("mysql", "mariadb"):
+                        for statement in schema.NAME_COLUMNS_TO_BINARY:
+                            conn.exec_driver_sql(statement)
+                    version = 3
                 conn.execute(update(schema.meta).where(schema.meta.c.key == "schema_version")
                              .values(value=str(version)))
             if self.backend in ("mysql", "mariadb"):
@@ -412,15 +419,17 @@ class Ledger:
         return SweepRecord(row.id, row.name, row.framework, row.created_at, row.host, json.loads(row.attrs))
 
     def get_sweep(self, name: str) -> SweepRecord | None:
-        """The sweep called ``name``, or None."""
+        """The sweep called ``name`` (any name its search accepted, a long one as the ledger cut
+        it or in full), or None."""
         with self._read() as conn:
-            row = conn.execute(select(schema.sweeps).where(schema.sweeps.c.name == name)).first()
+            row = conn.execute(select(schema.sweeps).where(schema.sweeps.c.name == fit_name(name))).first()
         return self._sweep(row) if row is not None else None
 
     def ensure_sweep(self, name: str, framework: str = "run", attrs: dict[str, Any] | None = None) -> SweepRecord:
-        """The sweep called ``name``, created if it does not exist yet (safe under concurrency)."""
-        if not name or len(name) > 255:
-            raise LedgerError(f"sweep name {name[:40]!r}... must be 1 to 255 characters" if name else "empty sweep name")
+        """The sweep called ``name``, created if it does not exist yet (safe under concurrency).
+        Any text is a name (Optuna accepts an empty one); a name longer than the column is
+        stored cut and hashed (:func:`fit_name`), and found again by the name in full."""
+        name = fit_name(name)
         existing = self.get_sweep(name)
         if existing is None:
             try:
@@ -449,7 +458,29 @@ class Ledger:
             rows = conn.execute(select(schema.sweeps).order_by(schema.sweeps.c.id)).all()
         return [self._sweep(row) for row in rows]
 
+    def named_sweeps(self, names: Collection[str]) -> list[str]:
+        """``names`` (as a user typed them: a long one in full, an empty one) as the ledger holds
+        them, in order.
+
+        Raises:
+            UnknownSweepError: one of them is no sweep here; the message says which, with the
+                closest names the ledger holds, or the first ones.
+        """
+        held = [s.name for s in self.sweeps()]
+        found = []
+        for name in names:
+            stored = fit_name(name)
+            if stored not in held:
+                close = difflib.get_close_matches(stored, held, n=3, cutoff=0.5)
+                listed = ", ".join(repr(n[:60]) for n in (close or held[:10])) or "no sweep yet"
+                more = f" and {len(held) - 10} more" if not close and len(held) > 10 else ""
+                said = f"did you mean {listed}?" if close else f"it holds {listed}{more}"
+                raise UnknownSweepError(f"no sweep called {name[:80]!r} in {self.location}: {said} (see `audit sweeps`)")
+            found.append(stored)
+        return found
+
     def _sweep_id(self, name: str) -> int:
+        name = fit_name(name)
         if name not in self._sweep_ids:
             sweep = self.get_sweep(name)
             if sweep is None:

@@ -39,6 +39,18 @@ def printable(text: str, keep: str = "") -> str:
     return "".join(ch.encode("unicode_escape").decode("ascii") if _unsafe(ch) and ch not in keep else ch for ch in text)
 
 
+def shown_name(name: str) -> str:
+    """A sweep's or trial's name as a person reads it on one line: escaped as
+    :func:`printable` does, line breaks too, and an empty name (Optuna accepts one) as ``""``,
+    which is also how to give it back on a command line.
+
+    Example:
+        >>> shown_name("lr-search"), shown_name(""), shown_name("a\\nb")
+        ('lr-search', '""', 'a\\\\nb')
+    """
+    return printable(name) if name else '""'
+
+
 def csv_cell(value: Any) -> Any:
     """``value`` as a CSV cell that no spreadsheet runs as a formula (OWASP's advice: a text
     beginning with ``= + - @``, tab or carriage return is prefixed with ``'``); numbers, and

@@ -22,10 +22,9 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
-from auditor.errors import InvalidInputError, UnknownSweepError
+from auditor.errors import InvalidInputError
 from auditor.ledger import Ledger
 from auditor.ledger.records import SweepRecord
 from auditor.model.carbon import CarbonModel, Footprint
@@ -94,11 +93,7 @@ def plan(ledger: Ledger, like: str, model: CarbonModel, *, trials: int,
     """
     if trials < 1:
         raise InvalidInputError(f"--trials must be at least 1, not {trials}")
-    names = [s.name for s in ledger.sweeps()]
-    if like not in names:
-        close = difflib.get_close_matches(like, names, n=3, cutoff=0.5)
-        hint = f"Did you mean: {', '.join(close)}?" if close else f"It holds: {', '.join(names[:10]) or 'no sweep yet'}."
-        raise UnknownSweepError(f"no sweep called {like!r} in {ledger.location}. {hint} See `audit sweeps`.")
+    [like] = ledger.named_sweeps([like])
     costs = finished_costs(ledger, like)
     if len(costs) < MIN_TRIALS:
         raise InvalidInputError(f"sweep {like!r} has {len(costs)} finished trials; a plan needs at least {MIN_TRIALS}")

@@ -18,7 +18,7 @@ import io
 from typing import Any
 
 from auditor.model.equivalents import equivalent
-from auditor.model.text import csv_cell, printable
+from auditor.model.text import csv_cell, printable, shown_name
 from auditor.model.units import (
     Metric,
     column_unit,
@@ -117,7 +117,7 @@ def table_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     for i, row in enumerate(rows):
         amounts = [column[i] for _, column in columns]
         grid = [grid_of(row) if row["settings_from"] else ""] if mixed else []
-        cells.append([row["name"], row["framework"], trial_counts(row), *amounts[:4], format_share(row["measured_fraction"]),
+        cells.append([shown_name(row["name"]), row["framework"], trial_counts(row), *amounts[:4], format_share(row["measured_fraction"]),
                       *amounts[4:], *grid])
     return headers, cells
 
@@ -192,7 +192,7 @@ def budget_sentences(report: dict[str, Any], escape: Any = str) -> list[str]:
             continue
         budget = sweep.get("budget") or {}
         mode = budget.get("mode") or next((e.get("mode") for e in sweep.get("budget_events", [])), None)
-        text = f"{escape(sweep['name'])}: budget {cell}" if not mode else f"{escape(sweep['name'])}: budget {cell.replace(':', f' ({mode}):', 1)}"
+        text = f"{escape(shown_name(sweep['name']))}: budget {cell}" if not mode else f"{escape(shown_name(sweep['name']))}: budget {cell.replace(':', f' ({mode}):', 1)}"
         metric, limit = budget.get("metric"), budget.get("limit")
         if budget.get("scope") == "sweep" and metric and limit and sweep.get(metric, 0.0) > limit:
             text += f", {sweep[metric] / limit:.3g} times its limit" + (" (warn only: nothing was stopped)" if mode == "warn" else "")
@@ -206,7 +206,7 @@ def stops(report: dict[str, Any]) -> list[tuple[str, str]]:
     for sweep in report["sweeps"]:
         for event in sweep["budget_events"]:
             if event["action"] in ("stop-new", "stop-all"):
-                found.append((sweep["name"], stop_sentence(event)))
+                found.append((shown_name(sweep["name"]), stop_sentence(event)))
                 break
     return found
 

@@ -10,11 +10,11 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
 from auditor.ledger import EnergyReading, TrialRecord, TrialState
+from auditor.ledger.records import NAME_LIMIT, fit_name  # noqa: F401  (the plugins' import)
 from auditor.ledger.schema import ENERGY_DOMAINS
 from auditor.meters.sampler import Measurement
 from auditor.search.forecast import sweep_attrs
@@ -125,21 +125,3 @@ def jsonable_params(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v if isinstance(v, (int, float, str, bool, type(None))) else json.dumps(v, default=str, ensure_ascii=False) for k, v in config.items()}
 
 
-NAME_LIMIT = 255  # the ledger's sweep names and trial keys
-
-
-def fit_name(name: str, limit: int = NAME_LIMIT) -> str:
-    """``name`` as the ledger can hold it: unchanged up to ``limit`` characters, else cut and
-    ended with a hash of the whole, so that two long names stay two sweeps.
-
-    Example:
-        >>> fit_name("lr-search")
-        'lr-search'
-        >>> long = fit_name("x" * 300)
-        >>> len(long), long[:3], long == fit_name("x" * 300) != fit_name("x" * 301)
-        (255, 'xxx', True)
-    """
-    if len(name) <= limit:
-        return name
-    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-    return f"{name[:limit - 13]}~{digest}"
