@@ -4,6 +4,7 @@ experiment directory, CodeCarbon's CSV) and exporting to CodeCarbon."""
 from __future__ import annotations
 
 import csv
+import json
 import time
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def test_import_optuna_estimates_from_durations(audit, tmp_path: Path) -> None:
     result = audit("import", "optuna", "--storage", storage, "--study", "old-search", "--gpu", "A100 SXM4",
                    "--count", "2", "--ledger", str(ledger))
     assert result.code == 0, result.err
-    assert "4 new trials imported into sweep 'old-search'" in result.out
+    assert result.out.startswith("Sweep 'old-search' of ") and result.out.endswith(": 4 new trials imported\n")
     with Ledger.open(ledger) as store:
         trials = {t.number: t for t in store.trials("old-search")}
     assert trials[1].state.value == "pruned"
@@ -45,7 +46,7 @@ def test_import_optuna_estimates_from_durations(audit, tmp_path: Path) -> None:
     assert trials[0].energy["gpu"].joules == pytest.approx(400 * 2 * duration)
     assert trials[0].energy["gpu"].method == "estimate-tdp" and "imported" in trials[0].flags
     again = audit("import", "optuna", "--storage", storage, "--study", "old-search", "--gpu", "A100 SXM4", "--ledger", str(ledger))
-    assert "0 new trials" in again.out  # nothing doubled
+    assert "nothing new: every trial is in the ledger already" in again.out  # nothing doubled
 
 
 def test_import_never_replaces_measured_records(audit, tmp_path: Path) -> None:
@@ -97,7 +98,7 @@ def test_import_ray_experiment_directory(audit, tmp_path: Path, ray_session: Non
     assert bare.code == 0 and "3 trials have no energy" in bare.err  # not a silent 0 kWh
     result = audit("import", "ray", str(experiment), "--gpu", "T4", "--ledger", str(tmp_path / "l.db"))
     assert result.code == 0, result.err
-    assert "3 new trials" in result.out  # the draw fills what the first import could not
+    assert "0 new trials imported, 3 updated" in result.out  # the draw fills what the first import could not
     with Ledger.open(tmp_path / "l.db") as store:
         trials = store.trials("exp")
     assert len(trials) == 3
@@ -162,7 +163,7 @@ def test_codecarbon_import_and_export_round_trip(audit, tmp_path: Path) -> None:
     ])
     ledger = str(tmp_path / "l.db")
     result = audit("import", "codecarbon", str(emissions), "--ledger", ledger)
-    assert result.code == 0 and "2 new runs" in result.out
+    assert result.code == 0 and result.out.startswith("Sweep 'bert' of ") and ": 2 new runs imported" in result.out
     with Ledger.open(ledger) as store:
         usage = store.usage("bert")
     assert usage.energy_kwh == pytest.approx(0.93) and usage.gpu_hours == pytest.approx(1.5)
@@ -225,14 +226,17 @@ def test_a_study_imported_without_a_draw_says_its_energy_is_missing_and_a_later_
         assert all("energy-missing" in t.flags and t.energy_kwh == 0 for t in store.trials("old-search"))
     cpu = audit("import", "optuna", "--storage", storage, "--study", "old-search", "--watts", "65", "--count", "0",
                 "--ledger", ledger)
-    assert cpu.code == 0 and "4 new trials" in cpu.out and cpu.err == ""
+    assert cpu.code == 0 and "0 new trials imported, 4 updated (energy estimated now" in cpu.out and cpu.err == ""
     with Ledger.open(ledger) as store:
         trials = store.trials("old-search")
     for trial in trials:
         assert trial.energy["cpu"].joules == pytest.approx(65 * (trial.end_time - trial.start_time))
         assert trial.gpu_seconds == 0 and "energy-missing" not in trial.flags
     again = audit("import", "optuna", "--storage", storage, "--study", "old-search", "--gpu", "T4", "--ledger", ledger)
-    assert "0 new trials" in again.out  # an estimate never replaces another
+    assert "nothing new: every trial is in the ledger already" in again.out  # an estimate never replaces another
+    report = json.loads(audit("report", "--ledger", ledger, "--format", "json").out)
+    assert report["totals"]["trials_without_energy"] == 0 and report["totals"]["energy_kwh"] > 0
+    assert "no energy" not in audit("report", "--ledger", ledger).out
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -316,3 +320,32 @@ def test_import_ray_records_trials_a_scheduler_stopped_as_stopped_with_max_t(aud
     with Ledger.open(tmp_path / "l.db") as store:
         states = sorted(t.state.value for t in store.trials("asha"))
     assert states.count("stopped") == cut and states.count("complete") == len(ran) - cut
+
+
+def test_a_codecarbon_row_without_energy_is_counted_missing_not_a_zero_run(audit, tmp_path: Path) -> None:
+    emissions = tmp_path / "emissions.csv"
+    write_emissions(emissions, [
+        {"timestamp": "2026-11-20T10:00:00", "project_name": "bert", "run_id": "r1", "duration": "100", "emissions": "0.0056",
+         "cpu_energy": "0.05", "gpu_energy": "0.04", "ram_energy": "0.01", "pue": "1.0"},
+        {"timestamp": "2026-11-20T11:00:00", "project_name": "bert", "run_id": "r2", "duration": "100",
+         "cpu_energy": "", "gpu_energy": "", "ram_energy": ""},
+    ])
+    ledger = str(tmp_path / "l.db")
+    result = audit("import", "codecarbon", str(emissions), "--ledger", ledger)
+    assert result.code == 0 and "1 runs have no energy figure" in result.err
+    with Ledger.open(ledger) as store:
+        trials = {t.trial_key.split("@")[0]: t for t in store.trials("bert")}
+    assert trials["r2"].energy == {} and "energy-missing" in trials["r2"].flags
+    assert "energy-missing" not in trials["r1"].flags
+    report = json.loads(audit("report", "--ledger", ledger, "--format", "json").out)
+    assert report["totals"]["trials_without_energy"] == 1
+    header = audit("report", "--ledger", ledger).out.splitlines()[0]
+    assert "grid codecarbon 56 g/kWh (CodeCarbon's figure, read from emissions.csv)" in header  # its grid, said once
+
+
+def test_import_optuna_from_a_mistyped_sqlite_path_creates_no_file(audit, tmp_path: Path) -> None:
+    typo = tmp_path / "typo.db"
+    result = audit("import", "optuna", "--storage", f"sqlite:///{typo}", "--study", "s", "--gpu", "T4",
+                   "--ledger", str(tmp_path / "l.db"))
+    assert result.code == 2 and f"no Optuna storage at {typo} (no such file)" in result.err
+    assert not typo.exists()

@@ -13,6 +13,7 @@ from auditor.config import carbon_model
 from auditor.errors import AuditorError, InvalidInputError
 from auditor.imports.importers import (
     Draw,
+    Imported,
     ended_early,
     export_codecarbon,
     import_codecarbon,
@@ -21,6 +22,7 @@ from auditor.imports.importers import (
 )
 from auditor.ledger import Ledger
 from auditor.model.hardware import find_hardware
+from auditor.model.text import shown_name
 
 import_app = typer.Typer(help="Bring searches that ran before the auditor into the ledger.", no_args_is_help=True)
 export_app = typer.Typer(help="Write the ledger in another tool's format.", no_args_is_help=True)
@@ -37,10 +39,13 @@ def _draw(gpu: str | None, watts: float | None, count: int) -> Draw:
     return Draw(find_hardware(gpu, kind="gpu") if gpu else None, watts, count)
 
 
-def _done(count: int, sweep: str, store: Ledger, draw: Draw | None = None) -> None:
-    typer.echo(f"{count} new trials imported into sweep {sweep!r} of {store.location}")
-    missing = sum(1 for t in store.trials(sweep) if "energy-missing" in t.flags)
-    if missing:
+def _done(imported: Imported, sweeps: list[str], store: Ledger, noun: str = "trial") -> None:
+    where = f"Sweep {shown_name(sweeps[0])!r}" if len(sweeps) == 1 else f"{len(sweeps)} sweeps"
+    typer.echo(f"{where} of {store.location}: {imported.describe(noun)}")
+    missing = sum(1 for sweep in sweeps for t in store.trials(sweep) if "energy-missing" in t.flags)
+    if missing and noun == "run":
+        typer.echo(f"{missing} runs have no energy figure (their energy cells are empty): reports count them, as 0 kWh", err=True)
+    elif missing:
         typer.echo(f"{missing} trials have no energy (nothing measured them and no draw was given): import again with "
                    "--gpu MODEL or --watts W (--count 0 for CPUs) to estimate it; reports count them meanwhile", err=True)
 
@@ -62,8 +67,8 @@ def import_optuna_command(
         raise AuditorError("importing a study needs optuna: pip install 'hpo-auditor[optuna]'") from None
     draw = _draw(gpu, watts, count)
     with Ledger.open(settings_with(ledger=ledger).ledger) as store, progress_bar("Importing trials") as progress:
-        count_new = import_optuna(store, storage, study, draw, sweep, progress)
-        _done(count_new, sweep or study, store, draw)
+        imported = import_optuna(store, storage, study, draw, sweep, progress)
+        _done(imported, [sweep or study], store)
 
 
 @import_app.command("ray")
@@ -81,8 +86,8 @@ def import_ray_command(
     """Import a Ray Tune experiment's trials from its directory."""
     draw = _draw(gpu, watts, count)
     with Ledger.open(settings_with(ledger=ledger).ledger) as store, progress_bar("Importing trials") as progress:
-        count_new = import_ray(store, experiment, draw, sweep, progress, max_t=max_t)
-        _done(count_new, sweep or experiment.name, store, draw)
+        imported = import_ray(store, experiment, draw, sweep, progress, max_t=max_t)
+        _done(imported, [sweep or experiment.name], store)
     early, most = ended_early(experiment) if max_t is None else (0, 0)
     if early:
         typer.echo(f"{early} trials ended before {most} iterations, the most any trial ran, and are recorded complete: "
@@ -98,8 +103,8 @@ def import_codecarbon_command(
 ) -> None:
     """Import the runs of a CodeCarbon emissions.csv, one trial each."""
     with Ledger.open(settings_with(ledger=ledger).ledger) as store, progress_bar("Importing runs") as progress:
-        count_new = import_codecarbon(store, path, sweep, progress)
-        typer.echo(f"{count_new} new runs imported from {path} into {store.location}")
+        imported, sweeps = import_codecarbon(store, path, sweep, progress)
+        _done(imported, sweeps, store, noun="run")
 
 
 @export_app.command("codecarbon")

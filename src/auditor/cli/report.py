@@ -243,7 +243,9 @@ def print_report(report: dict[str, Any], out: Console | None = None, hints: list
         out.print(text, soft_wrap=True)
 
     region, pue, totals = report["region"], report["pue"], report["totals"]
-    grid = f"grid {region['code']} {region['g_co2e_per_kwh']:g} g/kWh ({region['source']}) · PUE {pue['value']:g}"
+    figure = f"{region['g_co2e_per_kwh']:g} g/kWh"
+    named = "" if region["code"].replace(" ", "") == figure.replace(" ", "") else f"{region['code']} "  # an intensity given as such
+    grid = f"grid {named}{figure} ({region['source']}) · PUE {pue['value']:g}"
     if region["is_fallback"]:
         grid = f"grid: world average {region['g_co2e_per_kwh']:g} g/kWh, no region set · PUE {pue['value']:g}"
     if mixed_grids(report):

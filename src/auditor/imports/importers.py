@@ -33,7 +33,7 @@ from auditor.errors import InvalidInputError, LedgerError
 from auditor.ledger import EnergyReading, Ledger, TrialRecord, TrialState
 from auditor.model.carbon import CarbonModel, Overrides, model_for_sweep
 from auditor.model.hardware import HardwareSpec
-from auditor.model.regions import alpha3, resolve_region
+from auditor.model.regions import Region, alpha3
 from auditor.model.text import csv_cell
 
 Progress = Callable[[int, int], None]
@@ -85,10 +85,34 @@ class Draw:
         return {"gpu": EnergyReading(watts * self.count * seconds, "estimate-tdp")}, self.count * seconds, devices
 
 
+@dataclass(frozen=True)
+class Imported:
+    """What an import wrote: ``new`` trials, and ``updated`` ones an earlier import left without
+    energy (estimated now) or in a state known only now (``--max-t``).
+
+    Example:
+        >>> Imported(3, 0) + Imported(0, 2)
+        Imported(new=3, updated=2)
+    """
+
+    new: int = 0
+    updated: int = 0
+
+    def __add__(self, other: Imported) -> Imported:
+        return Imported(self.new + other.new, self.updated + other.updated)
+
+    def describe(self, noun: str = "trial") -> str:
+        """``3 new trials imported, 2 updated`` in words, or that nothing was new."""
+        if not self.new and not self.updated:
+            return f"nothing new: every {noun} is in the ledger already"
+        said = f"{self.new:,} new {noun}{'' if self.new == 1 else 's'} imported"
+        return said + (f", {self.updated:,} updated (energy estimated now, or how it ended)" if self.updated else "")
+
+
 def _store_new(ledger: Ledger, sweep: str, framework: str, records: list[TrialRecord], progress: Progress | None,
-               attrs: dict[str, Any] | None = None) -> int:
+               attrs: dict[str, Any] | None = None) -> Imported:
     """Write the records not already in the ledger (or there without energy, from an earlier
-    import); returns how many were written."""
+    import); returns how many were new and how many updated."""
     ledger.ensure_sweep(sweep, framework=framework, attrs={"imported": True, **(attrs or {})})
     known = {t.trial_key: t for t in ledger.trials(sweep, include_idle=True)}
 
@@ -99,12 +123,13 @@ def _store_new(ledger: Ledger, sweep: str, framework: str, records: list[TrialRe
         filled = _MISSING in old.flags and _MISSING not in record.flags  # estimated now
         return "imported" in old.flags and (filled or old.state != record.state)  # or its state known now (--max-t)
 
-    new = [r for r in records if fills(r)]
-    for start in range(0, len(new), 500):
-        ledger.record_trials(new[start : start + 500])
+    written = [r for r in records if fills(r)]
+    for start in range(0, len(written), 500):
+        ledger.record_trials(written[start : start + 500])
         if progress:
-            progress(min(start + 500, len(new)), len(new))
-    return len(new)
+            progress(min(start + 500, len(written)), len(written))
+    updated = sum(1 for r in written if r.trial_key in known)
+    return Imported(len(written) - updated, updated)
 
 
 def machine_shares(spans: list[tuple[float, float]]) -> list[float]:
@@ -125,15 +150,16 @@ def machine_shares(spans: list[tuple[float, float]]) -> list[float]:
     return shares
 
 
-def _flags(energy: dict[str, EnergyReading]) -> list[str]:
+def _flags(energy: dict[str, Any]) -> list[str]:
     return ["imported"] if energy else ["imported", _MISSING]
 
 
 def import_optuna(ledger: Ledger, storage: str, study: str, draw: Draw, sweep: str | None = None,
-                  progress: Progress | None = None) -> int:
+                  progress: Progress | None = None) -> Imported:
     """Import a study's finished trials, with its directions; returns how many were new."""
     import optuna
 
+    _existing_sqlite(storage)
     states = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -185,7 +211,7 @@ def _ray_statuses(experiment: Path) -> dict[str, str]:
 
 
 def import_ray(ledger: Ledger, experiment: Path, draw: Draw | None = None, sweep: str | None = None,
-               progress: Progress | None = None, max_t: int | None = None) -> int:
+               progress: Progress | None = None, max_t: int | None = None) -> Imported:
     """Import a Ray Tune experiment directory; returns how many trials were new.
 
     Ray records a trial its scheduler stopped (ASHA, HyperBand) as TERMINATED, like one that ran
@@ -267,8 +293,11 @@ def _number(row: dict[str, str], column: str, line: int, path: Path) -> float:
     return value
 
 
-def import_codecarbon(ledger: Ledger, path: Path, sweep: str | None = None, progress: Progress | None = None) -> int:
-    """Import the rows of a CodeCarbon ``emissions.csv``; returns how many were new."""
+def import_codecarbon(ledger: Ledger, path: Path, sweep: str | None = None,
+                      progress: Progress | None = None) -> tuple[Imported, list[str]]:
+    """Import the rows of a CodeCarbon ``emissions.csv``; returns how many were new or updated,
+    and the sweeps they went to (a row's ``project_name``, unless ``sweep`` is given). A row whose
+    energy cells are empty is imported without energy, flagged ``energy-missing``."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -294,34 +323,47 @@ def import_codecarbon(ledger: Ledger, path: Path, sweep: str | None = None, prog
         pue = _number(row, "pue", line, path) if (row.get("pue") or "").strip() else 1.0  # CodeCarbon's energies include it
         if pue < 1.0:
             raise InvalidInputError(f"{path}, line {line}: pue {row.get('pue')!r} is below 1")
-        kwh = {d: _number(row, f"{c}_energy", line, path) / pue for d, c in (("gpu", "gpu"), ("cpu", "cpu"), ("memory", "ram"))}
+        columns = {"gpu": "gpu_energy", "cpu": "cpu_energy", "memory": "ram_energy"}
+        given = {d: c for d, c in columns.items() if (row.get(c) or "").strip()}  # an empty cell is no figure, not 0
+        kwh = {d: _number(row, c, line, path) / pue for d, c in given.items()}
+        methods = {"gpu": "sampled-power", "cpu": "estimate", "memory": "estimate"}
         state = (row.get("auditor_state") or "").strip().lower()
         by_sweep.setdefault(name, []).append(TrialRecord(
             sweep=name, trial_key=(row.get("run_id") or f"line-{line}").strip() + f"@{row['timestamp']}",
             state=state if state in states else "complete", start_time=end - seconds, end_time=end, gpu_seconds=gpus * seconds,
             devices=[{"index": i, "model": row.get("gpu_model") or "unknown GPU"} for i in range(gpus)],
-            energy={
-                "gpu": EnergyReading(kwh["gpu"] * 3.6e6, "sampled-power"),
-                "cpu": EnergyReading(kwh["cpu"] * 3.6e6, "estimate"),
-                "memory": EnergyReading(kwh["memory"] * 3.6e6, "estimate"),
-            },
-            flags=["imported", "codecarbon"], host="imported",
+            energy={d: EnergyReading(value * 3.6e6, methods[d]) for d, value in kwh.items()},
+            flags=[*_flags(kwh), "codecarbon"], host="imported",
         ))
         sums = emitted.setdefault(name, [0.0, 0.0, 0.0])
         sums[0] += _number(row, "emissions", line, path) if (row.get("emissions") or "").strip() else 0.0
         sums[1] += sum(kwh.values()) * pue
         sums[2] += sum(kwh.values())
-    return sum(_store_new(ledger, name, "codecarbon", records, progress, _codecarbon_settings(*emitted[name]))
-               for name, records in by_sweep.items())
+    imported = Imported()
+    for name, records in by_sweep.items():
+        imported += _store_new(ledger, name, "codecarbon", records, progress, _codecarbon_settings(*emitted[name], path))
+    return imported, list(by_sweep)
 
 
-def _codecarbon_settings(co2e_kg: float, facility_kwh: float, it_kwh: float) -> dict[str, Any]:
+def _codecarbon_settings(co2e_kg: float, facility_kwh: float, it_kwh: float, path: Path) -> dict[str, Any]:
     """The grid and PUE CodeCarbon's emissions were computed with, kept with the sweep so that
     its report gives back CodeCarbon's CO2e."""
     if facility_kwh <= 0 or it_kwh <= 0 or co2e_kg <= 0:
         return {}
-    region = resolve_region(f"{1000 * co2e_kg / facility_kwh:.6g} g/kWh")
+    g_per_kwh = 1000 * co2e_kg / facility_kwh
+    region = Region(code="codecarbon", name=f"CodeCarbon's grid ({g_per_kwh:.4g} g/kWh)", g_co2e_per_kwh=g_per_kwh,
+                    source=f"CodeCarbon's figure, read from {path.name}")
     return {"settings": CarbonModel(region, pue=facility_kwh / it_kwh).to_record()}
+
+
+def _existing_sqlite(storage: str) -> None:
+    """A SQLite storage URL must name a file that exists: Optuna would create an empty one at a
+    mistyped path, and the import would read no study from it."""
+    if not storage.startswith("sqlite:///") or storage.startswith("sqlite:///:memory:"):
+        return
+    path = Path(storage.removeprefix("sqlite:///").split("?", 1)[0])
+    if not path.is_file():
+        raise InvalidInputError(f"no Optuna storage at {path} (no such file): check the path of --storage")
 
 
 def export_codecarbon(ledger: Ledger, model: CarbonModel, sweeps: Iterable[str] | None = None,

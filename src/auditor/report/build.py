@@ -18,7 +18,7 @@ from typing import Any
 
 from auditor import __version__
 from auditor.ledger import Ledger
-from auditor.ledger.records import StateAggregate, SweepRecord, TrialRecord
+from auditor.ledger.records import StateAggregate, SweepRecord, TrialRecord, fit_name
 from auditor.model.carbon import CarbonModel, Footprint, Overrides, model_for_sweep
 from auditor.report.embodied import EmbodiedSettings, add_embodied_and_water
 from auditor.report.grid import (
@@ -197,7 +197,7 @@ def build_report(
         wue_l_per_kwh: also say the water used on site, IT kWh x this (``water_l``, ``water``).
     """
     overrides = overrides or Overrides()
-    wanted = set(sweeps) if sweeps else None
+    wanted = {fit_name(name) for name in sweeps} if sweeps else None  # a long name as the ledger holds it
     per_sweep: dict[str, Totals] = defaultdict(Totals)
     records: dict[str, SweepRecord] = {s.name: s for s in ledger.sweeps()}
     whole = Totals()
@@ -266,6 +266,7 @@ def build_report(
              "budget_events": events[name],
              "shift": shifted.get(name),
              "budget": (records[name].attrs or {}).get("budget"),
+             "imported": bool((records[name].attrs or {}).get("imported")),
              "runs": len(ledger.runs(name)) if per_sweep[name].trials else 0}
             for name in names
         ],

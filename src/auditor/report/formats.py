@@ -306,13 +306,20 @@ def held_back_sentence(report: dict[str, Any]) -> str | None:
 
 
 def without_energy_sentence(report: dict[str, Any]) -> str | None:
-    """What the figures leave out: trials whose energy could be neither measured nor estimated."""
+    """What the figures leave out: trials whose energy could be neither measured nor estimated,
+    and why, for searches recorded live and for imported ones."""
     count = report["totals"].get("trials_without_energy", 0)
     if not count:
         return None
-    where = ", ".join(f"{s['name']} ({s['trials_without_energy']})" for s in report["sweeps"] if s.get("trials_without_energy"))
-    return (f"{count} trials have no energy figure ({where}): they ended before anything measured them (a Ray trial "
-            "stopped before its first report) or their meter failed, flagged energy-missing in `audit trials`. "
+    missing = [s for s in report["sweeps"] if s.get("trials_without_energy")]
+    where = ", ".join(f"{shown_name(s['name'])} ({s['trials_without_energy']})" for s in missing)
+    why = []
+    if any(not s.get("imported") for s in missing):
+        why.append("they ended before anything measured them (a Ray trial stopped before its first report) or their meter failed")
+    if any(s.get("imported") for s in missing):
+        why.append("they were imported with no energy figure and no draw to estimate one (import again with --gpu MODEL "
+                   "or --watts W)")
+    return (f"{count} trials have no energy figure ({where}): {'; or '.join(why)}; flagged energy-missing in `audit trials`. "
             "They count as 0 kWh: the totals are a lower bound.")
 
 
