@@ -484,3 +484,26 @@ def test_a_study_name_longer_than_the_ledgers_columns_is_recorded(ledger_path: s
         [sweep] = store.sweeps()
         assert len(sweep.name) == 255 and sweep.name.startswith("lr-search-xxx")
         assert store.count_trials(sweep.name) == 3
+
+
+@pytest.mark.parametrize(("budget", "price", "warned"), [
+    ("0.1 GPUh", {}, "the 0.1 GPUh budget counts GPU-hours, and no GPU is in reach here"),
+    ("$5", {"price_per_gpu_hour": 2.0}, "the $5 budget counts cost per GPU-hour, and no GPU is in reach here"),
+    ("$5", {"price_per_kwh": 0.3}, None),
+    ("1 kWh", {}, None),
+])
+def test_a_budget_that_can_never_act_is_said_at_the_start(ledger_path: str, caplog: pytest.LogCaptureFixture,
+                                                          budget: str, price: dict, warned: str | None) -> None:
+    from auditor.meters.cpu import CpuTimeSource
+
+    with Meter([CpuTimeSource()]) as cpu_only, caplog.at_level("WARNING", logger="auditor"):
+        AuditCallback(ledger=ledger_path, budget=budget, meter=cpu_only, **price)
+    said = [r.getMessage() for r in caplog.records if "no GPU is in reach" in r.getMessage()]
+    assert said == ([] if warned is None else [said[0]]) and (warned is None or warned in said[0])
+
+
+def test_a_gpu_hour_budget_with_a_gpu_in_reach_says_nothing(ledger_path: str, gpu_meter: Meter,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="auditor"):
+        AuditCallback(ledger=ledger_path, budget="0.1 GPUh", meter=gpu_meter)
+    assert not [r for r in caplog.records if "no GPU is in reach" in r.getMessage()]

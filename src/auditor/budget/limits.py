@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from auditor.errors import InvalidInputError
-from auditor.model.carbon import Footprint
+from auditor.model.carbon import Footprint, Price
 from auditor.model.units import Metric, Quantity, format_amount, parse_quantity
 
 WARN_THRESHOLDS = (0.5, 0.8, 1.0)
@@ -168,6 +168,30 @@ class Budget:
             Metric.GPU_HOURS: "GPU-hours (devices x wall hours)",
             Metric.COST_USD: "cost at the given price",
         }[self.limit.metric]
+
+    def cannot_act(self, price: Price, gpus_in_reach: bool) -> str | None:
+        """Why this budget can never stop anything where no GPU is in reach (a GPU-hour budget,
+        or a dollar budget priced per GPU-hour, counts only GPU time), or None. Said at the
+        start of a search, not found at its end.
+
+        Example:
+            >>> Budget.parse("10 GPUh").cannot_act(Price(), gpus_in_reach=False)[:47]
+            'the 10 GPUh budget counts GPU-hours, and no GPU'
+            >>> Budget.parse("10 kWh").cannot_act(Price(), gpus_in_reach=False) is None
+            True
+        """
+        if gpus_in_reach:
+            return None
+        metric = self.limit.metric
+        if metric is Metric.GPU_HOURS:
+            counted = "GPU-hours"
+        elif metric is Metric.COST_USD and price.per_gpu_hour is not None:
+            counted = "cost per GPU-hour"
+        else:
+            return None
+        return (f"the {self.text or self.limit.describe()} budget counts {counted}, and no GPU is in reach here: every trial is "
+                "charged 0 GPU-hours and the budget never acts. Give a kWh or kg CO2e budget (or a price per kWh) "
+                "for a search on CPUs")
 
     def describe(self) -> str:
         """The budget in words, e.g. ``'2 kg CO2e per sweep (stop-new)'``; an energy budget says

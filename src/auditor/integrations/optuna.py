@@ -120,6 +120,7 @@ class AuditCallback:
         self.sweep = sweep
         self.meter = meter or process_meter()  # started now, so the first trial is in its history
         self.meter.own_idle(self)  # the idle energy from now on is this search's: a first trial seen late claims it back
+        self.keeper.say_if_it_cannot_act(gpus_in_reach=any(d.is_gpu for d in self.meter.devices.values()))
         self.trials: LocalTrials | None = None
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self._attached: set[int] = set()

@@ -160,6 +160,7 @@ class AuditLoggerCallback(LoggerCallback):
         self._planned = info.get("total_num_samples") or info.get("num_samples")  # the report's forecast
         self._nodes = start_node_meters()
         self._settle()
+        self.keeper.say_if_it_cannot_act(gpus_in_reach=ray.cluster_resources().get("GPU", 0) > 0)
         if self.budget is not None and self.sweep:  # a budget spent already: no trial runs
             self._open(None)
             self.keeper.decide(after="the start of the experiment")

@@ -421,22 +421,25 @@ class Ledger:
     def get_sweep(self, name: str) -> SweepRecord | None:
         """The sweep called ``name`` (any name its search accepted, a long one as the ledger cut
         it or in full), or None."""
+        names = {fit_name(name)}
+        if self.backend == "sqlite" and "\x00" in name and len(name) <= 255:
+            names.add(name)  # as earlier versions stored a NUL on SQLite
         with self._read() as conn:
-            row = conn.execute(select(schema.sweeps).where(schema.sweeps.c.name == fit_name(name))).first()
+            rows = conn.execute(select(schema.sweeps).where(schema.sweeps.c.name.in_(names))).all()
+        row = next((r for r in rows if r.name == name), rows[0] if rows else None)
         return self._sweep(row) if row is not None else None
 
     def ensure_sweep(self, name: str, framework: str = "run", attrs: dict[str, Any] | None = None) -> SweepRecord:
         """The sweep called ``name``, created if it does not exist yet (safe under concurrency).
         Any text is a name (Optuna accepts an empty one); a name longer than the column is
         stored cut and hashed (:func:`fit_name`), and found again by the name in full."""
-        name = fit_name(name)
         existing = self.get_sweep(name)
         if existing is None:
             try:
                 with self._writer.begin() as conn:
                     conn.execute(
                         insert(schema.sweeps).values(
-                            name=name,
+                            name=fit_name(name),
                             framework=framework,
                             created_at=time.time(),
                             host=socket.gethostname(),
@@ -480,7 +483,6 @@ class Ledger:
         return found
 
     def _sweep_id(self, name: str) -> int:
-        name = fit_name(name)
         if name not in self._sweep_ids:
             sweep = self.get_sweep(name)
             if sweep is None:

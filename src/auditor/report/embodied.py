@@ -248,6 +248,9 @@ def embodied_sentence(report: dict[str, Any], escape: Any = str) -> str | None:
     embodied, totals = report.get("embodied"), report["totals"]
     if embodied is None:
         return None
+    if not totals["gpu_hours"]:
+        return escape("Embodied carbon, from making the hardware: none charged. It is charged on GPU-hours, and these "
+                      "searches used none; the CPUs and memory they ran on are not charged (no method here covers them).")
     return escape(
         f"Embodied carbon, from making the hardware: {format_quantity(Metric.CO2E_KG, totals['embodied_co2e_kg'])} for "
         f"{format_quantity(Metric.GPU_HOURS, totals['gpu_hours'], long=True)} ({_inputs(embodied)}; Luccioni et al. "
@@ -271,8 +274,11 @@ def statement_sentence(report: dict[str, Any], escape: Any = str, co2: str = "CO
     (Luccioni et al. 2022's method: 462.5 kg per GPU over 6 years at 85 % use), and used 12.2 L
     of water on site (1.8 L per IT kWh).``"""
     embodied, water, totals = report.get("embodied"), report.get("water"), report["totals"]
-    parts = []
-    if embodied is not None:
+    parts, said = [], ""
+    if embodied is not None and not totals["gpu_hours"]:
+        said = (" Embodied emissions from manufacturing the hardware are not included: they are charged on GPU-hours, "
+                "and these searches used none (CPUs are not charged).")
+    elif embodied is not None:
         kg = format_quantity(Metric.CO2E_KG, totals["embodied_co2e_kg"], long=True).replace("CO2e", co2)
         parts.append(f"carried {kg} of embodied emissions from manufacturing the hardware "
                      f"(Luccioni et al. 2022's method: {escape(_inputs(embodied))})")
@@ -280,5 +286,5 @@ def statement_sentence(report: dict[str, Any], escape: Any = str, co2: str = "CO
         parts.append(f"used {escape(format_water(totals['water_l']))} of water on site "
                      f"({escape(significant(water['wue_l_per_kwh'], 4))} L per IT kWh)")
     if not parts:
-        return ""
-    return " They also " + ", and ".join(parts) + "."
+        return said
+    return said + " They also " + ", and ".join(parts) + "."

@@ -54,6 +54,14 @@ class BudgetKeeper:
         its connection stay behind and are made again by :meth:`open`; the stop is kept."""
         return {**self.__dict__, "guard": None}
 
+    def say_if_it_cannot_act(self, gpus_in_reach: bool) -> str | None:
+        """Warn, at the start of a search, if its budget can never stop anything (a GPU-hour
+        budget with no GPU in reach); returns the reason, or None."""
+        reason = self.budget.cannot_act(self.model.price, gpus_in_reach) if self.budget is not None else None
+        if reason:
+            logger.warning("auditor: %s", reason)
+        return reason
+
     def open(self, ledger: Ledger | None, sweep: str) -> None:
         """Attach to the search's ledger (again, once a ledger that failed to open answers)."""
         if self.budget is None:
