@@ -64,10 +64,10 @@ def sweep_json(audit_cli, ledger: str, name: str) -> dict:
 def test_the_forecast_after_five_trials_is_within_20_percent_of_the_whole_search(
         tmp_path: Path, gpu_meter: Meter, caplog: pytest.LogCaptureFixture, audit) -> None:
     ledger = str(tmp_path / "ledger.db")
-    with caplog.at_level(logging.WARNING, logger="auditor"):
+    with caplog.at_level(logging.INFO, logger="auditor"):
         callback = stationary_search(ledger, gpu_meter, name="steady", planned=40, run=40, seed=3)
     lines = forecast_lines(caplog)
-    assert len(lines) == 1 and lines[0].startswith(f"auditor: forecast after {MIN_TRIALS} finished trials: at this rate 40 trials cost ")
+    assert len(lines) == 1 and lines[0].startswith(f"forecast after {MIN_TRIALS} finished trials: at this rate 40 trials cost ")
     early = callback.forecaster.last
     assert early is not None and early.trials_seen == MIN_TRIALS and early.planned == 40
     actual = sweep_json(audit, ledger, "steady")  # trials and idle, as the report counts them
@@ -85,7 +85,7 @@ def test_log_report_and_json_say_the_same_forecast_and_the_budget_s_end(
     (it would pass it at about trial 36): the log says the forecast after 5 trials and again at
     the 50 and 80 % warnings; the report projects the rest from the ledger."""
     ledger = str(tmp_path / "ledger.db")
-    with caplog.at_level(logging.WARNING, logger="auditor"):
+    with caplog.at_level(logging.INFO, logger="auditor"):
         callback = stationary_search(ledger, gpu_meter, name="half", planned=60, run=30, seed=5, budget="300 mWh", mode="warn")
     callback.close()  # the search is over: its idle energy is the ledger's from here (the plugin's grew on)
     lines = forecast_lines(caplog)

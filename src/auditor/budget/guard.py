@@ -150,7 +150,7 @@ class BudgetGuard:
             return self._settle(Decision(self.budget.stop_action, spent, limit, None, None, reason), after)
         if not self._unchecked_warned:
             self._unchecked_warned = True
-            logger.warning("auditor: budget %s not checked: %s; the search goes on (budget_fail is open)",
+            logger.warning("budget %s not checked: %s; the search goes on (budget_fail is open)",
                            self.budget.describe(), why)
         return Decision(Action.GO, spent, limit, None, None, f"not checked: {why}")
 
@@ -256,11 +256,11 @@ class BudgetGuard:
         where = f" after {after}" if after else ""
         if decision.action.stops:
             what = "running trials stopped at their next report" if decision.action is Action.STOP_ALL else "no new trial starts"
-            logger.warning("auditor: %s; %s%s", decision.reason, what, where)
+            logger.warning("%s; %s%s", decision.reason, what, where)
         else:
             spent_pct, mark = round(100 * decision.fraction), round(100 * (decision.threshold or 0))
             logger.warning(  # the figure spent, and the mark it passed when that is not the same
-                "auditor: budget %d %% spent%s (%s of %s)%s", spent_pct, where,
+                "budget %d %% spent%s (%s of %s)%s", spent_pct, where,
                 format_amount(metric, decision.spent), format_amount(metric, decision.limit),
                 f"; past the {mark} % mark" if spent_pct != mark else "",
             )
@@ -300,4 +300,4 @@ class BudgetGuard:
                     self._unsent[:0] = unsent[index:]
                 return
             except Exception as exc:  # noqa: BLE001 - the event is worth less than the search
-                logger.warning("auditor: budget event not recorded: %s", exc)
+                logger.warning("budget event not recorded: %s", exc)

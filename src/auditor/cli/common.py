@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from auditor.config import Settings, load_settings
@@ -76,6 +77,18 @@ class OneLineTable(Table):
 
     def add_row(self, *cells: Any, **kwargs: Any) -> None:
         super().add_row(*(printable(c) if isinstance(c, str) else c for c in cells), **kwargs)
+
+
+def fit_headers(table: Table, console: Console) -> Table:
+    """Where ``table`` is wider than ``console``, put each long header on two lines at its first
+    space (``facility`` over ``mWh``) before rich folds anything, so that header words stay whole
+    wherever the table can fit (120 columns with every optional column of the report)."""
+    if Measurement.get(console, console.options.update(max_width=100_000), table).maximum > console.width:
+        for column in table.columns:
+            header = str(column.header)
+            if len(header) > 10 and " " in header:
+                column.header = header.replace(" ", "\n", 1)
+    return table
 
 
 def make_table(*headers: str) -> Table:

@@ -13,6 +13,7 @@ from auditor.cli.common import (
     LEDGER_HELP,
     TableOrJson,
     console,
+    fit_headers,
     make_table,
     open_ledger,
     print_json,
@@ -32,7 +33,7 @@ from auditor.model.units import (
     format_column,
 )
 from auditor.report.build import build_report
-from auditor.report.formats import amount_columns, budget_cell
+from auditor.report.formats import NAME_WIDTH, amount_columns, budget_cell
 
 
 class SweepOrder(str, Enum):
@@ -70,9 +71,10 @@ def sweeps_command(
     for column in table.columns[3:-1]:
         column.justify = "right"
     for i, r in enumerate(rows):
-        table.add_row(shown_name(r["name"]), r["framework"], datetime.fromtimestamp(r["started"]).strftime("%Y-%m-%d %H:%M"),
+        table.add_row(shown_name(r["name"], NAME_WIDTH), r["framework"], datetime.fromtimestamp(r["started"]).strftime("%Y-%m-%d %H:%M"),
                       f"{r['trials']:,}", *(cells[i] for _, cells in columns), budget_cell(r))
-    console().print(table)
+    out = console()
+    out.print(fit_headers(table, out))
 
 
 class TrialOrder(str, Enum):
@@ -149,7 +151,8 @@ def print_trials(trials: list[Any], run_number: dict[str | None, int] | None = N
             label = f"{run_number.get(t.run, '?')}/{t.number}"
         table.add_row(label, t.state.value + (" (budget)" if t.stopped_by_budget else ""), duration, gpu_time, kwh, methods,
                       json.dumps(t.params, default=str, ensure_ascii=False)[:80])
-    console().print(table)
+    out = console()
+    out.print(fit_headers(table, out))
 
 
 def _largest_index(units: tuple[Unit, ...], value: float) -> int:

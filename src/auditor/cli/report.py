@@ -15,6 +15,7 @@ from rich.console import Console
 from auditor.cli.common import (
     LEDGER_HELP,
     console,
+    fit_headers,
     make_table,
     open_ledger,
     settings_with,
@@ -257,7 +258,7 @@ def print_report(report: dict[str, Any], out: Console | None = None, hints: list
         column.justify = "right" if column.header != "grid" else "left"
     for row in rows:
         table.add_row(*row)
-    out.print(table)
+    out.print(fit_headers(table, out))
     for name, why in stops(report):
         say(f"{name}: {why}.")
     for sentence in budget_sentences(report):

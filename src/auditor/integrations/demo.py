@@ -3,6 +3,11 @@
 Trains MLPs on a generated two-spirals data set (nothing downloaded), with median pruning,
 under an energy budget meant to stop the search part-way (``configs/demo.toml``), shows a
 progress bar, then prints what the ledger holds for the search.
+
+The budget is ``worth`` full trials of this machine: before the search, one trial of the space's
+middle is trained for every epoch and metered (outside the ledger), and the limit is ``worth`` times its energy,
+rounded to two figures. A fixed ``limit`` (``"20 mWh"``) is used as it is instead. Either way a
+fast and a slow machine both see pruning and a budget stop, a few dozen trials in.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 DEFAULTS: dict[str, Any] = {
     "search": {"trials": 100, "epochs": 30, "samples": 4000, "seed": 0},
     "space": {"hidden": [8, 96], "layers": [1, 3], "lr": [1e-3, 1e-1]},
-    "budget": {"limit": "20 mWh", "mode": "stop-new"},
+    "budget": {"worth": 12, "mode": "stop-new"},
 }
 
 
@@ -48,6 +53,17 @@ def two_spirals(samples: int, seed: int) -> tuple[Any, Any, Any, Any]:
     x, y = x[order], y[order]
     cut = int(0.8 * len(x))
     return x[:cut], y[:cut], x[cut:], y[cut:]
+
+
+def _show_forecasts() -> None:
+    """The demo shows the auditor's cost forecasts (INFO) as well as its warnings."""
+    logging.getLogger("auditor").setLevel(logging.INFO)
+
+
+def _shown(limit: str) -> str:
+    from auditor.budget import Budget
+
+    return Budget.parse(limit).limit.describe()
 
 
 @dataclass
@@ -83,6 +99,34 @@ def _train_epoch(model: Any, optimizer: Any, x_train: Any, y_train: Any, x_val: 
         return (model(x_val).argmax(dim=1) == y_val).float().mean().item()
 
 
+def calibrated_limit(config: dict[str, Any], data: tuple[Any, Any, Any, Any]) -> tuple[str, str]:
+    """The demo's budget limit and how it was set: ``config["budget"]["limit"]`` as given, or
+    ``worth`` times the metered energy of one trial of the space's middle on this machine.
+
+    Example:
+        >>> calibrated_limit({"budget": {"limit": "20 mWh"}}, ())
+        ('20 mWh', 'as configured')
+    """
+    budget = config["budget"]
+    if budget.get("limit"):
+        return str(budget["limit"]), "as configured"
+    import torch
+
+    from auditor.meters import process_meter
+    from auditor.model.units import Metric, format_quantity
+
+    search, space = config["search"], config["space"]
+    meter = process_meter()
+    interval = meter.begin(gpus=None, own_thread=True)
+    model = _mlp(sum(space["hidden"]) // 2, sum(space["layers"]) // 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=math.sqrt(space["lr"][0] * space["lr"][1]))
+    for _ in range(search["epochs"]):
+        _train_epoch(model, optimizer, *data)
+    kwh = meter.measure(meter.end(interval)).joules / 3.6e6
+    return f"{budget['worth'] * kwh:.2g} kWh", (f"{budget['worth']} full trials' worth on this machine: one full trial of the space's middle drew "
+                                f"{format_quantity(Metric.ENERGY_KWH, kwh)}, metered before the search")
+
+
 def run_ray_demo(ledger: str, region: str | None = None, config: dict[str, Any] | None = None) -> DemoResult:
     """The same search with Ray Tune (ASHA early stopping) into ``ledger``."""
     import os
@@ -98,6 +142,9 @@ def run_ray_demo(ledger: str, region: str | None = None, config: dict[str, Any] 
     search, space, budget = config["search"], config["space"], config["budget"]
     sweep = time.strftime("demo-ray-%Y%m%d-%H%M%S")
     data = two_spirals(search["samples"], search["seed"])
+    torch.set_num_threads(1)
+    limit, how = calibrated_limit(config, data)
+    _show_forecasts()
 
     def train(params: dict[str, Any]) -> None:
         torch.set_num_threads(1)
@@ -107,7 +154,7 @@ def run_ray_demo(ledger: str, region: str | None = None, config: dict[str, Any] 
         for _ in range(search["epochs"]):
             tune.report({"accuracy": _train_epoch(model, optimizer, x_train, y_train, x_val, y_val)})
 
-    print(f"auditor demo: Ray Tune search of a small MLP on generated data, budget {budget['limit']} ({budget['mode']})")
+    print(f"auditor demo: Ray Tune search of a small MLP on generated data, budget {_shown(limit)} ({budget['mode']}): {how}")
     for name in ("ray", "ray.tune", "ray.train"):
         logging.getLogger(name).setLevel(logging.CRITICAL)  # trials never started have no results: no need to say so
     started_here = not ray.is_initialized()
@@ -115,7 +162,7 @@ def run_ray_demo(ledger: str, region: str | None = None, config: dict[str, Any] 
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         scheduler = ASHAScheduler(max_t=search["epochs"], grace_period=10)
-        audit = AuditLoggerCallback(ledger=ledger, budget=budget["limit"], mode=budget["mode"], region=region, sweep=sweep,
+        audit = AuditLoggerCallback(ledger=ledger, budget=limit, mode=budget["mode"], region=region, sweep=sweep,
                                     scheduler=scheduler)
         tuner = tune.Tuner(
             with_audit(train),
@@ -156,6 +203,8 @@ def run_demo(ledger: str, region: str | None = None, config: dict[str, Any] | No
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     x_train, y_train, x_val, y_val = two_spirals(search["samples"], search["seed"])
     sweep = time.strftime("demo-%Y%m%d-%H%M%S")
+    limit, how = calibrated_limit(config, (x_train, y_train, x_val, y_val))
+    _show_forecasts()
 
     def objective(trial: optuna.Trial) -> float:
         hidden = trial.suggest_int("hidden", *space["hidden"])
@@ -177,8 +226,8 @@ def run_demo(ledger: str, region: str | None = None, config: dict[str, Any] | No
         sampler=optuna.samplers.TPESampler(seed=search["seed"]),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10),
     )
-    audit = AuditCallback(study, ledger=ledger, budget=budget["limit"], mode=budget["mode"], region=region, sweep=sweep)
-    print(f"auditor demo: Optuna search of a small MLP on generated data, budget {budget['limit']} ({budget['mode']})")
+    audit = AuditCallback(study, ledger=ledger, budget=limit, mode=budget["mode"], region=region, sweep=sweep)
+    print(f"auditor demo: Optuna search of a small MLP on generated data, budget {_shown(limit)} ({budget['mode']}): {how}")
     for note in meter_notes():
         print(f"Measuring: {note}")
     columns = (TextColumn("Trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[spent]}"), TimeElapsedColumn())

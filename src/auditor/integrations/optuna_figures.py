@@ -19,7 +19,7 @@ logger = logging.getLogger("auditor")
 
 CONSTRAINT_ATTR = f"constraints:{CONSTRAINT_KEY}"  # where Optuna 5 keeps trial.constraints[CONSTRAINT_KEY]
 LATE_WARNING = (
-    "auditor: trial %d ran before the callback saw the study: its energy is taken from the meter's "
+    "trial %d ran before the callback saw the study: its energy is taken from the meter's "
     "idle energy afterwards (flagged after-the-fact, no user attributes). Give the callback the "
     "study to watch every trial live: AuditCallback(study, ...)"
 )
@@ -63,4 +63,4 @@ def write_figures(study: optuna.Study, trial_id: int, record: TrialRecord, model
             footprint = model.footprint(record.energy_kwh, record.gpu_hours, (record.start_time, record.end_time))
             study._storage.set_trial_system_attr(trial_id, CONSTRAINT_ATTR, constraint.value(footprint))
     except Exception as exc:  # noqa: BLE001 - some storages refuse; the ledger still has it
-        logger.debug("auditor: figures not written into trial %s: %s", trial_id, exc)
+        logger.debug("figures not written into trial %s: %s", trial_id, exc)

@@ -255,7 +255,7 @@ class AuditLoggerCallback(LoggerCallback):
             try:
                 refs.append(node_meter(node).final.remote(trial.trial_id))
             except Exception as exc:  # noqa: BLE001 - fall back on the last report's figures
-                logger.warning("auditor: final figures of trial %s not asked for: %s", trial.trial_id, exc)
+                logger.warning("final figures of trial %s not asked for: %s", trial.trial_id, exc)
         by_budget = trial.trial_id in self.stopped_by_budget_ids or (at_end and self.stopped_by_budget)
         self._closing[trial.trial_id] = (refs, Ending(
             failed=failed, cut_short=at_end, by_budget=by_budget, end=time.time(), latest=latest,
@@ -281,7 +281,7 @@ class AuditLoggerCallback(LoggerCallback):
                 try:
                     finals.append(ray.get(ref))
                 except Exception as exc:  # noqa: BLE001
-                    logger.warning("auditor: final figures of trial %s not collected: %s", trial_id, exc)
+                    logger.warning("final figures of trial %s not collected: %s", trial_id, exc)
             self._record(trial_id, ending, next((f for f in finals if f is not None), None))
 
     def _record(self, trial_id: str, ending: Ending, final: dict[str, Any] | None) -> None:

@@ -54,7 +54,7 @@ class _TrialAudit:
         self.began, self.began_wall = time.monotonic(), time.time()
         self.refused = self.gpus is None  # its search's budget was spent before it started
         if self.refused:
-            logger.warning("auditor: trial %s not run: the budget of its search was spent before it started", trial_id)
+            logger.warning("trial %s not run: the budget of its search was spent before it started", trial_id)
         self.energy_clock = energy_clock or bool((self.settings or {}).get("energy_clock"))
         self.process = node_meters.TrialProcessMeter()
         self.finished = self.refused
@@ -114,7 +114,7 @@ class _TrialAudit:
             try:
                 self.gpu_joules = max(self.gpu_joules, float(ray.get(asked)["gpu_energy_j"]))
             except Exception as exc:  # noqa: BLE001 - the last answer stands
-                logger.debug("auditor: GPU energy of trial %s not read: %s", self.trial_id, exc)
+                logger.debug("GPU energy of trial %s not read: %s", self.trial_id, exc)
         if time.monotonic() - self._asked_at >= ASK_S:
             self._asked, self._asked_at = self.actor.snapshot.remote(self.trial_id), time.monotonic()
 
@@ -128,21 +128,21 @@ class _TrialAudit:
         try:
             ray.get(self.actor.end.remote(self.trial_id, worker), timeout=30)
         except Exception as exc:  # noqa: BLE001 - the trial's own outcome matters more
-            logger.warning("auditor: final figures of trial %s not handed over: %s", self.trial_id, exc)
+            logger.warning("final figures of trial %s not handed over: %s", self.trial_id, exc)
 
 
 def _model_of(settings: dict[str, Any] | None, trial_id: str) -> CarbonModel:
     model = (settings or {}).get("model")
     if isinstance(model, CarbonModel):  # the driver's own: an hourly series travels with it, not its path
         return model
-    logger.warning("auditor: no AuditLoggerCallback told trial %s its carbon model: CO2e and cost from this "
+    logger.warning("no AuditLoggerCallback told trial %s its carbon model: CO2e and cost from this "
                    "worker's settings (AUDITOR_REGION, auditor.toml)", trial_id)
     try:
         from auditor.config import carbon_model, load_settings
 
         return carbon_model(load_settings())
     except Exception as exc:  # noqa: BLE001
-        logger.warning("auditor: settings not read (%s): the world average", exc)
+        logger.warning("settings not read (%s): the world average", exc)
         return CarbonModel()
 
 

@@ -47,7 +47,7 @@ class NodeMeter(node_meters.NodeMeter):
             answers = ray.get([peer.settings.remote(job_id, False) for peer in peers], timeout=10)
             known = next((answer for answer in answers if answer is not None), None)
         except Exception as exc:  # noqa: BLE001 - the worker falls back on its own settings
-            logger.warning("auditor: settings of job %s not found on other nodes: %s", job_id, exc)
+            logger.warning("settings of job %s not found on other nodes: %s", job_id, exc)
         if known is not None:
             self.settle(job_id, known)
         return known
@@ -86,7 +86,7 @@ def start_node_meters() -> list[str]:
             node_meter(node_id)
         return nodes
     except Exception as exc:  # noqa: BLE001
-        logger.warning("auditor: node meters not started from the driver: %s", exc)
+        logger.warning("node meters not started from the driver: %s", exc)
         return []
 
 
@@ -120,7 +120,7 @@ def _figures(audit: _TrialAudit) -> dict[str, Any]:
     try:
         return audit.metrics()
     except Exception as exc:  # noqa: BLE001 - a report without figures beats no report
-        logger.warning("auditor: figures not added to the result: %s", exc)
+        logger.warning("figures not added to the result: %s", exc)
         return {}
 
 

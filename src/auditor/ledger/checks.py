@@ -41,12 +41,15 @@ def _amount(name: str, value: Any) -> str | None:
     return None
 
 
-def _text(name: str, value: Any, optional: bool = False, empty: bool = False) -> str | None:
+def _text(name: str, value: Any, optional: bool = False, key: bool = False) -> str | None:
+    """A text column; ``key``: a sweep's name or a trial's key, which may be empty or of any
+    length (the ledger stores a long one cut and hashed, :func:`~auditor.ledger.records.fit_name`)."""
     if value is None and optional:
         return None
-    if not isinstance(value, str) or (not value and not (optional or empty)) or len(value) > TEXT_LIMIT:
-        least = 0 if optional or empty else 1
-        return f"{name} {value!r:.80} is not a text of {least} to {TEXT_LIMIT} characters"
+    if key:
+        return None if isinstance(value, str) else f"{name} {value!r:.80} is not a text"
+    if not isinstance(value, str) or (not value and not optional) or len(value) > TEXT_LIMIT:
+        return f"{name} {value!r:.80} is not a text of {0 if optional else 1} to {TEXT_LIMIT} characters"
     return None
 
 
@@ -60,8 +63,8 @@ def _run(value: Any) -> str | None:
 
 def _problems(record: TrialRecord) -> list[str]:
     found = [
-        _text("sweep", record.sweep, empty=True),  # Optuna accepts study_name=""
-        _text("trial_key", record.trial_key), _text("name", record.name, True),
+        _text("sweep", record.sweep, key=True), _text("trial_key", record.trial_key, key=True),  # study_name="" too
+        _text("name", record.name, True),
         _run(record.run),
         _text("host", record.host),
         _amount("start_time", record.start_time), _amount("gpu_seconds", record.gpu_seconds),

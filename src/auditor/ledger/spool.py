@@ -239,10 +239,10 @@ def _set_aside(directory: Path, location: str, stem: str, lines: list[str], why:
         _check_directory(directory)
         path = _write_new(directory, f"{stem}{SET_ASIDE}", "\n".join([json.dumps(header), *lines]) + "\n")
     except (OSError, AuditorError) as exc:
-        logger.warning("auditor: %d records that the ledger must not take could not be set aside (%s); dropped: %s",
+        logger.warning("%d records that the ledger must not take could not be set aside (%s); dropped: %s",
                        len(lines), exc, "; ".join(why)[:300])
         return None
-    logger.warning("auditor: %d held-back line%s set aside in %s, not written to the ledger: %s. `audit doctor` "
+    logger.warning("%d held-back line%s set aside in %s, not written to the ledger: %s. `audit doctor` "
                    "lists them, `audit doctor --drop-set-aside` deletes them", len(lines), "" if len(lines) == 1 else "s",
                    path, "; ".join(why)[:300])
     return path
@@ -318,14 +318,14 @@ def _spool_files(location: str, directory: Path, include_live: bool) -> list[_Sp
         try:
             text = _read_own(path)
         except UnsafeSpoolError as exc:
-            logger.warning("auditor: %s", exc)
+            logger.warning("%s", exc)
             continue
         except InvalidRecordError as exc:
             found.append((path, "", str(exc)))
             continue
         except OSError as exc:
             if exc.errno == errno.ELOOP:  # a symbolic link: never followed
-                logger.warning("auditor: %s is a symbolic link: not replayed, left as it is", path)
+                logger.warning("%s is a symbolic link: not replayed, left as it is", path)
             continue  # otherwise gone meanwhile (its owner wrote it), or not ours to read
         try:
             parsed = _parse(path, text)
@@ -396,7 +396,7 @@ def _replay_one(ledger: Any, spooled: _SpoolFile) -> int:
                    [line for line, _ in bad], sorted({why for _, why in bad}))
     spooled.path.unlink(missing_ok=True)
     if written:
-        logger.info("auditor: %d held-back trials from %s written to the ledger", written, spooled.path.name)
+        logger.info("%d held-back trials from %s written to the ledger", written, spooled.path.name)
     return written
 
 
@@ -423,7 +423,7 @@ def replay(ledger: Any, directory: Path | str | None = None) -> int:
         stem = path.name.removesuffix(SUFFIX)
         if not text:  # too large to read: moved aside as it is
             path.replace(path.with_name(stem + SET_ASIDE))
-            logger.warning("auditor: %s %s; set aside unread as %s%s", path, why, stem, SET_ASIDE)
+            logger.warning("%s %s; set aside unread as %s%s", path, why, stem, SET_ASIDE)
         elif _set_aside(folder, ledger.location, stem, text.splitlines(), [why]) is not None:
             path.unlink(missing_ok=True)
     return written

@@ -496,7 +496,7 @@ class Ledger:
         record = checked(record)  # raises InvalidRecordError, naming the trial
         row: dict[str, Any] = {
             "sweep_id": self._sweep_id(record.sweep),
-            "trial_key": str(record.trial_key),
+            "trial_key": fit_name(str(record.trial_key)),
             "number": record.number,
             "run": record.run,
             "name": record.name,

@@ -100,9 +100,9 @@ class LedgerWriter:
         try:
             replay(ledger, self.spool_dir)
         except AuditorError as exc:
-            logger.warning("auditor: trials held back by an earlier process not written yet: %s", exc)
+            logger.warning("trials held back by an earlier process not written yet: %s", exc)
         except Exception as exc:  # nothing another process left behind may stop this one's trials
-            logger.warning("auditor: trials held back by an earlier process not written (%s: %s)", type(exc).__name__, exc)
+            logger.warning("trials held back by an earlier process not written (%s: %s)", type(exc).__name__, exc)
         return ledger
 
     # -- writing -----------------------------------------------------------------------------
@@ -163,7 +163,7 @@ class LedgerWriter:
             self._warn(str(exc))
             return False
         if self._warned:
-            logger.warning("auditor: ledger %s answers again; %d held-back trials written", ledger.location, len(todo))
+            logger.warning("ledger %s answers again; %d held-back trials written", ledger.location, len(todo))
         self._warned = False
         self.problem = None
         self._set_aside(refused)
@@ -188,7 +188,7 @@ class LedgerWriter:
         except (OSError, AuditorError) as exc:
             if not self._spool_failed:
                 why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                logger.warning("auditor: %s not written (%s): the held-back trials are in memory only", spool.path, why)
+                logger.warning("%s not written (%s): the held-back trials are in memory only", spool.path, why)
             self._spool_failed = True
 
     def _location(self) -> str:
@@ -221,7 +221,7 @@ class LedgerWriter:
         (or ``audit report``) that opens this ledger to write."""
         if not self.write() and self._spool is not None:
             logger.warning(
-                "auditor: %d trials could not be written to the ledger %s; they are kept in %s and "
+                "%d trials could not be written to the ledger %s; they are kept in %s and "
                 "written by the next auditor command or search that opens this ledger",
                 trial_count(self.held), display(self.target), self._spool.path,
             )

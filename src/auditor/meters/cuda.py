@@ -61,7 +61,7 @@ def torch_contexts() -> tuple[list[int], list[str]] | None:
             uuids.append(uuid)
         return ordinals, uuids
     except Exception as exc:  # noqa: BLE001 - an old torch without these: fall back to the driver
-        logger.debug("auditor: torch's CUDA contexts unreadable: %s", exc)
+        logger.debug("torch's CUDA contexts unreadable: %s", exc)
         return None
 
 

@@ -45,7 +45,7 @@ def node_gpu_sources() -> list[EnergySource]:
         return [simulated]
     sources, reason = nvml_sources(respect_cuda_visible_devices=False)
     if reason:
-        logger.info("auditor: no GPU metered on this node (%s)", reason)
+        logger.info("no GPU metered on this node (%s)", reason)
     return sources
 
 

@@ -442,7 +442,7 @@ class Meter:
                     self._adapt_cadence()
                     self._next_holder_refresh = now + self._holder_interval
             except Exception as exc:  # noqa: BLE001 - the sampler must outlive any source bug
-                logger.warning("auditor sampler: %s: %s", type(exc).__name__, exc)
+                logger.warning("sampler: %s: %s", type(exc).__name__, exc)
             wait = min(self._next_due.values(), default=now + 0.1) - self.clock()
             self._wake.wait(max(wait, 0.001))
 

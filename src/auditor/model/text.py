@@ -39,16 +39,26 @@ def printable(text: str, keep: str = "") -> str:
     return "".join(ch.encode("unicode_escape").decode("ascii") if _unsafe(ch) and ch not in keep else ch for ch in text)
 
 
-def shown_name(name: str) -> str:
+def shown_name(name: str, width: int | None = None) -> str:
     """A sweep's or trial's name as a person reads it on one line: escaped as
     :func:`printable` does, line breaks too, and an empty name (Optuna accepts one) as ``""``,
-    which is also how to give it back on a command line.
+    which is also how to give it back on a command line, and so is one that begins or ends with
+    a space (``"lr "``); with ``width``, a longer name keeps its
+    start and end around an ellipsis (the JSON formats give it in full).
 
     Example:
-        >>> shown_name("lr-search"), shown_name(""), shown_name("a\\nb")
-        ('lr-search', '""', 'a\\\\nb')
+        >>> shown_name("lr-search"), shown_name(""), shown_name("a\\nb"), shown_name("lr ")
+        ('lr-search', '""', 'a\\\\nb', '"lr "')
+        >>> shown_name("x" * 300, width=20)
+        'xxxxxxxxxxxxx…xxxxxx'
     """
-    return printable(name) if name else '""'
+    shown = printable(name) if name else '""'
+    if name != name.strip():  # "lr " and "lr" are two sweeps: show where the spaces are
+        shown = f'"{shown}"'
+    if width is not None and len(shown) > width:
+        tail = max(1, width // 3)
+        shown = shown[: width - tail - 1] + "…" + shown[-tail:]
+    return shown
 
 
 def csv_cell(value: Any) -> Any:

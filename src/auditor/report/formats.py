@@ -38,6 +38,7 @@ from auditor.report.embodied import (
 from auditor.report.grid import market_sentence, shift_sentences
 from auditor.report.outlook import outlook_sentences
 
+NAME_WIDTH = 32  # a sweep's name in a table: a longer one keeps its start and end (JSON gives it in full)
 CSV_COLUMNS = [
     "sweep", "framework", "trials", "complete", "pruned", "failed", "gpu_hours", "energy_kwh",
     "facility_kwh", "co2e_kg", "cost_usd", "measured_fraction", "waste_fraction", "stopped_by_budget",
@@ -117,7 +118,7 @@ def table_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     for i, row in enumerate(rows):
         amounts = [column[i] for _, column in columns]
         grid = [grid_of(row) if row["settings_from"] else ""] if mixed else []
-        cells.append([shown_name(row["name"]), row["framework"], trial_counts(row), *amounts[:4], format_share(row["measured_fraction"]),
+        cells.append([shown_name(row["name"], NAME_WIDTH), row["framework"], trial_counts(row), *amounts[:4], format_share(row["measured_fraction"]),
                       *amounts[4:], *grid])
     return headers, cells
 
@@ -206,7 +207,7 @@ def stops(report: dict[str, Any]) -> list[tuple[str, str]]:
     for sweep in report["sweeps"]:
         for event in sweep["budget_events"]:
             if event["action"] in ("stop-new", "stop-all"):
-                found.append((shown_name(sweep["name"]), stop_sentence(event)))
+                found.append((shown_name(sweep["name"], NAME_WIDTH), stop_sentence(event)))
                 break
     return found
 
@@ -219,7 +220,7 @@ def final_run_sentence(report: dict[str, Any], escape: Any = str) -> str | None:
     kind = f", {final['kind']}" if final.get("kind") else ""
     return (f"The final run ({escape(final['name'])}{kind}) cost {format_quantity(Metric.CO2E_KG, final['co2e_kg'])}; "
             f"the whole development cost {format_quantity(Metric.CO2E_KG, totals['co2e_kg'])}: "
-            f"the search cost {times(ratio)} times the final run.")
+            f"{search_cost_phrase(ratio)}.")
 
 
 def equivalent_sentence(report: dict[str, Any]) -> str | None:
@@ -265,15 +266,29 @@ def render_csv(report: dict[str, Any]) -> str:
 
 
 def times(ratio: float) -> str:
-    """A ratio as people say it, never truncated: ``1.9``, ``14``, ``1,250``.
+    """A ratio as people say it, to two figures, never truncated: ``1.9``, ``6``, ``14``, ``1,250``.
 
     Example:
-        >>> times(1.94), times(14.3), times(1249.6)
-        ('1.9', '14', '1,250')
+        >>> times(1.94), times(6.03), times(14.3), times(1249.6), times(0.25)
+        ('1.9', '6', '14', '1,250', '0.25')
     """
     if ratio < 10:
-        return f"{ratio:.2g}" if ratio >= 1 else f"{ratio:.2f}"
+        return f"{ratio:.2g}"
     return f"{ratio:,.0f}"
+
+
+def search_cost_phrase(ratio: float, target: str = "the final run") -> str:
+    """How the rest of the search compares with ``target``: ``the search cost 6 times the final
+    run``; a search that cost next to nothing beside it (one trial, a search killed at once)
+    never reads ``0.00 times``.
+
+    Example:
+        >>> search_cost_phrase(6.03), search_cost_phrase(0.0)
+        ('the search cost 6 times the final run', 'the rest of the search cost under 1% of the final run')
+    """
+    if ratio < 0.01:
+        return f"the rest of the search cost under 1% of {target}"
+    return f"the search cost {times(ratio)} times {target}"
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -406,8 +421,9 @@ def statement(report: dict[str, Any], escape: Any, latex: bool = False) -> str:
         which = ("The final training run" if report["final_run"]["kind"] == "marked final"
                  else "The search's best trial (no final run was marked)")
         text += (f" {which} alone accounted for {amount(Metric.CO2E_KG, report['final_run']['co2e_kg'])}: "
-                 f"the search cost {times(report['search_to_final_ratio'])} times "
-                 f"{'the final run' if report['final_run']['kind'] == 'marked final' else 'that trial'}.")
+                 + search_cost_phrase(report["search_to_final_ratio"],
+                                      "the final run" if report["final_run"]["kind"] == "marked final" else "that trial")
+                 .replace("%", pct) + ".")
     if totals["measured_fraction"] is not None:
         text += f" {format_share(totals['measured_fraction']).replace('%', pct)} of the energy was measured with hardware counters; the rest was estimated."
     if totals.get("trials_without_energy"):

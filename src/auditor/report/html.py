@@ -78,7 +78,7 @@ def render_html(report: dict[str, Any], figures: dict[str, Any]) -> str:
     plots = "\n".join(f'<figure id="{e(stem)}">{to_svg(fig)}</figure>' for stem, fig in figures.items())
     sentences = "".join(f"<li>{e(s)}</li>" for s in findings(report))
     headline = ""
-    if report["final_run"] and report["search_to_final_ratio"] is not None:
+    if report["final_run"] and report["search_to_final_ratio"] is not None and report["search_to_final_ratio"] >= 0.01:
         headline = (
             f'<p class="headline">The search cost <strong>{times(report["search_to_final_ratio"])} times</strong> the final '
             f"training run ({e(report['final_run']['name'])}).</p>"

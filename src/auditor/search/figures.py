@@ -135,5 +135,5 @@ def footprint_so_far(joules: dict[str, float], gpu_seconds: float, model: Carbon
         try:
             return model.footprint(kwh, gpu_hours, interval)  # type: ignore[call-arg]
         except InvalidInputError as exc:
-            logger.warning("auditor: CO2e so far at the region's figure: %s", exc)
+            logger.warning("CO2e so far at the region's figure: %s", exc)
     return model.footprint(kwh, gpu_hours)

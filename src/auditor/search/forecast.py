@@ -125,5 +125,5 @@ class SearchForecast:
         if not new:
             return None
         self.last = projection
-        logger.warning("auditor: forecast after %d finished trials: %s", projection.trials_seen, describe(projection))
+        logger.info("forecast after %d finished trials: %s", projection.trials_seen, describe(projection))
         return projection

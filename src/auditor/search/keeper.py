@@ -59,7 +59,7 @@ class BudgetKeeper:
         budget with no GPU in reach); returns the reason, or None."""
         reason = self.budget.cannot_act(self.model.price, gpus_in_reach) if self.budget is not None else None
         if reason:
-            logger.warning("auditor: %s", reason)
+            logger.warning("%s", reason)
         return reason
 
     def open(self, ledger: Ledger | None, sweep: str) -> None:
@@ -113,4 +113,4 @@ class BudgetKeeper:
         try:
             self.guard.release(holder)
         except Exception as exc:  # noqa: BLE001 - a reservation left behind expires with its process
-            logger.warning("auditor: budget reservation of %s not released: %s", holder, exc)
+            logger.warning("budget reservation of %s not released: %s", holder, exc)

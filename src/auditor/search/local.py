@@ -145,7 +145,7 @@ class LocalTrials:
             measurement = self.meter.measure(interval, timeout=timeout)
             record = record_for(measurement, sweep=self.recorder.sweep, wall_start=wall_start, wall_end=wall_end, **fields)
         except Exception as exc:  # noqa: BLE001 - the recorder's thread measures it then
-            logger.debug("auditor: trial %s not final at its end: %s", fields.get("trial_key"), exc)
+            logger.debug("trial %s not final at its end: %s", fields.get("trial_key"), exc)
         if record is not None:
             self.recorder.submit_record(interval, record)
         else:
@@ -196,7 +196,7 @@ class LocalTrials:
         try:
             measurement = self.meter.measure_past(wall_start - offset, wall_end - offset, gpus=self.devices)
         except Exception as exc:  # noqa: BLE001 - a record without energy beats no record
-            logger.warning("auditor: energy of trial %s not measured: %s", fields.get("trial_key"), exc)
+            logger.warning("energy of trial %s not measured: %s", fields.get("trial_key"), exc)
             measurement = None
         self.recorder.record_now(measurement, wall_start=wall_start, wall_end=wall_end, **fields)
         with self._lock:
@@ -208,7 +208,7 @@ class LocalTrials:
         try:
             by_domain = self._idle_since_start()
         except Exception as exc:  # noqa: BLE001
-            logger.warning("auditor: idle energy between trials not recorded: %s", exc)
+            logger.warning("idle energy between trials not recorded: %s", exc)
             return
         methods = {d.domain: d.method for d in self.meter.devices.values()}
         self.recorder.record_now(

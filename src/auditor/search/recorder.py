@@ -200,7 +200,7 @@ class Recorder:
                 try:
                     measurement: Measurement | None = self.meter.measure(job.interval)
                 except Exception as exc:  # noqa: BLE001 - a record without energy beats no record
-                    logger.warning("auditor: energy of a trial not measured: %s", exc)
+                    logger.warning("energy of a trial not measured: %s", exc)
                     measurement = None
                 records.append(record_for(measurement, sweep=self.sweep, **job.fields))
             self._write(records, [job.interval.id for job in jobs])
@@ -232,7 +232,7 @@ class Recorder:
                 try:
                     self.on_record(record)
                 except Exception as exc:  # noqa: BLE001
-                    logger.warning("auditor: %s", exc)
+                    logger.warning("%s", exc)
         with self._lock:  # the trials move from "running" to "to write" at once: the tally sees them throughout
             self.writer.hold(records)
             for interval_id in interval_ids or []:

@@ -31,7 +31,7 @@ def scheduler_horizon(scheduler: Any) -> tuple[str, float] | None:
     max_t = getattr(scheduler, "_max_t", None) or getattr(scheduler, "_max_t_attr", None)
     time_attr = getattr(scheduler, "_time_attr", None)
     if not isinstance(max_t, (int, float)) or not isinstance(time_attr, str):
-        logger.warning("auditor: %s has no max_t: trials it ends are recorded stopped", type(scheduler).__name__)
+        logger.warning("%s has no max_t: trials it ends are recorded stopped", type(scheduler).__name__)
         return None
     return time_attr, float(max_t)
 

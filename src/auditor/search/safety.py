@@ -33,7 +33,7 @@ def never_raise(method: F) -> F:
             key = (method.__name__, type(exc).__name__)
             if key not in reported:
                 reported.add(key)
-                logger.warning("auditor: %s failed (%s: %s); the search goes on", method.__name__.strip("_"), type(exc).__name__, exc)
+                logger.warning("%s failed (%s: %s); the search goes on", method.__name__.strip("_"), type(exc).__name__, exc)
             return None
 
     return guarded  # type: ignore[return-value]
