@@ -164,6 +164,9 @@ def _url(value: Any) -> str:
 
 
 def _budget(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise InvalidInputError(f"{value!r} has no unit: give it as text with one, e.g. '{value:g} kWh', '{value:g} kg', "
+                                f"'{value:g} GPUh' or '${value:g}'")
     text = _text(value)
     Budget.parse(text)
     return text
@@ -261,26 +264,46 @@ def _unknown_key(key: str, where: str) -> ConfigError:
     return ConfigError(f"{where}: unknown setting {key!r}.{hint}")
 
 
-def _apply(values: dict[str, Any], sources: dict[str, str], raw: Mapping[str, Any], where: str, base: Path | None = None) -> None:
+def _apply(values: dict[str, Any], sources: dict[str, str], raw: Mapping[str, Any], where: str, base: Path | None = None,
+           refused: list[str] | None = None) -> None:
+    """Check and take each of ``raw``'s settings; with ``refused``, a bad one is said there and
+    left at what it was, instead of raising."""
     for key, value in raw.items():
-        name = key.replace("-", "_")
-        if name not in SETTINGS:
-            raise _unknown_key(key, where)
-        if value is None:
-            continue
-        if name in _PATHS and base is not None and isinstance(value, str) and value.strip() and not Path(value.strip()).expanduser().is_absolute():
-            value = str(base / value.strip())  # a settings file's relative path is from the file's directory
         try:
-            checked = SETTINGS[name].check(value)
-        except InvalidInputError as exc:
-            if where == "argument":
-                raise  # the caller's own value: its message stands alone
-            raise ConfigError(f"{where}: setting {name}: {exc}") from None
-        if name == "ledger" and base is not None and "://" not in checked and not Path(checked).is_absolute():
-            checked = str(base / checked)
-        values[name] = checked
-        sources[name] = where
-    _keep_one_price(values, sources, where)
+            _apply_one(values, sources, key, value, where, base)
+        except ConfigError as exc:
+            if refused is None:
+                raise
+            refused.append(str(exc))
+    try:
+        _keep_one_price(values, sources, where)
+    except ConfigError as exc:
+        if refused is None:
+            raise
+        refused.append(f"{exc} (neither is used)")
+        for name in _PRICES:
+            values[name] = SETTINGS[name].default
+
+
+def _apply_one(values: dict[str, Any], sources: dict[str, str], key: str, value: Any, where: str, base: Path | None) -> None:
+    """Check and take one setting, or raise :class:`ConfigError` naming where it came from."""
+    name = key.replace("-", "_")
+    if name not in SETTINGS:
+        raise _unknown_key(key, where)
+    if value is None:
+        return
+    if name in _PATHS and base is not None and isinstance(value, str) and value.strip() and not Path(value.strip()).expanduser().is_absolute():
+        value = str(base / value.strip())  # a settings file's relative path is from the file's directory
+    try:
+        checked = SETTINGS[name].check(value)
+    except InvalidInputError as exc:
+        if where == "argument":
+            raise  # the caller's own value: its message stands alone
+        raise ConfigError(f"{where}: setting {name}: {exc}") from None
+    if name == "ledger" and base is not None and "://" not in checked and not Path(checked).is_absolute():
+        checked = str(base / checked)
+    values[name] = checked
+    sources[name] = where
 
 
 _PRICES = ("price_per_gpu_hour", "price_per_kwh")
@@ -303,6 +326,7 @@ def load_settings(
     *,
     environ: Mapping[str, str] | None = None,
     start: Path | None = None,
+    refused: list[str] | None = None,
 ) -> Settings:
     """The settings in force for a command run in ``start`` (default: the current directory).
 
@@ -310,6 +334,8 @@ def load_settings(
         overrides: values from arguments or flags; None values are ignored.
         environ: the environment (default: ``os.environ``).
         start: where to look for the project's settings files.
+        refused: if given, a bad setting in a file or variable is not raised: its message is
+            added here and the setting keeps its default (``audit doctor`` still runs).
 
     Raises:
         ConfigError: a file, variable or argument holds an unusable value; the message names it.
@@ -322,14 +348,14 @@ def load_settings(
         table = _read_toml(pyproject).get("tool", {}).get("auditor", {})
         if not isinstance(table, dict):
             raise ConfigError(f"{pyproject}: [tool.auditor] must be a table")
-        _apply(values, sources, table, str(pyproject), pyproject.parent)
+        _apply(values, sources, table, str(pyproject), pyproject.parent, refused)
     if auditor_toml is not None:
-        _apply(values, sources, _read_toml(auditor_toml), str(auditor_toml), auditor_toml.parent)
+        _apply(values, sources, _read_toml(auditor_toml), str(auditor_toml), auditor_toml.parent, refused)
     for key, raw in environ.items():
         if key.startswith(ENV_PREFIX) and raw.strip():
             name = key[len(ENV_PREFIX):].lower()
             if name in SETTINGS:
-                _apply(values, sources, {name: raw}, key)
+                _apply(values, sources, {name: raw}, key, refused=refused)
     _apply(values, sources, {k: v for k, v in (overrides or {}).items() if v is not None}, "argument")
     return Settings(values, sources)
 

@@ -46,7 +46,7 @@ def test_doctor_json_and_existing_ledger(audit, clean_environment: Path) -> None
         ledger.ensure_sweep("a")
     data = json.loads(audit("doctor", "--ledger", str(clean_environment / "l.db"), "--format", "json").out)
     assert data["ledger"]["ok"] and "1 sweep, 0 trials" in data["ledger"]["status"]
-    assert set(data) == {"gpu", "rapl", "cpu", "region", "ledger"}
+    assert set(data) == {"gpu", "rapl", "cpu", "region", "ledger", "settings_refused"} and data["settings_refused"] == []
     assert data["region"]["is_fallback"]
 
 

@@ -12,7 +12,8 @@ BAD_INPUTS = [
     (["estimate", "--watts", "300"], 2, "Missing option '--hours'"),
     (["estimate", "--hours", "-1", "--watts", "300"], 2, "Invalid value for '--hours'"),
     (["estimate", "--hours", "abc", "--watts", "300"], 2, "Invalid value for '--hours'"),
-    (["estimate", "--hours", "nan", "--watts", "300"], 2, "Invalid value for '--hours'"),
+    (["estimate", "--hours", "nan", "--watts", "300"], 2, "Invalid value for '--hours': nan is not a finite number"),
+    (["estimate", "--hours", "-1", "--watts", "300"], 2, "-1 is out of range: give a number at least 0"),
     (["estimate", "--hours", "1", "--watts", "inf"], 2, "inf is not a finite number"),
     (["estimate", "--hours", "1"], 2, "give the draw of one device with --watts W, or its model with --gpu MODEL"),
     (["estimate", "--hours", "1", "--watts", "3", "--gpu", "T4"], 2, "give the draw of one device"),
@@ -34,6 +35,8 @@ BAD_INPUTS = [
     (["hardware", "--type", "fpga"], 2, "'fpga' is not one of gpu, cpu, tpu"),
     (["config", "set", "regoin", "DE"], 2, "unknown setting 'regoin'. Did you mean 'region'?"),
     (["config", "set", "pue", "fast"], 2, "setting pue: 'fast' is not a number"),
+    (["config", "set", "price_per_kwh", "-1"], 2, "setting price_per_kwh: '-1' is not a finite number >= 0"),
+    (["report", "--pue", "nan"], 2, "Invalid value for '--pue': nan is not a finite number"),
     (["trials", "s", "--state", "bogus"], 2, "unknown trial state 'bogus': use one of running, complete, pruned, failed, stopped, interrupted"),
     (["config", "set", "budget", "1,5 kg"], 2, "write decimals with a point ('1.5')"),
     (["config", "set", "budget", "20 mwh"], 2, "'mwh' is ambiguous: write mWh or MWh"),
@@ -96,3 +99,27 @@ def test_a_budget_set_in_milliwatt_hours_stays_in_milliwatt_hours(audit, clean_e
     budget = budget_from(load_settings(start=clean_environment))
     assert budget is not None and budget.limit.value == pytest.approx(20e-6)
     assert budget.describe().startswith("20 mWh")
+
+
+def test_doctor_still_runs_with_a_bad_setting_and_says_which(audit, clean_environment: Path) -> None:
+    (clean_environment / "auditor.toml").write_text('region = "Atlantis"\nprice_per_kwh = -3\n')
+    result = audit("doctor")
+    assert result.code == 1 and "CPU" in result.out and "Ledger" in result.out  # it ran
+    refused = [line for line in result.out.splitlines() if line.startswith("Config refused")]
+    assert len(refused) == 2 and "setting region: unknown region 'Atlantis'" in refused[0]
+    assert "setting price_per_kwh: -3 is not a finite number >= 0" in refused[1]
+    assert audit("report").code == 2  # every other command still refuses it
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    ({"n_trials": "ten"}, "n_trials must be a whole number of trials, at least 1, not 'ten'"),
+    ({"n_trials": 2.5}, "n_trials must be a whole number of trials, at least 1, not 2.5"),
+    ({"budget": 5}, "5 has no unit: give it as text with one, e.g. '5 kWh', '5 kg', '5 GPUh' or '$5'"),
+])
+def test_a_plugins_bad_argument_is_one_clear_error(clean_environment: Path, arguments: dict, message: str) -> None:
+    from auditor.errors import InvalidInputError
+    from auditor.integrations.optuna import AuditCallback
+
+    with pytest.raises(InvalidInputError) as raised:
+        AuditCallback(ledger=str(clean_environment / "l.db"), **arguments)
+    assert message in str(raised.value) and "\n" not in str(raised.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import tempfile
@@ -24,6 +25,29 @@ from auditor.ledger.spool import held_back, replay
 from auditor.model.text import finite, printable
 
 LEDGER_HELP = "Ledger file path or SQLAlchemy URL (default: setting `ledger`, AUDITOR_LEDGER, .auditor/ledger.db)"
+
+
+def number_in(least: float | None = None, most: float | None = None) -> Callable[[str], float]:
+    """The parser of a number option: a finite number within ``[least, most]``, or one clear
+    error (click's own range check called ``nan`` "not greater than or equal to 0").
+
+    Example:
+        >>> number_in(0)("2.5")
+        2.5
+    """
+    def parse(text: str) -> float:
+        try:
+            number = float(text)
+        except (TypeError, ValueError):
+            raise typer.BadParameter(f"{text!r} is not a number") from None
+        if not math.isfinite(number):
+            raise typer.BadParameter(f"{text} is not a finite number")
+        if (least is not None and number < least) or (most is not None and number > most):
+            bounds = f"at least {least:g}" if most is None else f"from {least or 0:g} to {most:g}"
+            raise typer.BadParameter(f"{text} is out of range: give a number {bounds}")
+        return number
+
+    return parse
 
 
 class TableOrJson(str, Enum):
@@ -65,10 +89,11 @@ def print_json(value: Any) -> None:
 GLOBAL_OPTIONS: dict[str, Any] = {}
 
 
-def settings_with(**overrides: Any) -> Settings:
-    """Settings in force, with the global options and then the command's flags on top."""
+def settings_with(refused: list[str] | None = None, **overrides: Any) -> Settings:
+    """Settings in force, with the global options and then the command's flags on top; with
+    ``refused``, bad settings in files and variables are listed there instead of raised."""
     merged = {**GLOBAL_OPTIONS, **{k: v for k, v in overrides.items() if v is not None}}
-    return load_settings(merged)
+    return load_settings(merged, refused=refused)
 
 
 class OneLineTable(Table):

@@ -52,7 +52,7 @@ def _target_file() -> Path:
     return Path.cwd() / "auditor.toml"
 
 
-@config_app.command("set")
+@config_app.command("set", context_settings={"ignore_unknown_options": True})  # a value such as -1
 def set_command(
     key: str = typer.Argument(..., help="Setting name, e.g. region."),
     value: str = typer.Argument(..., help="New value, e.g. DE."),

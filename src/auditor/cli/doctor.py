@@ -57,7 +57,8 @@ def doctor_command(
 
     Also says whether the ledger answers, how many trials wait to be written to it, and which
     held-back records were set aside because the ledger must not take them."""
-    settings = settings_with(ledger=ledger)
+    refused: list[str] = []  # a bad setting must not stop the command that helps find it
+    settings = settings_with(refused, ledger=ledger)
     nvml, rapl, cpu = probe_nvml(), probe_rapl(), probe_cpu()
     region = resolve_region(settings.region) if settings.region else WORLD_AVERAGE
     ledger_info = _ledger_report(settings.ledger, settings.spool_dir, drop_set_aside)
@@ -81,11 +82,14 @@ def doctor_command(
                 },
                 "region": {"code": region.code, "g_co2e_per_kwh": region.g_co2e_per_kwh, "is_fallback": region.is_fallback},
                 "ledger": ledger_info,
+                "settings_refused": refused,
             }
         )
     else:
         _print_doctor(nvml, rapl, cpu, region, settings.pue, ledger_info)
-    if not ledger_info["ok"]:
+        for problem in refused:
+            console().print(f"Config refused, its default used here: {problem}", soft_wrap=True)
+    if not ledger_info["ok"] or refused:
         raise typer.Exit(1)
 
 

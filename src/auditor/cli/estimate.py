@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from enum import Enum
 
 import typer
 
-from auditor.cli.common import console, print_json, settings_with
+from auditor.cli.common import console, number_in, print_json, settings_with
 from auditor.config import carbon_model
 from auditor.model.embodied import (
     DEFAULT_LIFETIME_YEARS,
@@ -25,32 +24,26 @@ class EstimateFormat(str, Enum):
     json = "json"
 
 
-def _finite(value: float | None) -> float | None:
-    if value is not None and not math.isfinite(value):
-        raise typer.BadParameter(f"{value} is not a finite number")
-    return value
-
-
 def estimate_command(
-    hours: float = typer.Option(..., "--hours", min=0, callback=_finite, help="Wall-clock hours the devices ran."),
-    watts: float | None = typer.Option(None, "--watts", min=0, callback=_finite, help="Power draw of one device, W."),
+    hours: float = typer.Option(..., "--hours", parser=number_in(0), metavar="NUMBER", help="Wall-clock hours the devices ran."),
+    watts: float | None = typer.Option(None, "--watts", parser=number_in(0), metavar="NUMBER", help="Power draw of one device, W."),
     gpu: str | None = typer.Option(None, "--gpu", help="Device model: its TDP comes from the hardware table (`audit hardware`)."),
     count: int = typer.Option(1, "--count", min=1, help="Number of devices."),
-    pue: float | None = typer.Option(None, "--pue", min=1.0, callback=_finite, help="Data-centre PUE (default: the region's, else 1.58)."),
+    pue: float | None = typer.Option(None, "--pue", parser=number_in(1.0), metavar="NUMBER", help="Data-centre PUE (default: the region's, else 1.58)."),
     intensity: str | None = typer.Option(None, "--intensity", help="Carbon intensity with unit: '545 g/kWh', '0.954 lb/kWh'."),
     region: str | None = typer.Option(None, "--region", help="Country (DE), cloud region (aws:us-east-1) or intensity."),
-    price_per_gpu_hour: float | None = typer.Option(None, "--price-per-gpu-hour", min=0, callback=_finite, help="USD per GPU-hour."),
-    price_per_kwh: float | None = typer.Option(None, "--price-per-kwh", min=0, callback=_finite, help="USD per facility kWh."),
+    price_per_gpu_hour: float | None = typer.Option(None, "--price-per-gpu-hour", parser=number_in(0), metavar="NUMBER", help="USD per GPU-hour."),
+    price_per_kwh: float | None = typer.Option(None, "--price-per-kwh", parser=number_in(0), metavar="NUMBER", help="USD per facility kWh."),
     embodied_kg: float | None = typer.Option(
-        None, "--embodied-kg", min=0, callback=_finite,
+        None, "--embodied-kg", parser=number_in(0), metavar="NUMBER",
         help="Embodied kg CO2e of one device with its server share (BLOOM: 462.5 per A100); adds embodied carbon.",
     ),
     embodied: bool = typer.Option(False, "--embodied", help="Add embodied carbon from the hardware table's figure for --gpu."),
-    lifetime_years: float = typer.Option(DEFAULT_LIFETIME_YEARS, "--lifetime-years", min=0, callback=_finite,
+    lifetime_years: float = typer.Option(DEFAULT_LIFETIME_YEARS, "--lifetime-years", parser=number_in(0), metavar="NUMBER",
                                          help="Years a device serves (embodied carbon)."),
-    utilization: float = typer.Option(DEFAULT_UTILIZATION, "--utilization", min=0, max=1, callback=_finite,
+    utilization: float = typer.Option(DEFAULT_UTILIZATION, "--utilization", parser=number_in(0, 1), metavar="NUMBER",
                                       help="Share of its life a device is busy, 0-1 (embodied carbon)."),
-    wue: float | None = typer.Option(None, "--wue", min=0, callback=_finite, help="Water use on site, litres per IT kWh."),
+    wue: float | None = typer.Option(None, "--wue", parser=number_in(0), metavar="NUMBER", help="Water use on site, litres per IT kWh."),
     output: EstimateFormat = typer.Option(EstimateFormat.table, "--format", help="table or json.", case_sensitive=False),
 ) -> None:
     """Estimate energy, CO2e and cost of devices running for some hours.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from auditor.cli.common import LEDGER_HELP, progress_bar, settings_with, write_atomically
+from auditor.cli.common import LEDGER_HELP, number_in, progress_bar, settings_with, write_atomically
 from auditor.cli.report import overrides_from
 from auditor.config import carbon_model
 from auditor.errors import AuditorError, InvalidInputError
@@ -55,7 +55,7 @@ def import_optuna_command(
     storage: str = typer.Option(..., "--storage", help="Optuna storage URL, e.g. sqlite:///optuna.db"),
     study: str = typer.Option(..., "--study", help="The study's name."),
     gpu: str | None = typer.Option(None, "--gpu", help=GPU_HELP),
-    watts: float | None = typer.Option(None, "--watts", min=0, help=WATTS_HELP),
+    watts: float | None = typer.Option(None, "--watts", parser=number_in(0), metavar="NUMBER", help=WATTS_HELP),
     count: int = typer.Option(1, "--count", min=0, help=COUNT_HELP),
     sweep: str | None = typer.Option(None, "--sweep", help="Sweep to import into (default: the study's name)."),
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
@@ -75,7 +75,7 @@ def import_optuna_command(
 def import_ray_command(
     experiment: Path = typer.Argument(..., help="The Ray Tune experiment directory."),
     gpu: str | None = typer.Option(None, "--gpu", help=GPU_HELP + " For trials run without with_audit."),
-    watts: float | None = typer.Option(None, "--watts", min=0, help=WATTS_HELP),
+    watts: float | None = typer.Option(None, "--watts", parser=number_in(0), metavar="NUMBER", help=WATTS_HELP),
     count: int = typer.Option(1, "--count", min=0, help=COUNT_HELP),
     sweep: str | None = typer.Option(None, "--sweep", help="Sweep to import into (default: the directory's name)."),
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
@@ -112,7 +112,7 @@ def export_codecarbon_command(
     out: Path = typer.Option(Path("emissions.csv"), "--out", help="Where to write (default: emissions.csv)."),
     sweep: list[str] | None = typer.Option(None, "--sweep", help="Only this sweep (repeatable)."),
     region: str | None = typer.Option(None, "--region", help="Grid for the emissions column (default: each sweep's own)."),
-    pue: float | None = typer.Option(None, "--pue", min=1.0, help="PUE for the facility energy (default: each sweep's own)."),
+    pue: float | None = typer.Option(None, "--pue", parser=number_in(1.0), metavar="NUMBER", help="PUE for the facility energy (default: each sweep's own)."),
     ledger: str | None = typer.Option(None, "--ledger", help=LEDGER_HELP),
 ) -> None:
     """Write the ledger's trials as CodeCarbon's emissions.csv (for its dashboard)."""

@@ -139,7 +139,7 @@ def _describe(model: CarbonModel, origin: str) -> dict[str, Any]:
         "region": {"code": region.code, "name": region.name, "g_co2e_per_kwh": region.g_co2e_per_kwh,
                    "source": region.describe_source(), "is_fallback": region.is_fallback},
         "pue": {"value": model.effective_pue, "source": model.pue_source},
-        "price": model.price.describe(),
+        "price": model.price.describe() if model.price.is_set else None,  # JSON: null without a price
         "settings_from": origin,
         **grid_description(model),
     }

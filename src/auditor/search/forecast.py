@@ -21,11 +21,13 @@ Example:
 from __future__ import annotations
 
 import logging
+import operator
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from auditor.budget.limits import Budget, Decision
+from auditor.errors import InvalidInputError
 from auditor.ledger import TrialRecord, TrialState
 from auditor.model.carbon import CarbonModel
 from auditor.model.forecast import BudgetView, Projection, describe, project
@@ -35,6 +37,17 @@ logger = logging.getLogger("auditor")
 
 PLANNED_KEY = "planned_trials"  # the sweep attribute holding a search's planned size
 LOGGED_LEVELS = (0.5, 0.8)  # the budget warnings the forecast is said again with
+
+
+def _trial_count(value: Any) -> int:
+    """``n_trials`` as a count (a numpy integer too), or one clear error."""
+    try:
+        count = operator.index(value) if not isinstance(value, bool) else -1
+    except TypeError:
+        count = -1
+    if count < 1:
+        raise InvalidInputError(f"n_trials must be a whole number of trials, at least 1, not {value!r}")
+    return count
 
 
 def sweep_attrs(planned: int | None) -> dict[str, Any]:
@@ -66,8 +79,8 @@ class SearchForecast:
     """
 
     def __init__(self, model: CarbonModel, planned: int | None = None, budget: Budget | None = None) -> None:
-        if planned is not None and int(planned) < 1:
-            raise ValueError(f"n_trials must be at least 1, not {planned}")
+        if planned is not None:
+            planned = _trial_count(planned)
         self.model, self.planned, self.budget = model, planned, budget
         self._costs: dict[str, tuple[float, float, float]] = {}  # trial key -> end time, IT kWh, GPU-hours
         self._done = 0
