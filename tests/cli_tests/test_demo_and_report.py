@@ -25,8 +25,9 @@ def test_demo_runs_a_budgeted_search_and_reports_it(audit, clean_environment: Pa
         [sweep] = store.sweeps()
         trials = store.trials(sweep.name)
         events = store.budget_events(sweep.name)
-    assert sweep.framework == "optuna" and 3 <= len(trials) < 100
-    assert {t.state.value for t in trials} <= {"complete", "pruned"}
+    assert sweep.framework == "optuna" and 8 <= len(trials) < 100  # 12 full trials' worth, measured first
+    assert {t.state.value for t in trials} == {"complete", "pruned"}  # it shows pruning as well as the stop
+    assert "12 full trials' worth on this machine" in result.out
     assert any(e.action == "stop-new" for e in events)
 
 

@@ -202,7 +202,8 @@ def test_ray_demo_runs_a_budgeted_search(audit, tmp_path: Path, ray_session: Non
     assert "stopped by its budget" in result.out and "whole project" in result.out
     with Ledger.open(ledger) as store:
         [sweep] = store.sweeps()
-        assert sweep.framework == "ray" and store.count_trials(sweep.name) >= 2
+        assert sweep.framework == "ray" and store.count_trials(sweep.name) >= 4
+        assert "stopped" in {t.state.value for t in store.trials(sweep.name)}  # ASHA cut some short
         assert any(e.action == "stop-new" for e in store.budget_events(sweep.name))
 
 
