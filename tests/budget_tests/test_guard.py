@@ -79,7 +79,7 @@ def test_reservations_of_dead_workers_on_this_machine_are_released(tmp_path: Pat
     with Ledger.open(tmp_path / "ledger.db") as ledger:
         ledger.ensure_sweep("s")
         for holder in (f"{host}:{dead.stdout.strip()}:1", f"{host}:{os.getpid()}:2", "other-host:1:3"):
-            ledger.reserve("s", holder, Usage(0.1, 0.1, 1), lambda committed, ahead: True)
+            ledger.reserve("s", holder, Usage(0.1, 0.1, 1), lambda spent, held: True)
         guard = _guard(ledger, "open")
         assert guard.release_dead() == 1
         assert sorted(ledger.reservation_holders()) == sorted([f"{host}:{os.getpid()}:2", "other-host:1:3"])
@@ -135,3 +135,29 @@ def test_a_warning_says_the_share_spent_not_the_mark_it_passed(tmp_path: Path, c
         [event] = ledger.budget_events("s")
     assert "budget 70 % spent after trial 0 (700 Wh of 1 kWh); past the 50 % mark" in caplog.text
     assert event.spent == pytest.approx(0.7)
+
+
+def test_a_reservation_holds_new_trials_back_and_is_never_spent(tmp_path: Path) -> None:
+    """Ray's driver reserves for each trial it starts and knows what each running trial drew:
+    what they drew is spent, the rest of their reservations only holds the next trial back
+    (issue 27: the stop said 2.38 mWh spent where the sweep had drawn 1.76)."""
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        ledger.ensure_sweep("s", framework="ray")
+        ledger.record_trial(TrialRecord(sweep="s", trial_key="done", state="complete", start_time=0.0, end_time=1.0,
+                                        energy={"cpu": EnergyReading(3.6, "estimate-tdp")}))  # 1 mWh drawn
+        guard = BudgetGuard(Budget.parse("3 mWh"), CarbonModel(), ledger, "s")
+        guard.observe(Usage(0.7e-6, 0.0, 1))
+        guard.observe(Usage(0.7e-6, 0.0, 1))  # the forecast: 0.7 mWh a trial
+        a = guard.decide(Usage(), after="the start of trial a", holder="h:1:a")
+        assert a.action is Action.GO and a.spent == pytest.approx(1.0e-6)
+        drawn_a = Usage(0.5e-6, 0.0, 1)  # a is half-way: 0.5 mWh drawn, 0.2 mWh of its reservation to come
+        b = guard.decide(drawn_a, after="the start of trial b", holder="h:1:b", drawn={"h:1:a": drawn_a})
+        assert not b.action.stops and b.spent == pytest.approx(1.5e-6)  # drawn only: 1 + 0.5 (its 50 % mark)
+        drawn = {"h:1:a": Usage(0.6e-6, 0.0, 1), "h:1:b": Usage(0.3e-6, 0.0, 1)}
+        c = guard.decide(Usage(0.9e-6, 0.0, 2), after="the start of trial c", holder="h:1:c", drawn=drawn)
+        # 1.9 drawn + 0.1 and 0.4 still held for a and b + 0.7 forecast = 3.1 mWh: c may not start
+        assert c.action is Action.STOP_NEW and c.spent == pytest.approx(1.9e-6)
+        assert c.reason == ("next trial forecast 0.7 mWh would bring the spend to 3.1 mWh (with 0.5 mWh held for running "
+                            "trials), past the 3 mWh budget")
+        [event] = [e for e in ledger.budget_events("s") if e.action == "stop-new"]
+        assert event.spent == pytest.approx(1.9e-6)  # the event says what was drawn, too

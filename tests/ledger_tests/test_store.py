@@ -244,9 +244,9 @@ def test_reservations_count_other_holders_and_are_released(ledger_url: str) -> N
     seen: list[float] = []
 
     def under(limit_kwh: float):
-        def decide(committed: Usage, ahead: Usage) -> bool:
-            seen.append(committed.energy_kwh)
-            return committed.energy_kwh + ahead.energy_kwh < limit_kwh
+        def decide(spent: Usage, held: Usage) -> bool:  # the trials' draw and the others' reservations, apart
+            seen.append((spent.energy_kwh, held.energy_kwh))
+            return spent.energy_kwh + held.energy_kwh + ahead.energy_kwh < limit_kwh
 
         return decide
 
@@ -256,10 +256,12 @@ def test_reservations_count_other_holders_and_are_released(ledger_url: str) -> N
         ahead = Usage(0.01, 0.0, 1)
         assert ledger.reserve("lr-search", "worker-a", ahead, under(0.05))
         assert ledger.reserve("lr-search", "worker-b", ahead, under(0.05))
-        assert seen[-1] == pytest.approx(0.0105 + 0.01)  # b sees a's reservation
+        assert seen[-1] == pytest.approx((0.0105, 0.01))  # b sees a's reservation, as held, not spent
         assert not ledger.reserve("lr-search", "worker-c", ahead, under(0.035))
         assert ledger.reserve("lr-search", "worker-a", ahead, under(0.05))  # a's own is not counted twice
-        assert seen[-1] == pytest.approx(0.0105 + 0.01)
+        assert seen[-1] == pytest.approx((0.0105, 0.01))
+        assert ledger.reserve("lr-search", "worker-a", ahead, under(0.05), mine=["worker-b"])  # b counted by the caller
+        assert seen[-1] == pytest.approx((0.0105, 0.0))
         ledger.release("worker-b")
         assert ledger.reserve("lr-search", "worker-c", ahead, under(0.035))
 

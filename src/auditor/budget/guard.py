@@ -28,6 +28,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import replace
 
 from auditor.budget.limits import Action, Budget, Decision, FailMode, Scope
@@ -76,6 +77,7 @@ class BudgetGuard:
         self._seeded = False
         self._intensity: float | None = None  # the mean intensity of the last tally, with a series
         self._unsent: list[BudgetEvent] = []  # events whose sweep the ledger did not hold yet
+        self._holding: dict[str, Usage] = {}  # what this guard reserved for each of its holders' trials
 
     @property
     def _hourly(self) -> bool:
@@ -121,7 +123,8 @@ class BudgetGuard:
             if missing:
                 self._missing = missing
 
-    def decide(self, pending: Usage | None = None, after: str = "", holder: str | None = None) -> Decision:
+    def decide(self, pending: Usage | None = None, after: str = "", holder: str | None = None,
+               drawn: Mapping[str, Usage] | None = None) -> Decision:
         """:meth:`reserve` for ``holder`` (or :meth:`check` without one), never raising: when
         the ledger cannot answer or a trial's energy is missing, the budget fails open (go on,
         one warning) or closed (stop, announced as a stop is), as ``budget.fail`` says."""
@@ -135,7 +138,7 @@ class BudgetGuard:
                 if not self._dead_released:  # once, before this worker's first reservation
                     self.release_dead()
                     self._dead_released = True
-                return self.reserve(holder, pending, after)
+                return self.reserve(holder, pending, after, drawn)
             return self.check(pending, after)
         except UnknownSweepError:  # its first record is on its way: nothing to reserve against yet
             return self.check(pending, after)
@@ -201,21 +204,33 @@ class BudgetGuard:
         decision = self.budget.check(self.spent(pending), self.forecast())
         return self._settle(decision, after)
 
-    def reserve(self, holder: str, pending: Usage | None = None, after: str = "") -> Decision:
-        """Decide, as :meth:`check`, but counting what the other workers reserved for their
-        running trials, and reserve this worker's forecast for its next trial in the same
-        transaction when it may start one. The overshoot is then bounded by the forecast's
-        error rather than by the number of workers. Without a forecast yet, as :meth:`check`."""
+    def reserve(self, holder: str, pending: Usage | None = None, after: str = "",
+                drawn: Mapping[str, Usage] | None = None) -> Decision:
+        """Decide, as :meth:`check`, but holding back what the running trials elsewhere reserved,
+        and reserve this worker's forecast for its next trial in the same transaction when it
+        may start one. The overshoot is then bounded by the forecast's error rather than by the
+        number of workers. Without a forecast yet, as :meth:`check`.
+
+        A reservation is never spent: ``pending`` holds what this process's trials drew (its
+        running ones too, where a plugin knows it: Ray's driver), and ``drawn`` what each of this
+        guard's holders' running trials drew so far, so that its own reservations hold back only
+        what their trials have still to draw, and no joule is counted twice."""
         forecast = self.forecast()
         if forecast is None:
             return self.check(pending, after)
         pending = pending or Usage()
+        drawn = drawn or {}
         decisions: list[Decision] = []
         recorded = self._recorded(pending)  # read before the reservation's transaction, which must stay short
+        with self._lock:
+            mine = {h: u for h, u in self._holding.items() if h != holder}
+        own_kwh = sum(max(0.0, u.energy_kwh - drawn.get(h, Usage()).energy_kwh) for h, u in mine.items())
+        own_h = sum(max(0.0, u.gpu_hours - drawn.get(h, Usage()).gpu_hours) for h, u in mine.items())
 
-        def decide(committed: Usage, _ahead: Usage) -> bool:
-            spent = self._total(committed.energy_kwh + pending.energy_kwh, committed.gpu_hours + pending.gpu_hours, recorded)
-            decision = self.budget.check(spent, forecast)
+        def decide(spent_there: Usage, held_there: Usage) -> bool:
+            spent = self._total(spent_there.energy_kwh + pending.energy_kwh, spent_there.gpu_hours + pending.gpu_hours, recorded)
+            held = self.model.footprint(held_there.energy_kwh + own_kwh, held_there.gpu_hours + own_h, self._now())
+            decision = self.budget.check(spent, forecast, held)
             decisions.append(decision)
             return not decision.action.stops
 
@@ -223,11 +238,19 @@ class BudgetGuard:
         # other worker sees a moment where they are neither reserved nor in the ledger.
         ahead = Usage(forecast.energy_kwh + pending.energy_kwh, forecast.gpu_hours + pending.gpu_hours, 1)
         scope_project = self.budget.scope is Scope.PROJECT
-        self.ledger.reserve(self.sweep, holder, ahead, decide, project=scope_project, exclude=pending.keys)
+        allowed = self.ledger.reserve(self.sweep, holder, ahead, decide, project=scope_project, exclude=pending.keys,
+                                      mine=list(mine))
+        with self._lock:
+            if allowed:
+                self._holding[holder] = Usage(forecast.energy_kwh, forecast.gpu_hours, 1)
+            else:
+                self._holding.pop(holder, None)
         return self._settle(decisions[-1], after)
 
     def release(self, holder: str) -> None:
         """Drop this worker's reservation."""
+        with self._lock:
+            self._holding.pop(holder, None)
         self.ledger.release(holder)
 
     def release_dead(self) -> int:

@@ -5,7 +5,9 @@ A budget has a limit (``"5 kg"``, ``"1.2 t"``, ``"300 kWh"``, ``"100 GPUh"``, ``
 
 - ``warn``: warns at 50, 80 and 100 %; stops nothing.
 - ``stop-new`` (default): no new trial once the spent amount, or the spent amount plus the
-  forecast cost of the next trial, reaches the limit; running trials finish.
+  forecast cost of the next trial (and what running trials elsewhere hold, still to draw),
+  reaches the limit; running trials finish. Spent is what was drawn: a reservation only holds
+  new trials back while it stands.
 - ``hard``: as ``stop-new``, and running trials are stopped too once the spent amount itself
   reaches the limit.
 
@@ -202,14 +204,17 @@ class Budget:
     def _fmt(self, value: float) -> str:
         return format_amount(self.limit.metric, value)
 
-    def check(self, spent: Footprint, forecast: Footprint | None = None) -> Decision:
-        """Decide whether the search may go on, given what is spent and the next trial's forecast.
+    def check(self, spent: Footprint, forecast: Footprint | None = None, held: Footprint | None = None) -> Decision:
+        """Decide whether the search may go on, given what is spent (drawn), the next trial's
+        forecast and what running trials ``held`` beyond what they drew so far (reservations):
+        ``held`` holds a new trial back, it is never counted as spent.
 
         Raises:
             InvalidInputError: a budget in USD without a price in the footprints.
         """
         metric, limit = self.limit.metric, self.limit.value
         used = spent.amount(metric)
+        reserved = held.amount(metric) if held is not None else 0.0
         ahead = forecast.amount(metric) if forecast is not None else None
         reached = [level for level in WARN_THRESHOLDS if used >= level * limit]
         threshold = reached[-1] if reached else None
@@ -226,11 +231,12 @@ class Budget:
         if used >= limit:
             action = Action.STOP_ALL if self.mode is Mode.HARD else Action.STOP_NEW
             return decide(action, f"budget reached: {spent_text}")
-        if ahead is not None and used + ahead >= limit:
+        if ahead is not None and used + reserved + ahead >= limit:
+            running = f" (with {self._fmt(reserved)} held for running trials)" if reserved > 0 else ""
             return decide(
                 Action.STOP_NEW,
                 f"next trial forecast {self._fmt(ahead)} would bring the spend to "
-                f"{self._fmt(used + ahead)}, past the {self._fmt(limit)} budget",
+                f"{self._fmt(used + reserved + ahead)}{running}, past the {self._fmt(limit)} budget",
             )
         if threshold is not None:
             return decide(Action.WARN, f"{spent_text} ({used / limit:.0%})")

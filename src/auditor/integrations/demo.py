@@ -162,8 +162,7 @@ def run_ray_demo(ledger: str, region: str | None = None, config: dict[str, Any] 
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         scheduler = ASHAScheduler(max_t=search["epochs"], grace_period=10)
-        audit = AuditLoggerCallback(ledger=ledger, budget=limit, mode=budget["mode"], region=region, sweep=sweep,
-                                    scheduler=scheduler)
+        audit = AuditLoggerCallback(ledger=ledger, budget=limit, mode=budget["mode"], region=region, sweep=sweep)
         tuner = tune.Tuner(
             with_audit(train),
             param_space={

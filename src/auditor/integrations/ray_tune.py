@@ -38,11 +38,11 @@ import time
 from typing import Any
 
 import ray
-from ray.tune import Stopper
 from ray.tune.logger import LoggerCallback
 
 from auditor.budget.limits import Budget
 from auditor.config import plugin_settings
+from auditor.integrations.ray_tune_control import AuditStopper, running_scheduler
 from auditor.integrations.ray_tune_worker import (
     NodeMeter,
     node_meter,
@@ -64,26 +64,11 @@ from auditor.search.remote import (
     pending_usage,
     running_record,
     scheduler_horizon,
+    usage_of,
 )
 from auditor.search.safety import never_raise
 
 logger = logging.getLogger("auditor")
-
-
-class _AuditStopper(Stopper):
-    """Stops a trial once a hard budget is spent, and the experiment once any budget is."""
-
-    def __init__(self, audit: AuditLoggerCallback) -> None:
-        self._audit = audit
-
-    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        if self._audit.hard_stopped:
-            self._audit.stopped_by_budget_ids.add(trial_id)
-            return True
-        return False
-
-    def stop_all(self) -> bool:
-        return self._audit.stopped_by_budget
 
 
 class AuditLoggerCallback(LoggerCallback):
@@ -94,11 +79,11 @@ class AuditLoggerCallback(LoggerCallback):
     ``price_per_kwh``, ``reserve``, ``fail``. ``audit.stopper`` is the :class:`ray.tune.Stopper`
     sharing its tally.
 
-    ``scheduler``: the experiment's ASHA or HyperBand scheduler. It ends trials that reach its
-    ``max_t`` as it ends those it cuts short, and Ray reports both alike; given it, trials that
-    reached ``max_t`` are recorded ``complete`` and only those cut short ``stopped``. Without
-    it, every trial a scheduler ends before its trainable returns is recorded ``stopped``; a
-    scheduler counting in ``auditor/energy_j`` also puts it on every result of every trial.
+    ``scheduler``: the experiment's ASHA or HyperBand scheduler, found in Ray's controller when
+    the experiment starts if not given (:mod:`~auditor.integrations.ray_tune_control`). It ends
+    trials that reach its ``max_t`` as it ends those it cuts short, and Ray reports both alike:
+    knowing it, trials that reached ``max_t`` are recorded ``complete`` and only those cut short
+    ``stopped``. A scheduler counting in ``auditor/energy_j`` also puts it on every result.
     """
 
     def __init__(self, *, ledger: str | None = None, budget: str | Budget | None = None, scope: str | None = None,
@@ -113,10 +98,11 @@ class AuditLoggerCallback(LoggerCallback):
         self.budget = self.settings.budget
         self.keeper = BudgetKeeper(self.budget, self.model, reserve=reserve)
         self.sweep = sweep
-        self.horizon = scheduler_horizon(scheduler)
-        self.energy_clock = getattr(scheduler, "_time_attr", None) == ENERGY_CLOCK  # its rungs count joules
+        self.horizon: tuple[str, float] | None = None
+        self.energy_clock = False
+        self._use_scheduler(scheduler)
         self.writer: LedgerWriter | None = None
-        self.stopper = _AuditStopper(self)
+        self.stopper = AuditStopper(self)
         self.stopped_by_budget_ids: set[str] = set()
         self._latest: dict[str, dict[str, Any]] = {}
         self._started: dict[str, float] = {}
@@ -128,6 +114,11 @@ class AuditLoggerCallback(LoggerCallback):
         self._lock = threading.Lock()
         if ray.is_initialized():  # the meters start while Tune sets the experiment up
             self._nodes = start_node_meters()
+
+    def _use_scheduler(self, scheduler: Any) -> None:
+        if scheduler is not None:
+            self.horizon = scheduler_horizon(scheduler)
+            self.energy_clock = getattr(scheduler, "_time_attr", None) == ENERGY_CLOCK  # its rungs count joules
 
     def __getstate__(self) -> dict[str, Any]:
         """Ray pickles callbacks with the experiment's state: leave the connection and lock out."""
@@ -158,6 +149,8 @@ class AuditLoggerCallback(LoggerCallback):
         them this experiment's carbon model, which :func:`usage` in its trials computes with."""
         super().setup(**info)
         self._planned = info.get("total_num_samples") or info.get("num_samples")  # the report's forecast
+        if self.horizon is None:  # the scheduler written once, in TuneConfig: found where Ray runs it
+            self._use_scheduler(running_scheduler())
         self._nodes = start_node_meters()
         self._settle()
         self.keeper.say_if_it_cannot_act(gpus_in_reach=ray.cluster_resources().get("GPU", 0) > 0)
@@ -195,8 +188,10 @@ class AuditLoggerCallback(LoggerCallback):
         self._open(trial)
         self._heartbeat(trial, force=True)
         self._collect()
-        if self.keeper.reserve and not self.keeper.stopped:
-            decision = self.keeper.decide(after=f"the start of trial {trial.trial_id}", holder=self._holder(trial.trial_id))
+        if self.keeper.reserve and not self.keeper.stopped:  # running trials' draw is spent, the rest of their reservation held
+            drawn = {self._holder(tid): usage_of(r) for tid, r in self._latest.items() if tid not in self._recorded}
+            decision = self.keeper.decide(pending_usage(self._latest, self._recorded, self.writer.held if self.writer else []),
+                                          after=f"the start of trial {trial.trial_id}", holder=self._holder(trial.trial_id), drawn=drawn)
             if decision is not None and decision.action.stops:
                 self.stopped_by_budget_ids.add(trial.trial_id)  # started past the budget: stopped at its first report
 

@@ -925,11 +925,13 @@ class Ledger:
         decide: Callable[[Usage, Usage], bool],
         project: bool = False,
         exclude: Collection[str] = (),
+        mine: Collection[str] = (),
     ) -> bool:
-        """Reserve ``ahead`` for ``holder``'s next trial if ``decide(committed, ahead)`` allows
-        it, in one transaction that other workers' reservations wait for. ``committed`` is what
-        the scope's trials spent plus what the other holders reserved, leaving out the rows of
-        ``exclude`` (trial keys of ``sweep`` the caller counts itself). Returns the answer; a
+        """Reserve ``ahead`` for ``holder``'s next trial if ``decide(spent, held)`` allows it, in
+        one transaction that other workers' reservations wait for. ``spent`` is what the scope's
+        trials drew, leaving out the rows of ``exclude`` (trial keys of ``sweep`` the caller
+        counts itself); ``held`` is what the other holders reserved, leaving out ``mine`` (the
+        caller's own holders, whose running trials it counts itself). Returns the answer; a
         refused holder keeps no reservation."""
         t, r = schema.trials, schema.reservations
         sweep_id = self._sweep_id(sweep)
@@ -939,15 +941,15 @@ class Ledger:
             conn.execute(lock)
             spent = select(func.coalesce(func.sum(t.c.energy_j), 0.0), func.coalesce(func.sum(t.c.gpu_seconds), 0.0))
             held = select(func.coalesce(func.sum(r.c.energy_j), 0.0), func.coalesce(func.sum(r.c.gpu_seconds), 0.0)).where(
-                r.c.holder != holder
+                r.c.holder.notin_([holder, *mine])
             )
             if not project:
                 spent, held = spent.where(t.c.sweep_id == sweep_id), held.where(r.c.sweep_id == sweep_id)
             spent = self._excluding(spent, (sweep, exclude))
             spent_j, spent_s = conn.execute(spent).one()
             held_j, held_s = conn.execute(held).one()
-            committed = Usage((float(spent_j) + float(held_j)) / 3.6e6, (float(spent_s) + float(held_s)) / 3600)
-            allowed = decide(committed, ahead)
+            allowed = decide(Usage(float(spent_j) / 3.6e6, float(spent_s) / 3600),
+                             Usage(float(held_j) / 3.6e6, float(held_s) / 3600))
             conn.execute(delete(r).where(r.c.holder == holder))
             if allowed:
                 conn.execute(insert(r).values(holder=holder, sweep_id=sweep_id, energy_j=ahead.energy_kwh * 3.6e6,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from auditor.budget.guard import BudgetGuard
 from auditor.budget.limits import Action, Budget, Decision
@@ -71,14 +71,16 @@ class BudgetKeeper:
         elif self.guard.ledger is None:
             self.guard.ledger = ledger
 
-    def decide(self, pending: Usage | None = None, *, after: str, holder: str | None = None) -> Decision | None:
-        """Ask the budget (reserving for ``holder`` when reservations are on); remember a stop.
+    def decide(self, pending: Usage | None = None, *, after: str, holder: str | None = None,
+               drawn: Mapping[str, Usage] | None = None) -> Decision | None:
+        """Ask the budget (reserving for ``holder`` when reservations are on; ``drawn``: what
+        each of this search's holders' running trials drew so far); remember a stop.
 
         Returns None without a budget.
         """
         if self.guard is None:
             return None
-        decision = self.guard.decide(pending, after=after, holder=holder if self.reserve else None)
+        decision = self.guard.decide(pending, after=after, holder=holder if self.reserve else None, drawn=drawn)
         if decision.action.stops:
             self.stopped = True
             self.hard_stopped = self.hard_stopped or decision.action is Action.STOP_ALL
