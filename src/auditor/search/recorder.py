@@ -220,7 +220,7 @@ class Recorder:
                 measurement = None
             records.append(record_for(measurement, sweep=self.sweep, state=TrialState.RUNNING, wall_end=now,
                                       name=fields.get("name"), number=fields.get("number"), run=fields.get("run"),
-                                      params=_params_so_far(fields),
+                                      params=_params_so_far(fields) if beat else {},  # none suggested at its start: no read
                                       trial_key=fields["trial_key"], wall_start=fields["wall_start"],
                                       flags=["heartbeat"]))
             self._running[interval_id] = (interval, fields, now)
