@@ -19,7 +19,7 @@ comparison row when codecarbon is installed (``pip install codecarbon``; a tenth
 Usage::
 
     python scripts/bench_optuna.py [--trials 2000] [--rdb-trials 150] [--repeats 3]
-                                   [--storages memory,sqlite,journal,postgresql]
+                                   [--storages memory,sqlite,journal,postgresql] [--no-lean]
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def make_storage(kind: str, directory: Path, tag: str, postgres: str) -> object:
     return optuna.storages.RDBStorage(postgres.rsplit("/", 1)[0] + f"/{name}")
 
 
-def run(trials: int, runs: Runs, ledger: Path | None = None, tracker=None, storage: object = None) -> None:
+def run(trials: int, runs: Runs, ledger: Path | None = None, tracker=None, storage: object = None,
+        attributes: bool = True) -> None:
     """One search; its figures are added to ``runs``."""
     starts: list[float] = []
     first_end: list[float] = []
@@ -86,12 +87,12 @@ def run(trials: int, runs: Runs, ledger: Path | None = None, tracker=None, stora
 
     began = time.perf_counter()
     callbacks = []
-    if ledger is not None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), storage=storage)
+    if ledger is not None:  # as the README says: the study first, watched from its first trial
         from auditor.integrations.optuna import AuditCallback
 
-        audit = AuditCallback(ledger=str(ledger), region="DE")
+        audit = AuditCallback(study, ledger=str(ledger), region="DE", **({} if attributes else {"attributes": False}))
         callbacks = [audit]
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), storage=storage)
     study.optimize(objective, n_trials=trials, callbacks=callbacks)
     optimized = time.perf_counter()
     if ledger is not None:
@@ -144,6 +145,8 @@ def main() -> None:
     parser.add_argument("--rdb-trials", type=int, default=150, help="trials a search on SQLite, Journal, PostgreSQL")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--storages", default="memory,sqlite,journal,postgresql")
+    parser.add_argument("--no-lean", dest="lean", action="store_false",
+                        help="leave out the AuditCallback(attributes=False) rows (for a tree without it)")
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
                         help="a server where the benchmark may create databases")
     args = parser.parse_args()
@@ -161,24 +164,26 @@ def main() -> None:
         skipped["postgresql"] = why
         kinds.remove("postgresql")
     run(20, Runs())  # warm up Optuna's own imports and caches
-    results: dict[str, tuple[Runs, Runs, int]] = {}
+    results: dict[str, tuple[Runs, Runs, Runs, int]] = {}
     carbon = Runs()
     for kind in kinds:
         trials = args.trials if kind == "memory" else args.rdb_trials
-        plain, audited = Runs(), Runs()
+        plain, audited, lean = Runs(), Runs(), Runs()
+        variants = ["plain", "audited"] + (["lean"] if kind != "memory" and args.lean else [])
         for repeat in range(args.repeats):
-            for variant in ("plain", "audited") if repeat % 2 == 0 else ("audited", "plain"):
+            for variant in variants if repeat % 2 == 0 else variants[::-1]:
                 storage = make_storage(kind, directory, f"{kind}-{variant}-{repeat}", args.postgres)
                 if variant == "plain":
                     run(trials, plain, storage=storage)
                 else:
-                    run(trials, audited, ledger=directory / f"ledger-{kind}-{repeat}.db", storage=storage)
+                    run(trials, audited if variant == "audited" else lean, storage=storage, attributes=variant == "audited",
+                        ledger=directory / f"ledger-{kind}-{variant}-{repeat}.db")
             if kind == "memory" and OfflineEmissionsTracker is not None:
                 def tracker():
                     return OfflineEmissionsTracker(country_iso_code="DEU", save_to_file=False, log_level="error",
                                                    output_dir=str(directory))
                 run(max(args.trials // 10, 50), carbon, tracker=tracker)
-        results[kind] = (plain, audited, trials)
+        results[kind] = (plain, audited, lean, trials)
     imports = {name: import_seconds(statement) for name, statement in (
         ("optuna", "import optuna"), ("auditor", "import optuna, auditor.integrations.optuna"))}
 
@@ -189,11 +194,13 @@ def main() -> None:
           "| steady median ms/trial | added (median) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     names = {"memory": "in memory", "sqlite": "SQLite", "journal": "Journal (file)", "postgresql": "PostgreSQL"}
-    for kind, (plain, audited, trials) in results.items():
+    for kind, (plain, audited, lean, trials) in results.items():
         base_total = statistics.median(plain.totals) / trials * 1000
         base_gap = statistics.median(plain.gaps) * 1000
         print(row(f"{names[kind]}: plain Optuna", plain, trials, base_total, base_gap))
         print(row(f"{names[kind]}: AuditCallback", audited, trials, base_total, base_gap))
+        if lean.totals:
+            print(row(f"{names[kind]}: AuditCallback(attributes=False)", lean, trials, base_total, base_gap))
         if kind == "memory" and carbon.totals:
             print(row("in memory: CodeCarbon tracker per trial", carbon, max(args.trials // 10, 50), base_total, base_gap))
     for kind, why in skipped.items():

@@ -91,3 +91,17 @@ def test_figures_are_the_ledgers_and_one_transaction_on_rdb(storage, tmp_path: P
         # every figure of a trial in one transaction, and no read of the trial on the plugin's path
         assert plain.calls["set_trial_user_attr"] == 0 and plain.calls["set_trial_system_attr"] == 0
         assert plain.calls["get_trial_params"] == 0
+
+
+def test_attributes_false_writes_no_user_attribute_but_keeps_the_constraint(tmp_path: Path, gpu_meter: Meter,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    study = optuna.create_study(study_name="lean", storage=storage)
+    audit = AuditCallback(study, ledger=str(tmp_path / "l.db"), meter=gpu_meter, constraint="1 kWh", attributes=False)
+    study.optimize(_objective, n_trials=3, callbacks=[audit])
+    audit.close()
+    with Ledger.open(tmp_path / "l.db") as store:
+        recorded = {t.number: t for t in store.trials("lean")}
+    for trial in study.get_trials():
+        assert not any(key.startswith("auditor") for key in trial.user_attrs)
+        assert trial.system_attrs["constraints:auditor"] == pytest.approx(recorded[trial.number].energy_kwh - 1.0)

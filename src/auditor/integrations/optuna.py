@@ -12,10 +12,9 @@ Example:
     3
 
 Given the study, the callback wraps its sampler and pruner, whose ``before_trial`` and
-``after_trial`` fire for every trial, even one failing with an exception Optuna never shows to
-callbacks. Without it, it attaches on its first call: trials run before are measured after the
-fact from the idle energy (flagged ``after-the-fact``), with a warning. Each trial's figures
-become user attributes (``auditor_energy_kwh``... and ``auditor``), its ledger record's.
+``after_trial`` fire for every trial, even one failing uncaught. Without it, it attaches on its
+first call: trials run before are measured after the fact (flagged ``after-the-fact``), with a
+warning. Each trial's figures become user attributes (``auditor_energy_kwh``...), its record's.
 
 Budgets (read from the shared ledger, so several processes or machines stop together):
 ``stop-new`` calls ``study.stop()`` once the spent amount, or it plus the next trial's forecast,
@@ -40,7 +39,7 @@ from auditor.budget.limits import Budget, Mode
 from auditor.config import plugin_settings
 from auditor.integrations.optuna_hooks import AuditPruner, AuditSampler
 from auditor.integrations.optuna_figures import require_constraints, warn_late, write_figures
-from auditor.integrations.optuna_runs import RunNames, run_of
+from auditor.integrations.optuna_runs import RunNames, run_of  # noqa: F401 (run_of: the harness's import)
 from auditor.ledger import Ledger, TrialState
 from auditor.meters import process_meter
 from auditor.meters.sampler import Meter
@@ -60,7 +59,6 @@ _STATES = {OptunaState.COMPLETE: TrialState.COMPLETE, OptunaState.PRUNED: TrialS
 
 class AuditCallback:
     """An Optuna callback that records every trial's GPU-hours and energy and enforces a budget.
-
     Every argument is optional; unset ones come from the settings (``audit config``).
 
     Args:
@@ -83,6 +81,9 @@ class AuditCallback:
             each trial's Optuna constraint ``auditor`` is its measured cost minus this (Optuna >= 5).
         n_trials: the planned number of trials (Optuna does not show callbacks ``optimize``'s):
             after 5 finished trials the ``auditor`` logger forecasts the search's cost.
+        attributes: write each trial's figures as its user attributes (default; what
+            optuna-dashboard plots). ``False`` saves a storage write a trial (a commit on SQLite or
+            PostgreSQL); the ledger, the report and the constraint are unaffected.
     """
 
     def __init__(
@@ -104,6 +105,7 @@ class AuditCallback:
         fail: str | None = None,
         constraint: str | CostConstraint | None = None,
         n_trials: int | None = None,
+        attributes: bool = True,
     ) -> None:
         self.settings = plugin_settings(
             ledger=ledger, budget=budget, scope=scope, mode=mode, region=region, pue=pue,
@@ -115,6 +117,7 @@ class AuditCallback:
         if constraint is not None:
             require_constraints()
         self.constraint = CostConstraint.parse(constraint, self.model) if constraint is not None else None
+        self.attributes = attributes
         self.forecaster = SearchForecast(self.model, n_trials, self.budget)
         self.devices = devices
         self.sweep = sweep
@@ -225,7 +228,7 @@ class AuditCallback:
         record = self.trials.finish(trial._trial_id, **fields)
         self.forecaster.observe(record)
         if record is not None:
-            write_figures(study, trial._trial_id, record, self.model, self.constraint)
+            write_figures(study, trial._trial_id, record, self.model, self.constraint, attributes=self.attributes)
         elif not self.trials.recorded(trial._trial_id) and trial.datetime_start is not None:
             warn_late(self, trial)  # began before the callback attached: a failure no callback will see
             self.trials.record_past(trial._trial_id, trial.datetime_start.timestamp(), time.time(), **fields)

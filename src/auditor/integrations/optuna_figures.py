@@ -48,9 +48,9 @@ def require_constraints() -> None:
 
 
 def write_figures(study: optuna.Study, trial_id: int, record: TrialRecord, model: CarbonModel,
-                  constraint: CostConstraint | None) -> None:
+                  constraint: CostConstraint | None, attributes: bool = True) -> None:
     """Write ``record``'s figures into the running trial ``trial_id`` (numeric user attributes,
-    and the constraint when one is set). A storage that refuses leaves the ledger's record as
+    unless ``attributes`` is False, and the constraint when one is set). A storage that refuses leaves the ledger's record as
     the figure of truth, with a debug line.
 
     The constraint is written where ``Trial.set_constraint`` writes it, through the storage:
@@ -62,7 +62,7 @@ def write_figures(study: optuna.Study, trial_id: int, record: TrialRecord, model
         if constraint is not None:
             footprint = model.footprint(record.energy_kwh, record.gpu_hours, (record.start_time, record.end_time))
             system[CONSTRAINT_ATTR] = constraint.value(footprint)
-        write_attrs(study._storage, trial_id, user_attrs(record, model), system)
+        write_attrs(study._storage, trial_id, user_attrs(record, model) if attributes else {}, system)
     except Exception as exc:  # noqa: BLE001 - some storages refuse; the ledger still has it
         logger.debug("figures not written into trial %s: %s", trial_id, exc)
 
