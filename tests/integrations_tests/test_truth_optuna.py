@@ -5,7 +5,9 @@ Each example draws a search the way users combine the features: a budget (each u
 mode) or none, a cost constraint, ``usage()`` in the objective, ``n_jobs`` 1-3, pruned trials,
 caught and uncaught failures, the study given to the callback or not, a resumed study, a rerun
 of the same name (a new in-memory study, or one deleted and created anew in its storage), the
-in-memory, SQLite or Journal storage, and trial lengths of 0.02-0.6 s. The hardware is the only
+in-memory, SQLite (its figures in one transaction) or Journal storage, the study's name (odd
+ones: empty, a trailing space, a line break, 300 characters), the figures as user attributes or
+not (``attributes=False``), and trial lengths of 0.02-0.6 s. The hardware is the only
 thing simulated: a GPU whose counter plays a stepped power profile and a CPU package whose RAPL
 counter plays a constant draw, both of known integral. Optuna, its storages and the ledger are
 the real ones.
@@ -43,8 +45,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from auditor.integrations.optuna import AuditCallback, run_of
+from auditor.integrations.optuna import AuditCallback
+from auditor.integrations.optuna_runs import run_of
 from auditor.ledger import Ledger, TrialRecord, TrialState
+from auditor.ledger.records import fit_name
 from auditor.meters.cpu import DEFAULT_WATTS_PER_LOGICAL_CPU, CpuInfo, CpuTimeSource
 from auditor.meters.sampler import Meter
 from auditor.meters.simulated import PowerProfile, SimulatedGpuSource, SimulatedRaplSource
@@ -53,6 +57,7 @@ optuna.logging.set_verbosity(optuna.logging.ERROR)
 pytestmark = pytest.mark.slow
 
 MAX_EXAMPLES = 30
+NAMES = ("truth", "", "LR ", "a\nb", "x" * 300)  # study names users give, odd ones included
 OPTUNA_STATES = {"COMPLETE": TrialState.COMPLETE, "PRUNED": TrialState.PRUNED, "FAIL": TrialState.FAILED}
 INTENSITY_G = 545.0  # the region, given as an explicit intensity
 PRICE_PER_KWH = 0.30
@@ -80,6 +85,12 @@ class Search:
     gpu_period: float
     cpu_watts: float
     busy: bool  # the CPU is the process's CPU-time estimate, and every other trial burns CPU in its thread
+    name: str = "truth"  # the study's name: any Optuna accepts is recorded and found by it (issue 33)
+    attributes: bool = True  # AuditCallback(attributes=...): the figures as user attributes, or none (issue 29)
+
+    def key(self, run_id: str | None, number: int) -> str:
+        """A trial's key in the ledger, as the plugin makes it."""
+        return fit_name(f"{self.name}/{run_id}/{number}")
 
 
 @st.composite
@@ -107,6 +118,8 @@ def searches(draw: Callable[..., Any]) -> Search:
         gpu_period=draw(st.sampled_from([0.0, 0.1])),
         cpu_watts=draw(st.floats(5.0, 150.0)),
         busy=draw(st.booleans()),
+        name=draw(st.sampled_from(NAMES)),
+        attributes=draw(st.booleans()),
     )
 
 
@@ -188,12 +201,12 @@ def _play(search: Search, folder: Path, meter: Meter, gpu_watts_mean: float) -> 
     options: dict[str, Any] = dict(
         ledger=str(folder / "ledger.db"), devices="all", meter=meter, region=f"{INTENSITY_G} g/kWh", pue=1.0,
         price_per_kwh=PRICE_PER_KWH, budget=_budget(search, expected_kwh, expected_gpuh), mode=search.budget_mode,
-        constraint=f"{expected_kwh / n * 1000:.9f} Wh" if search.constraint else None,
+        constraint=f"{expected_kwh / n * 1000:.9f} Wh" if search.constraint else None, attributes=search.attributes,
     )
     storage = _storage(search, folder)
 
     def one_run(resume: bool) -> None:
-        study = optuna.create_study(study_name="truth", storage=storage, load_if_exists=True)
+        study = optuna.create_study(study_name=search.name, storage=storage, load_if_exists=True)
         run.studies.append(study)
         audit = AuditCallback(study, **options) if search.give_study else AuditCallback(**options)
         run.callbacks.append(audit)
@@ -209,13 +222,13 @@ def _play(search: Search, folder: Path, meter: Meter, gpu_watts_mean: float) -> 
         _until_done(study)
         audit.close()
         run.trials += [(run_of(study), trial) for trial in study.get_trials()]  # before a rerun deletes it
-        run.maybe_unseen |= {f"truth/{run_of(study)}/{number}" for study_id, number in run.unseen if study_id == study._study_id}
+        run.maybe_unseen |= {search.key(run_of(study), number) for study_id, number in run.unseen if study_id == study._study_id}
         run.unseen.clear()
 
     one_run(search.resume)
     if search.rerun:  # the same name again: a new in-memory study, or one created anew in its storage
         if storage is not None:
-            optuna.delete_study(study_name="truth", storage=storage)
+            optuna.delete_study(study_name=search.name, storage=storage)
         one_run(False)
     return run
 
@@ -253,12 +266,12 @@ def test_every_feature_composes(search: Search, audit: Callable[..., Any]) -> No
     with Meter([gpu, cpu_time if search.busy else cpu]) as meter:
         run = _play(search, folder, meter, gpu_mean)
     with Ledger.open(folder / "ledger.db") as ledger:
-        known = ledger.get_sweep("truth") is not None
-        records = ledger.trials("truth") if known else []
-        rows = ledger.trials("truth", include_idle=True) if known else []
-        events = ledger.budget_events("truth") if known else []
+        known = ledger.get_sweep(search.name) is not None  # by the study's own name, however odd
+        records = ledger.trials(search.name) if known else []
+        rows = ledger.trials(search.name, include_idle=True) if known else []
+        events = ledger.budget_events(search.name) if known else []
     if not records:
-        assert {f"truth/{r}/{t.number}" for r, t in run.trials} <= run.maybe_unseen, "trials Optuna ran are not in the ledger"
+        assert {search.key(r, t.number) for r, t in run.trials} <= run.maybe_unseen, "trials Optuna ran are not in the ledger"
         return
     by_key = {r.trial_key: r for r in records}
     mono = time.time() - time.monotonic()  # wall = monotonic + this (the ledger's times are wall times)
@@ -267,7 +280,7 @@ def test_every_feature_composes(search: Search, audit: Callable[..., Any]) -> No
     expected: dict[str, TrialState] = {}
     optuna_trials: dict[str, optuna.trial.FrozenTrial] = {}
     for run_id, trial in run.trials:
-        key = f"truth/{run_id}/{trial.number}"
+        key = search.key(run_id, trial.number)
         expected[key] = OPTUNA_STATES[trial.state.name]
         optuna_trials[key] = trial
     assert len(records) == len(by_key), "a trial is in the ledger twice"
@@ -314,8 +327,11 @@ def test_every_feature_composes(search: Search, audit: Callable[..., Any]) -> No
         trial = optuna_trials[key]
         if "after-the-fact" in record.flags:
             continue
-        assert trial.user_attrs["auditor_energy_kwh"] == record.energy_kwh, key
-        assert trial.user_attrs["auditor_gpu_hours"] == record.gpu_hours, key
+        if search.attributes:
+            assert trial.user_attrs["auditor_energy_kwh"] == record.energy_kwh, key
+            assert trial.user_attrs["auditor_gpu_hours"] == record.gpu_hours, key
+        else:
+            assert not any(k.startswith("auditor") for k in trial.user_attrs), key
         if search.constraint:
             limit_kwh = float(run.callbacks[0].constraint.limit.value)
             assert trial.constraints["auditor"] == pytest.approx(record.energy_kwh - limit_kwh, rel=1e-9, abs=1e-15), key
@@ -326,12 +342,12 @@ def test_every_feature_composes(search: Search, audit: Callable[..., Any]) -> No
     assert sweep["energy_kwh"] == pytest.approx(total_kwh, rel=1e-12)
     assert sweep["trials"] == len(records)
     result = audit("report", "--ledger", str(folder / "ledger.db"), "--format", "csv")
-    row = next(r for r in csv.DictReader(io.StringIO(result.out)) if r["sweep"] == "truth")
+    row = next(r for r in csv.DictReader(io.StringIO(result.out)) if r["sweep"] == fit_name(search.name))
     assert float(row["energy_kwh"]) == pytest.approx(total_kwh, rel=1e-9)
 
     # 5. usage() is current: never above the record, short of it by the sensor's lag at most
     for (run_id, number), (seen, at) in run.usage_kwh.items():
-        record = by_key.get(f"truth/{run_id}/{number}")
+        record = by_key.get(search.key(run_id, number))
         if record is None or "after-the-fact" in record.flags:
             continue
         assert seen <= record.energy_kwh * (1 + 1e-9) + 1e-15

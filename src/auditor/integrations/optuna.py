@@ -39,7 +39,7 @@ from auditor.budget.limits import Budget, Mode
 from auditor.config import plugin_settings
 from auditor.integrations.optuna_hooks import AuditPruner, AuditSampler
 from auditor.integrations.optuna_figures import require_constraints, warn_late, write_figures
-from auditor.integrations.optuna_runs import RunNames, run_of  # noqa: F401 (run_of: the harness's import)
+from auditor.integrations.optuna_runs import RunNames
 from auditor.ledger import Ledger, TrialState
 from auditor.meters import process_meter
 from auditor.meters.sampler import Meter
