@@ -10,6 +10,12 @@ from typing import Any
 import optuna
 from optuna.storages import RDBStorage
 
+try:  # the RDB storage's own steps, for one transaction a trial (see write_attrs)
+    from optuna.storages._rdb import models as _rdb_models
+    from optuna.storages._rdb.storage import _create_scoped_session
+except ImportError:  # an Optuna that moved them: one public call an attribute
+    _rdb_models = _create_scoped_session = None  # type: ignore[assignment]
+
 from auditor.errors import InvalidInputError
 from auditor.ledger import TrialRecord
 from auditor.model.carbon import CarbonModel
@@ -79,21 +85,14 @@ def write_attrs(storage: Any, trial_id: int, user: dict[str, Any], system: dict[
     and ``tests/integrations_tests/test_optuna_storages.py`` fails that day.
     """
     backend = getattr(storage, "_backend", storage)  # the cache Optuna wraps RDB storages in forwards writes
-    if isinstance(backend, RDBStorage) and (user or system):
-        try:
-            from optuna.storages._rdb import models
-            from optuna.storages._rdb.storage import _create_scoped_session
-
-            write = backend._set_trial_attr_without_commit
-        except (ImportError, AttributeError):
-            pass
-        else:
-            with _create_scoped_session(backend.scoped_session, True) as session:
-                for key, value in user.items():
-                    write(session, models.TrialUserAttributeModel, trial_id, key, value)
-                for key, value in system.items():
-                    write(session, models.TrialSystemAttributeModel, trial_id, key, value)
-            return True
+    write = getattr(backend, "_set_trial_attr_without_commit", None) if isinstance(backend, RDBStorage) else None
+    if write is not None and _create_scoped_session is not None and (user or system):
+        with _create_scoped_session(backend.scoped_session, True) as session:
+            for key, value in user.items():
+                write(session, _rdb_models.TrialUserAttributeModel, trial_id, key, value)
+            for key, value in system.items():
+                write(session, _rdb_models.TrialSystemAttributeModel, trial_id, key, value)
+        return True
     for key, value in user.items():
         storage.set_trial_user_attr(trial_id, key, value)
     for key, value in system.items():
