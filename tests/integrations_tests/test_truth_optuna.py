@@ -181,7 +181,8 @@ def _objective(search: Search, run: Run, audit_of: Callable[[], AuditCallback], 
         finally:
             run.thread_cpu[(run_of(study_of()) or "", trial.number)] = time.thread_time() - thread_start
         if search.usage:
-            run.usage_kwh[(run_of(study_of()) or "", trial.number)] = (audit_of().usage(trial).energy_kwh, time.time())
+            asked_at = time.time()  # before the call: what is drawn while it reads counts as "after"
+            run.usage_kwh[(run_of(study_of()) or "", trial.number)] = (audit_of().usage(trial).energy_kwh, asked_at)
         if number in search.pruned:
             raise optuna.TrialPruned()
         if number in search.caught:

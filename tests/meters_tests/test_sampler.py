@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from auditor.meters.base import Device, EnergySource
 from auditor.meters.cpu import CpuTimeSource, MemoryEstimateSource
 from auditor.meters.nvml import NvmlCounterSource
 from auditor.meters.sampler import Meter
@@ -178,3 +179,30 @@ def test_a_gpu_this_machine_does_not_have_leaves_the_cpu_and_memory_metered() ->
     for measurement in intervals:
         assert measurement.energy["cpu"].joules > 0 and measurement.energy["memory"].joules > 0
         assert "gpu-not-found" in measurement.flags and measurement.gpu_seconds == 0
+
+
+class _SlowSensor(EnergySource):
+    """A sensor whose every read takes a second (an IPMI or BMC that hangs): the sampler thread,
+    which reads sources one after another, falls a second behind on every other source."""
+
+    poll_interval_s = 0.05
+
+    def devices(self) -> list[Device]:
+        return [Device("cpu:slow", "cpu", "slow sensor", "estimate-cpu-time")]
+
+    def read(self) -> dict[str, float]:
+        time.sleep(1.0)
+        return {"cpu:slow": 0.0}
+
+
+def test_a_running_figure_is_current_when_the_sampler_thread_is_late() -> None:
+    with Meter([_SlowSensor(), gpu(300.0)]) as meter:
+        interval = meter.begin(gpus="all")
+        began = time.monotonic()
+        time.sleep(1.6)  # the thread read the GPU at about 1 s, and is in the sensor's next read
+        seen = meter.snapshot(interval).energy["gpu"].joules
+        elapsed = time.monotonic() - began
+        meter.end(interval)
+    period = 0.1 + 0.05  # the simulated counter's step and its poll
+    assert seen >= 300.0 * (elapsed - period) - 1.0  # not 0.6 s (180 J) behind
+    assert seen <= 300.0 * elapsed + 1.0

@@ -281,8 +281,13 @@ class Meter:
 
     def snapshot(self, interval: Interval) -> Measurement:
         """The measurement of an interval still open, as far as the readings go (a heartbeat):
-        the cheap sources are read now (:meth:`read_now`), the others as of their last reading."""
-        self.read_now()
+        the cheap sources are read now (:meth:`read_now`), the others as of their last reading,
+        and now if the sampler thread is late on them by more than a poll period (a starved CPU),
+        so a running figure is never further behind than the sensor's own period and one poll."""
+        now = self.clock()
+        late = [s for s in self.sources if not s.read_at_end
+                and self.running and now > self._next_due[id(s)] + self.poll_interval(s)]
+        self._sample([*self._edge_sources, *late])
         with self._lock:
             copy = Interval(start=interval.start, devices=dict(interval.devices), end=interval.end or self.clock(),
                             energy=dict(interval.energy), methods={k: set(v) for k, v in interval.methods.items()})
