@@ -66,3 +66,14 @@ def test_a_running_trials_heartbeat_row() -> None:
     assert record.state is TrialState.RUNNING and record.flags == ["heartbeat"]
     assert len(record.name or "") == 255
     assert record.energy_joules == pytest.approx(7200 + 360 + 36)
+
+
+@pytest.mark.parametrize(("reached_end", "state"), [(False, TrialState.STOPPED), (True, TrialState.COMPLETE)])
+def test_a_worker_killed_before_it_could_say_was_stopped_unless_it_reached_the_end(
+        reached_end: bool, state: TrialState) -> None:
+    """Ray kills the actor of a trial its scheduler stops; a loaded machine kills it before the
+    trial's code hands its figures over: its node meter answers, with no word from the worker."""
+    final = {**FINAL, "worker": {}, "flags": ["closed-at-experiment-end"]}
+    record = final_record("s", "t0", 50.0, ending(reached_end=reached_end), final)
+    assert record.state is state
+    assert final_record("s", "t0", 50.0, ending(), None).state is TrialState.COMPLETE  # nothing known: as Ray says

@@ -133,6 +133,12 @@ class Ending:
             self.shown.update(result_metrics(joules, record.gpu_seconds, node_id))
 
 
+def _stopped_from_outside(final: dict[str, Any] | None, worker: dict[str, Any]) -> bool:
+    """True when the trial's code did not return: it raised on a stop (``finished`` False), or
+    its worker was killed before it could say (its node meter answered, with no word from it)."""
+    return worker.get("finished") is False or (final is not None and "finished" not in worker)
+
+
 def final_record(sweep: str, trial_key: str, start: float, ending: Ending, final: dict[str, Any] | None) -> TrialRecord:
     """A finished trial's row: its GPU figures from its node meter's ``final`` (or, if they
     never came, from its last result, flagged), its CPU and memory figures from its worker."""
@@ -141,7 +147,7 @@ def final_record(sweep: str, trial_key: str, start: float, ending: Ending, final
     worker = (final or {}).get("worker", {})
     if ending.failed:
         state = TrialState.FAILED
-    elif ending.by_budget or ending.cut_short or (worker.get("finished") is False and not ending.reached_end):
+    elif ending.by_budget or ending.cut_short or (not ending.reached_end and _stopped_from_outside(final, worker)):
         state = TrialState.STOPPED
     else:
         state = TrialState.COMPLETE
