@@ -66,6 +66,17 @@ def _number(value: Any) -> float:
     return number
 
 
+MAX_LEDGER_TIMEOUT_S = 86_400.0  # every backend takes it (PostgreSQL's timeouts are 32-bit milliseconds)
+
+
+def _timeout(value: Any) -> float:
+    number = _number(value)
+    if not 0 < number <= MAX_LEDGER_TIMEOUT_S:
+        raise InvalidInputError(f"{value!r} seconds is not a timeout every ledger takes: give one above 0 "
+                                f"and at most {MAX_LEDGER_TIMEOUT_S:g} (a day)")
+    return number
+
+
 def _region(value: Any) -> str:
     text = _text(value)
     resolve_region(text)
@@ -194,7 +205,7 @@ class SettingSpec:
 
 SETTINGS: dict[str, SettingSpec] = {
     "ledger": SettingSpec(DEFAULT_LEDGER, _text, "ledger file path or SQLAlchemy URL"),
-    "ledger_timeout": SettingSpec(30.0, _number, "seconds a plugin waits for a locked or silent ledger before holding records back"),
+    "ledger_timeout": SettingSpec(30.0, _timeout, "seconds a plugin waits for a locked or silent ledger before holding records back"),
     "region": SettingSpec(None, _region, "grid: country code, provider:region or intensity with unit; unset = world average, said in every report"),
     "pue": SettingSpec(None, _pue, "data-centre PUE; unset = the region's published PUE, else 1.58"),
     "price_per_gpu_hour": SettingSpec(None, _number, "USD per GPU-hour (cloud), for costs"),

@@ -123,6 +123,32 @@ def _read_only_mode(path: Path) -> str | None:
     return None if os.access(path, os.W_OK) else "ro"
 
 
+MAX_TIMEOUT_S = 86_400.0  # the longest timeout every backend takes (the setting ledger_timeout is refused above it)
+
+
+def server_bounds(backend: str, timeout_s: float) -> dict[str, Any]:
+    """The driver's options that bound every step of a ledger server's connection by
+    ``timeout_s``: connecting, a statement or a lock wait on the server, and a socket whose peer
+    vanished (TCP keepalive; on PostgreSQL also ``tcp_user_timeout``). A server that accepts and
+    never answers is bounded by the writer's thread instead (:mod:`auditor.ledger.writer`).
+
+    Example:
+        >>> server_bounds("postgresql", 30)["options"]
+        '-c statement_timeout=30000 -c lock_timeout=30000'
+        >>> server_bounds("mysql", 30)["read_timeout"]  # the server's own lock wait ends first
+        35
+    """
+    seconds = max(1, min(int(math.ceil(timeout_s)), int(MAX_TIMEOUT_S)))
+    if backend == "postgresql":
+        ms = seconds * 1000
+        return {"connect_timeout": seconds, "options": f"-c statement_timeout={ms} -c lock_timeout={ms}",
+                "keepalives": 1, "keepalives_idle": min(seconds, 10), "keepalives_interval": min(seconds, 5),
+                "keepalives_count": 3, "tcp_user_timeout": ms}
+    if backend in ("mysql", "mariadb"):
+        return {"connect_timeout": seconds, "read_timeout": seconds + 5, "write_timeout": seconds + 5}
+    return {"connect_timeout": seconds}
+
+
 def _sqlite_engine(url: URL, busy_timeout_s: float, create: bool = True) -> Engine:
     """A SQLite engine: read-write (creating a private file if ``create``), or read-only for a
     ledger file this process cannot write (reports still work; writes fail with a clear error)."""
@@ -225,9 +251,7 @@ class Ledger:
             if url.get_backend_name() == "sqlite":
                 engine = _sqlite_engine(url, busy_timeout_s, create)
             else:
-                engine = create_engine(
-                    url, pool_pre_ping=True, connect_args={"connect_timeout": max(1, int(busy_timeout_s))}
-                )
+                engine = create_engine(url, pool_pre_ping=True, connect_args=server_bounds(url.get_backend_name(), busy_timeout_s))
         except OSError as exc:
             raise LedgerError(f"cannot create the ledger at {display(url)}: {exc.strerror}; choose another --ledger") from None
         ledger = cls(engine, url, busy_timeout_s)

@@ -7,6 +7,12 @@ why, and they are written with the next write once the ledger answers again. A l
 could not be opened is tried again at most every ``retry_s``. On opening, the trials that
 dead processes left in spool files for the same ledger are written too.
 
+The ledger is written on the writer's own thread, and no caller waits on it longer than
+``spool_after_s`` (a second): a server that accepts and never answers (a stalled server, a
+partition behind a proxy) leaves the held-back trials in the spool file within that second, the
+search goes on, and a warning says so once the ledger has been silent for ``timeout_s``. A kill
+during the outage then loses at most the trial in flight.
+
 One bad record never blocks the others: a record holding a value the ledger must not store
 (NaN energy, a negative time) is set aside alone when it is handed over, one the ledger refuses
 for its content is set aside alone when it is written, and the rest of the batch is written.
@@ -18,10 +24,13 @@ import logging
 import threading
 import time
 import warnings
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
 from auditor.errors import AuditorError, InvalidRecordError
+from auditor.ledger.calls import LedgerThread
 from auditor.ledger.checks import checked, record_to_json
 from auditor.ledger.records import TrialRecord
 from auditor.ledger.spool import Spool, replay, trial_count, write_apart
@@ -29,6 +38,9 @@ from auditor.ledger.store import Ledger
 from auditor.ledger.url import display
 
 logger = logging.getLogger("auditor")
+
+
+SPOOL_AFTER_S = 1.0  # a handed-over trial is on local disk this soon, whatever the ledger does
 
 
 class LedgerWriter:
@@ -42,6 +54,8 @@ class LedgerWriter:
         timeout_s: how long a locked or silent ledger is waited for, per write.
         spool_dir: where held-back trials are kept on disk (default: the setting's default).
         retry_s: how often a ledger that could not be opened is tried again.
+        spool_after_s: how long a write is waited for before its trials go to the spool file
+            (the write goes on in the background).
 
     Example:
         >>> import tempfile, pathlib
@@ -63,22 +77,31 @@ class LedgerWriter:
         timeout_s: float = 30.0,
         spool_dir: str | None = None,
         retry_s: float = 5.0,
+        spool_after_s: float = SPOOL_AFTER_S,
     ) -> None:
         self.target, self.sweep, self.timeout_s, self.retry_s = target, sweep, timeout_s, retry_s
+        self.spool_after_s = spool_after_s
         self.spool_dir = spool_dir
         self._sweeps = {sweep: (framework, dict(sweep_attrs or {}))}
         self.ledger: Ledger | None = None
         self._spool: Spool | None = None
         self._held: list[TrialRecord] = []
         self._lock = threading.Lock()  # guards _held; never held while the ledger is written
-        self._write_lock = threading.Lock()  # one write at a time
+        self._write_lock = threading.Lock()  # guards _in_flight
+        self._spool_lock = threading.Lock()  # one rewrite of the spool file at a time
         self._tried_at: float | None = None
         self._warned = False
         self._spool_failed = False
         self._sweeps_exist = False
         self.problem: str | None = None  # why the last write did not go through
         self.written = 0
-        self.connect()
+        self._thread = LedgerThread("auditor-ledger")
+        self._in_flight: tuple[Future[bool], float] | None = None  # the ledger call under way, since when
+        opening = self._thread.call(self.connect)
+        try:
+            opening.result(timeout=self.timeout_s)
+        except FutureTimeout:
+            self._warn(f"it did not answer within {self.timeout_s:g} s")
 
     # -- the ledger --------------------------------------------------------------------------
 
@@ -125,29 +148,52 @@ class LedgerWriter:
         with self._lock:
             self._held.extend(valid)
 
-    def write(self, records: list[TrialRecord] | None = None) -> bool:
-        """Write ``records`` and every trial held back before them, in one transaction.
+    def write(self, records: list[TrialRecord] | None = None, wait_s: float | None = None) -> bool:
+        """Write ``records`` and every trial held back before them, in one transaction, on the
+        writer's thread, waiting at most ``wait_s`` (default ``spool_after_s``): past it, the
+        held-back trials are kept in the spool file and the write goes on in the background.
 
         Returns:
             True if nothing is held back any more.
         """
         if records:
             self.hold(records)
-        with self._write_lock:
-            todo = self.held
-            if not todo:
+        wait_s = self.spool_after_s if wait_s is None else wait_s
+        deadline = time.monotonic() + wait_s
+        while True:
+            with self._write_lock:
+                if self._in_flight is None or self._in_flight[0].done():
+                    if not self.held:
+                        return True
+                    self._in_flight = (self._thread.call(self._write_held), time.monotonic())
+                in_flight, since = self._in_flight
+            try:
+                if not in_flight.result(timeout=max(0.0, deadline - time.monotonic())):
+                    return False  # refused: held back, on disk (a warning said why)
+            except FutureTimeout:
+                self._keep()
+                if time.monotonic() - since >= self.timeout_s:
+                    self._warn(f"it has not answered for {self.timeout_s:g} s")
+                return False
+            if not self.held:
                 return True
-            if self._write_to_ledger(todo):
-                with self._lock:
-                    done = {id(record) for record in todo}
-                    self._held = [r for r in self._held if id(r) not in done]
-                    left = bool(self._held)
-                self.written += len(todo)
-                if self._spool is not None and not left:
-                    self._spool.clear()
-                return not left
-            self._keep(todo)
+            # more came while that write went on: write them too, within the same wait
+
+    def _write_held(self) -> bool:
+        """Write what is held back now (on the writer's thread); True if it went through."""
+        todo = self.held
+        if not todo:
+            return True
+        if not self._write_to_ledger(todo):
+            self._keep()
             return False
+        with self._lock:
+            done = {id(record) for record in todo}
+            self._held = [r for r in self._held if id(r) not in done]
+        self.written += len(todo)
+        if self._spool is not None:
+            self._keep()  # the spool file holds what is still to write, no more
+        return True
 
     def _write_to_ledger(self, todo: list[TrialRecord]) -> bool:
         ledger = self.connect()
@@ -179,8 +225,18 @@ class LedgerWriter:
         if refused:
             self._spool_file().set_aside([record_to_json(r) for r, _ in refused], "; ".join(sorted({why for _, why in refused})))
 
-    def _keep(self, todo: list[TrialRecord]) -> None:
-        """Keep the held-back trials on disk too, so that a kill does not lose them."""
+    def _keep(self) -> None:
+        """Keep the held-back trials on disk too, so that a kill does not lose them (the file
+        is deleted once none is held back). From either thread: the file follows the last state."""
+        with self._spool_lock:
+            todo = self.held
+            if not todo:
+                if self._spool is not None:
+                    self._spool.clear()
+                return
+            self._keep_on_disk(todo)
+
+    def _keep_on_disk(self, todo: list[TrialRecord]) -> None:
         spool = self._spool_file()
         try:
             spool.keep(todo, self._sweeps)
@@ -219,9 +275,10 @@ class LedgerWriter:
     def close(self) -> None:
         """A last try; what is still held back stays in the spool file, for the next process
         (or ``audit report``) that opens this ledger to write."""
-        if not self.write() and self._spool is not None:
+        if not self.write(wait_s=self.timeout_s) and self._spool is not None:
             logger.warning(
                 "%d trials could not be written to the ledger %s; they are kept in %s and "
                 "written by the next auditor command or search that opens this ledger",
                 trial_count(self.held), display(self.target), self._spool.path,
             )
+        self._thread.close()
