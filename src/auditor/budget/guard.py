@@ -17,7 +17,10 @@ budget uncheckable, which fails open or closed as ``budget.fail`` says, naming t
 
 Plugins ask :meth:`BudgetGuard.decide`, which never raises: when the ledger cannot answer, or
 a trial's energy is missing, the budget fails open (go on, one warning) or closed (stop), as
-the budget's ``fail`` says.
+the budget's ``fail`` says. The guard reads and writes the ledger on its own thread and waits
+at most ``wait_s`` for an answer (:func:`answer_wait_s`): a ledger server that stops answering
+costs the search that wait once, then none until it answers again; the budget meanwhile fails
+open or closed.
 """
 
 from __future__ import annotations
@@ -28,16 +31,34 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
+from typing import Any
 
 from auditor.budget.limits import Action, Budget, Decision, FailMode, Scope
 from auditor.errors import AuditorError, UnknownSweepError
 from auditor.ledger import BudgetEvent, Ledger, Usage
+from auditor.ledger.calls import LedgerThread
 from auditor.model.carbon import CarbonModel, Footprint
 from auditor.model.units import Metric, format_amount
 
 logger = logging.getLogger("auditor")
+
+SERVER_WAIT_S = 5.0  # the longest a trial waits on a ledger server's answer to its budget
+
+
+def answer_wait_s(ledger: Ledger | None) -> float:
+    """How long the budget waits for the ledger's answer: a SQLite file's own busy timeout (a
+    local file has no partition; its lock waits are real work), else at most
+    :data:`SERVER_WAIT_S`, as a server that stops answering would hold every trial; with a
+    second more where the ledger's own timeout comes first, so that its reason is the one said."""
+    if ledger is None:
+        return SERVER_WAIT_S
+    if ledger.backend == "sqlite" or ledger.busy_timeout_s < SERVER_WAIT_S:
+        return ledger.busy_timeout_s + 1.0
+    return SERVER_WAIT_S
 
 
 def _pid_alive(rest: str) -> bool:
@@ -78,6 +99,8 @@ class BudgetGuard:
         self._intensity: float | None = None  # the mean intensity of the last tally, with a series
         self._unsent: list[BudgetEvent] = []  # events whose sweep the ledger did not hold yet
         self._holding: dict[str, Usage] = {}  # what this guard reserved for each of its holders' trials
+        self._calls = LedgerThread("auditor-budget")
+        self._asking: tuple[Future[Any], float] | None = None  # the last ledger call, since when
 
     @property
     def _hourly(self) -> bool:
@@ -123,11 +146,48 @@ class BudgetGuard:
             if missing:
                 self._missing = missing
 
+    def _on_thread(self, call: Callable[[], Any]) -> tuple[Any, str | None]:
+        """Run ``call`` on the guard's thread, waiting at most :func:`answer_wait_s`, and not at
+        all while an earlier call still waits on the ledger. Returns its result, or None and
+        why it did not come."""
+        with self._lock:
+            asking = self._asking
+        if asking is not None and not asking[0].done():
+            return None, f"the ledger has not answered for {time.monotonic() - asking[1]:.0f} s"
+        future = self._calls.call(call)
+        with self._lock:
+            self._asking = (future, time.monotonic())
+        wait_s = answer_wait_s(self.ledger)
+        try:
+            return future.result(timeout=wait_s), None
+        except FutureTimeout:
+            return None, f"the ledger did not answer within {wait_s:g} s"
+
     def decide(self, pending: Usage | None = None, after: str = "", holder: str | None = None,
                drawn: Mapping[str, Usage] | None = None) -> Decision:
         """:meth:`reserve` for ``holder`` (or :meth:`check` without one), never raising: when
-        the ledger cannot answer or a trial's energy is missing, the budget fails open (go on,
-        one warning) or closed (stop, announced as a stop is), as ``budget.fail`` says."""
+        the ledger cannot answer (in time) or a trial's energy is missing, the budget fails open
+        (go on, one warning) or closed (stop, announced as a stop is), as ``budget.fail`` says."""
+        decision, why = self._on_thread(lambda: self._decide_now(pending, after, holder, drawn))
+        return decision if why is None else self._unchecked(why, after)
+
+    def release_soon(self, holder: str | None) -> None:
+        """Write the events not written yet and drop ``holder``'s reservation (if any), waiting
+        as :meth:`decide` does; never raising (a reservation left behind expires with its process)."""
+        def release() -> None:
+            self.send_events()
+            if holder is not None and self.ledger is not None:
+                self.release(holder)
+
+        try:
+            _, why = self._on_thread(release)
+        except Exception as exc:  # noqa: BLE001
+            why = str(exc)
+        if why is not None:
+            logger.warning("budget reservation of %s not released: %s", holder, why)
+
+    def _decide_now(self, pending: Usage | None, after: str, holder: str | None,
+                    drawn: Mapping[str, Usage] | None) -> Decision:
         self.send_events()
         if self._missing and self.budget.fail is FailMode.CLOSED:
             return self._unchecked(f"a trial's energy is missing ({self._missing})", after)
@@ -305,7 +365,7 @@ class BudgetGuard:
                     pue=self.model.effective_pue,
                 )
         )
-        self.send_events()
+        self._calls.call(self.send_events)  # on the guard's thread, after the decision being made there
 
     def send_events(self) -> None:
         """Write the events not written yet. One whose sweep the ledger does not hold yet (the

@@ -107,12 +107,7 @@ class BudgetKeeper:
 
     def release(self, holder: str) -> None:
         """Drop ``holder``'s reservation (its trial is written or held back), and write the budget
-        events still waiting for their sweep; never raising."""
+        events still waiting for their sweep; never raising, and never waiting on a silent
+        ledger longer than a decision does."""
         if self.guard is not None:
-            self.guard.send_events()
-        if self.guard is None or self.guard.ledger is None or not self.reserve:
-            return
-        try:
-            self.guard.release(holder)
-        except Exception as exc:  # noqa: BLE001 - a reservation left behind expires with its process
-            logger.warning("budget reservation of %s not released: %s", holder, exc)
+            self.guard.release_soon(holder if self.reserve else None)
