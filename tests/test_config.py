@@ -60,6 +60,8 @@ def test_a_stronger_price_replaces_the_other_kind(clean_environment: Path) -> No
         ('budget = "5 parsecs"', "setting budget: unknown unit"),
         ('budget_mode = "panic"', "setting budget_mode: 'panic' is not one of warn, stop-new, hard"),
         ("price_per_kwh = -1", "setting price_per_kwh: -1 is not a finite number >= 0"),
+        ("ledger_timeout = 0", "setting ledger_timeout: 0 seconds is not a timeout every ledger takes"),
+        ("ledger_timeout = 1e9", "give one above 0 and at most 86400 (a day)"),
     ],
 )
 def test_bad_settings_file_names_the_file(clean_environment: Path, content: str, message: str) -> None:
@@ -94,3 +96,7 @@ def test_settings_file_that_is_not_utf8(clean_environment: Path) -> None:
     (clean_environment / "auditor.toml").write_bytes(b"region = \"\xff\xfe\"\n")
     with pytest.raises(ConfigError, match="not UTF-8 text"):
         load_settings(environ={})
+
+
+def test_a_ledger_timeout_of_a_day_is_taken() -> None:
+    assert load_settings({"ledger_timeout": 86_400}, environ={}).ledger_timeout == 86_400

@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, text
 from auditor.errors import InvalidRecordError, LedgerError, SchemaTooNewError
 from auditor.ledger import BudgetEvent, EnergyReading, Ledger, TrialRecord, TrialState
 from auditor.ledger.schema import SCHEMA_VERSION
+from auditor.ledger.store import MAX_TIMEOUT_S
 from auditor.ledger.url import to_url
 
 
@@ -51,6 +52,15 @@ def test_round_trip_of_a_trial(ledger_url: str) -> None:
     assert stored.is_final and not stored.stopped_by_budget
     assert stored.start_time == pytest.approx(record.start_time, abs=1e-6)
     assert stored.energy_joules == pytest.approx(37_800.0)
+
+
+def test_the_longest_timeout_taken_still_records_on_every_backend(ledger_url: str) -> None:
+    """MySQL's drivers refuse a socket timeout above a day: a larger ledger_timeout recorded nothing."""
+    with Ledger.open(ledger_url, busy_timeout_s=MAX_TIMEOUT_S) as ledger:
+        ledger.ensure_sweep("long", framework="optuna")
+        ledger.record_trial(TrialRecord(sweep="long", trial_key="0", state="complete", start_time=0.0, end_time=1.0))
+    with Ledger.open(ledger_url) as ledger:
+        assert [t.trial_key for t in ledger.trials("long")] == ["0"]
 
 
 def test_recording_a_trial_again_replaces_it(ledger_url: str) -> None:

@@ -158,6 +158,7 @@ class LedgerWriter:
         """
         if records:
             self.hold(records)
+        patient = wait_s is not None  # a caller that names its wait waits it, even on a silent ledger
         wait_s = self.spool_after_s if wait_s is None else wait_s
         deadline = time.monotonic() + wait_s
         while True:
@@ -167,8 +168,10 @@ class LedgerWriter:
                         return True
                     self._in_flight = (self._thread.call(self._write_held), time.monotonic())
                 in_flight, since = self._in_flight
+            silent = time.monotonic() - since >= self.spool_after_s  # an earlier write still waits
+            wait = max(0.0, deadline - time.monotonic()) if patient or not silent else 0.0
             try:
-                if not in_flight.result(timeout=max(0.0, deadline - time.monotonic())):
+                if not in_flight.result(timeout=wait):
                     return False  # refused: held back, on disk (a warning said why)
             except FutureTimeout:
                 self._keep()
@@ -275,10 +278,14 @@ class LedgerWriter:
     def close(self) -> None:
         """A last try; what is still held back stays in the spool file, for the next process
         (or ``audit report``) that opens this ledger to write."""
-        if not self.write(wait_s=self.timeout_s) and self._spool is not None:
+        silent = self._in_flight is not None and not self._in_flight[0].done() and (
+            time.monotonic() - self._in_flight[1] >= self.timeout_s)  # waited for already
+        if not self.write(wait_s=0.0 if silent else self.timeout_s) and self._spool is not None:
+            trials = trial_count(self.held)
             logger.warning(
-                "%d trials could not be written to the ledger %s; they are kept in %s and "
-                "written by the next auditor command or search that opens this ledger",
-                trial_count(self.held), display(self.target), self._spool.path,
+                "%s could not be written to the ledger %s; kept in %s and written by the next "
+                "auditor command or search that opens this ledger",
+                f"{trials} trials" if trials else "the sweep's energy between trials",
+                display(self.target), self._spool.path,
             )
         self._thread.close()
