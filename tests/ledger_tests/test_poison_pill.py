@@ -7,7 +7,9 @@ import json
 import math
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -73,7 +75,7 @@ def test_a_held_back_file_with_a_string_for_a_number_does_not_stop_an_optuna_sea
         assert ledger.trials("other") == []
     assert not bad.exists()
     [aside] = set_aside_files(location)
-    assert aside.lines == 1 and "gpu energy '1e3' is not a finite number >= 0" in aside.why[0]
+    assert aside.lines == 1 and "gpu energy '1e3' is not a finite number from 0 to 3.6e+15" in aside.why[0]
 
 
 def test_a_record_with_nan_energy_is_set_aside_alone_and_the_batch_is_written(tmp_path: Path) -> None:
@@ -94,7 +96,7 @@ def test_replay_goes_on_after_a_bad_file_and_names_it(tmp_path: Path, caplog: py
         assert replay(ledger) == 2
         assert sorted(t.trial_key for t in ledger.trials("s")) == ["1", "2"]
     assert not bad.exists() and not good.exists()
-    assert "a-first" in caplog.text and "gpu energy -5.0 is not a finite number >= 0" in caplog.text
+    assert "a-first" in caplog.text and "gpu energy -5.0 is not a finite number from 0 to 3.6e+15" in caplog.text
 
 
 def test_a_file_whose_pid_now_belongs_to_another_process_is_replayed(tmp_path: Path) -> None:
@@ -145,6 +147,89 @@ def test_every_stored_value_is_checked(tmp_path: Path, field: str, value: object
         assert replay(ledger) == 1
         assert [t.trial_key for t in ledger.trials("s")] == ["2"]
     assert len(set_aside_files(location)) == 1
+
+
+@pytest.mark.parametrize("field, value", [
+    ("number", 2**63), ("number", -1), ("gpu_seconds", 10**400), ("joules", 1e300), ("start_time", 1e14),
+    ("devices", [{}] * 70_000),
+])
+def test_values_out_of_range_are_set_aside_alone(ledger_url: str, field: str, value: object) -> None:
+    """Before: 2**63 made SQLite's driver raise OverflowError and every report failed until the file was deleted."""
+    location = Ledger.location_of(ledger_url)
+    plant(location, [with_value(trial("1"), **{field: value}), record_to_json(trial("2"))])
+    with Ledger.open(ledger_url) as ledger:
+        assert replay(ledger) == 1
+        assert [t.trial_key for t in ledger.trials("s")] == ["2"]
+    [aside] = set_aside_files(location)
+    assert aside.lines == 1 and field.replace("joules", "gpu energy") in aside.why[0]
+
+
+def test_an_objective_beyond_a_double_keeps_the_trial_flagged(tmp_path: Path) -> None:
+    """Before: a 401-digit integer objective raised OverflowError in every report."""
+    location = Ledger.location_of(tmp_path / "ledger.db")
+    plant(location, [with_value(trial("1"), objective=[10**400])])
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        assert replay(ledger) == 1
+        [stored] = ledger.trials("s")
+    assert stored.objective is None and "objective-not-finite" in stored.flags and stored.energy_joules == 10.0
+
+
+def test_a_header_nested_too_deep_is_set_aside_and_the_next_file_lands(tmp_path: Path) -> None:
+    """Before: a 100,000-deep JSON header raised RecursionError in every report and replay."""
+    location = Ledger.location_of(tmp_path / "ledger.db")
+    deep = plant(location, [record_to_json(trial("1"))], name="a-deep.1.1")
+    deep.write_text('{"x": ' + "[" * 100_000 + "]" * 100_000 + "}\n" + record_to_json(trial("1")) + "\n")
+    plant(location, [record_to_json(trial("2"))], name="b-good.1.1")
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        assert replay(ledger) == 1
+        assert [t.trial_key for t in ledger.trials("s")] == ["2"]
+    [aside] = set_aside_files(location)
+    assert "no header line" in aside.why[0] and not deep.exists()
+
+
+@pytest.mark.parametrize("attrs, kept", [
+    ({"budget": {"metric": "kWh", "limit": 1.0, "scope": "sweep"}, "planned_trials": 20}, {"planned_trials": 20}),
+    ({"budget": {"metric": "energy_kwh", "limit": 0, "scope": "sweep"}}, {}),
+    ({"budget": "5 kg", "planned_trials": -3, "study": "s"}, {"study": "s"}),
+    ({"planned_trials": 10**30, "directions": ["up"]}, {}),
+])
+def test_bad_budget_or_planned_trials_in_a_header_leave_the_sweep_without_them(
+    tmp_path: Path, attrs: dict, kept: dict, caplog: pytest.LogCaptureFixture, audit: Callable[..., Any]
+) -> None:
+    """Before: a held-back sweep header's bad budget made every report fail (KeyError, ZeroDivisionError)."""
+    ledger_path = tmp_path / "ledger.db"
+    location = Ledger.location_of(ledger_path)
+    plant(location, [record_to_json(trial("1")), record_to_json(trial("2"))],
+          header={"auditor_held_back": 1, "ledger": location, "host": "otherhost", "pid": 4242,
+                  "sweeps": {"s": {"framework": "optuna", "attrs": attrs}}})
+    with Ledger.open(ledger_path) as ledger:
+        assert replay(ledger) == 2
+        assert ledger.get_sweep("s").attrs == kept  # type: ignore[union-attr]
+    assert "written without attributes it should not hold" in caplog.text
+    for format_ in ("json", "table", "markdown", "statement", "html", "csv"):  # every report reads it
+        result = audit("--ledger", str(ledger_path), "report", "--format", format_)
+        assert result.code == 0 and "unexpected" not in result.err, result.err
+
+
+def test_a_nul_in_a_trials_name_host_or_run_is_kept_escaped_on_every_backend(ledger_url: str) -> None:
+    """PostgreSQL's text cannot hold a NUL: before, such a trial was refused and set aside."""
+    with Ledger.open(ledger_url) as ledger:
+        ledger.ensure_sweep("s\x00weep")
+        ledger.record_trials([trial("1", sweep="s\x00weep", name="n\x00", host="h\x00", run="r\x00")])
+        [stored] = ledger.trials("s\x00weep")
+    assert (stored.name, stored.host, stored.run) == ("n\\x00", "h\\x00", "r\\x00")
+
+
+def test_bad_attributes_already_in_a_ledger_are_left_out_when_read(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        ledger.ensure_sweep("s", "optuna", attrs={"planned_trials": 5})
+        with ledger._writer.begin() as conn:  # as an older version, or a damaged file, left it
+            conn.exec_driver_sql("UPDATE auditor_sweeps SET attrs = '{\"planned_trials\": 0, \"budget\": []}'")
+        assert ledger.get_sweep("s").attrs == {}  # type: ignore[union-attr]
+        with ledger._writer.begin() as conn:
+            conn.exec_driver_sql("UPDATE auditor_sweeps SET attrs = '{not json'")
+        assert ledger.get_sweep("s").attrs == {}  # type: ignore[union-attr]
+    assert "planned_trials 0 is not a whole number" in caplog.text and "do not read (JSONDecodeError)" in caplog.text
 
 
 def test_a_non_finite_objective_keeps_the_trial_and_its_energy(tmp_path: Path) -> None:

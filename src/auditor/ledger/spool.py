@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.errors import AuditorError, InvalidRecordError, UnsafeSpoolError
-from auditor.ledger.checks import record_from_json, record_to_json
+from auditor.ledger.checks import checked_sweep_attrs, record_from_json, record_to_json
 from auditor.ledger.records import TrialRecord, TrialState
 
 logger = logging.getLogger("auditor")
@@ -292,7 +292,7 @@ def _parse(path: Path, text: str) -> _SpoolFile:
     lines = [line for line in text.splitlines() if line.strip()]
     try:
         header = json.loads(lines[0]) if lines else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read
         header = None
     if not isinstance(header, dict) or header.get("auditor_held_back") != FORMAT or not isinstance(header.get("ledger"), str):
         raise InvalidRecordError("not a file of held-back trials (no header line)")
@@ -379,7 +379,11 @@ def write_apart(ledger: Any, records: list[TrialRecord], keep_finished: bool = F
 
 def _replay_one(ledger: Any, spooled: _SpoolFile) -> int:
     for name, sweep in (spooled.header.get("sweeps") or {}).items():
-        ledger.ensure_sweep(name, framework=sweep.get("framework", "run"), attrs=sweep.get("attrs") or {})
+        attrs, dropped = checked_sweep_attrs(sweep.get("attrs") or {})
+        if dropped:
+            logger.warning("%s: sweep %r written without attributes it should not hold: %s",
+                           spooled.path.name, name[:80], "; ".join(dropped)[:300])
+        ledger.ensure_sweep(name, framework=sweep.get("framework", "run"), attrs=attrs)
     known = {name for name in {r.sweep for r in spooled.records} if ledger.get_sweep(name) is not None}  # one query a sweep
     records, bad = [], list(spooled.bad)
     for record in spooled.records:

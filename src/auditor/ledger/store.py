@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import math
 import os
 import socket
@@ -59,7 +60,7 @@ from auditor.errors import (
     UnknownSweepError,
 )
 from auditor.ledger import schema
-from auditor.ledger.checks import checked
+from auditor.ledger.checks import checked, checked_sweep_attrs, is_finite
 from auditor.ledger.records import (
     BudgetEvent,
     EnergyReading,
@@ -75,9 +76,21 @@ from auditor.ledger.url import display, to_url
 if TYPE_CHECKING:
     import pandas as pd
 
+logger = logging.getLogger("auditor")
+
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 STALE_RUNNING_S = 60.0  # a running trial's row not refreshed for this long is reported interrupted
 _SCHEMA_LOCK_ID = 0x61756474  # "audt": serialises schema creation on PostgreSQL and MySQL
+
+
+_said: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Say ``message`` (a row that does not read) once in this process, however often it is read."""
+    if message not in _said:
+        _said.add(message)
+        logger.warning("%s", message)
 
 
 def _dumps(value: Any) -> str:
@@ -87,7 +100,7 @@ def _dumps(value: Any) -> str:
 
 def _first_value(objective: list[float] | None) -> float | None:
     """The first objective value if it is a finite number (what "best trial" compares)."""
-    if not objective or not isinstance(objective[0], (int, float)) or not math.isfinite(objective[0]):
+    if not objective or not is_finite(objective[0]):
         return None
     return float(objective[0])
 
@@ -440,7 +453,17 @@ class Ledger:
 
     @staticmethod
     def _sweep(row: Any) -> SweepRecord:
-        return SweepRecord(row.id, row.name, row.framework, row.created_at, row.host, json.loads(row.attrs))
+        """A sweep's row as a record; attributes that do not read (a damaged ledger, a value no
+        search writes) are left out, with one warning naming the sweep."""
+        try:
+            stored = json.loads(row.attrs)
+        except (TypeError, ValueError, RecursionError) as exc:
+            stored, dropped = {}, [f"its attributes do not read ({type(exc).__name__})"]
+        else:
+            stored, dropped = checked_sweep_attrs(stored)
+        if dropped:
+            _warn_once(f"sweep {row.name!r:.80} read without attributes: {'; '.join(dropped)}"[:400])
+        return SweepRecord(row.id, row.name, row.framework, row.created_at, row.host, stored)
 
     def get_sweep(self, name: str) -> SweepRecord | None:
         """The sweep called ``name`` (any name its search accepted, a long one as the ledger cut
@@ -459,6 +482,9 @@ class Ledger:
         stored cut and hashed (:func:`fit_name`), and found again by the name in full."""
         existing = self.get_sweep(name)
         if existing is None:
+            attrs, dropped = checked_sweep_attrs(attrs or {})
+            if dropped:
+                logger.warning("sweep %r created without attributes it should not hold: %s", name[:80], "; ".join(dropped))
             try:
                 with self._writer.begin() as conn:
                     conn.execute(
