@@ -27,7 +27,7 @@ def test_a_schema_1_ledger_is_upgraded_on_open_and_keeps_every_trial(tmp_path: P
     path = tmp_path / "ledger.db"
     _schema_1_ledger(path)
     with Ledger.open(path, create=False) as ledger:  # a command that only reads upgrades it too
-        assert ledger.schema_version == schema.SCHEMA_VERSION == 3
+        assert ledger.schema_version == schema.SCHEMA_VERSION == 4
         trials = ledger.trials("old")
         assert [(t.trial_key, t.run) for t in trials] == [("old/0", None), ("old/1", None), ("old/2", None)]
         assert ledger.runs("old") == [None]
@@ -36,7 +36,7 @@ def test_a_schema_1_ledger_is_upgraded_on_open_and_keeps_every_trial(tmp_path: P
         assert ledger.runs("old") == [None, "ab12cd34"]
         assert ledger.count_trials("old") == 4
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT value FROM auditor_meta WHERE key = 'schema_version'").fetchone() == ("3",)
+        assert conn.execute("SELECT value FROM auditor_meta WHERE key = 'schema_version'").fetchone() == ("4",)
 
 
 def test_a_schema_2_ledger_on_mariadb_compares_names_exactly_after_the_upgrade(mariadb_url: str) -> None:
@@ -50,7 +50,7 @@ def test_a_schema_2_ledger_on_mariadb_compares_names_exactly_after_the_upgrade(m
         conn.execute(text("UPDATE auditor_meta SET value = '2' WHERE `key` = 'schema_version'"))
         assert conn.execute(text("SELECT count(*) FROM auditor_sweeps WHERE name = 'LR '")).scalar() == 1  # the trap
     with Ledger.open(mariadb_url) as ledger:
-        assert ledger.schema_version == 3
+        assert ledger.schema_version == 4
         assert ledger.get_sweep("LR ") is None and ledger.get_sweep("lr") is not None
         ledger.ensure_sweep("LR ", framework="optuna")
         ledger.record_trial(TrialRecord(sweep="LR ", trial_key="lr/0", number=0, state="complete", start_time=2.0, end_time=3.0))

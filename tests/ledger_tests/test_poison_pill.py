@@ -224,7 +224,7 @@ def test_bad_attributes_already_in_a_ledger_are_left_out_when_read(tmp_path: Pat
     with Ledger.open(tmp_path / "ledger.db") as ledger:
         ledger.ensure_sweep("s", "optuna", attrs={"planned_trials": 5})
         with ledger._writer.begin() as conn:  # as an older version, or a damaged file, left it
-            conn.exec_driver_sql("UPDATE auditor_sweeps SET attrs = '{\"planned_trials\": 0, \"budget\": []}'")
+            conn.exec_driver_sql("UPDATE auditor_sweeps SET checksum = NULL, attrs = '{\"planned_trials\": 0, \"budget\": []}'")
         assert ledger.get_sweep("s").attrs == {}  # type: ignore[union-attr]
         with ledger._writer.begin() as conn:
             conn.exec_driver_sql("UPDATE auditor_sweeps SET attrs = '{not json'")

@@ -16,7 +16,7 @@ from auditor.meters.nvml import probe_nvml
 from auditor.meters.rapl import probe_rapl
 from auditor.model.carbon import DEFAULT_PUE, DEFAULT_PUE_SOURCE
 from auditor.model.regions import WORLD_AVERAGE, resolve_region
-from auditor.model.text import counted
+from auditor.model.text import counted, printable
 
 
 def _ledger_report(target: str, spool_dir: str | None = None, drop_set_aside: bool = False) -> dict[str, Any]:
@@ -27,12 +27,16 @@ def _ledger_report(target: str, spool_dir: str | None = None, drop_set_aside: bo
                 f"{ledger.backend}, schema {ledger.schema_version}, {counted(len(ledger.sweeps()), 'sweep')}, "
                 f"{counted(ledger.count_trials(), 'trial')}"
             )
+            problems = ledger.integrity_problems()
+            damaged = [{"row": row, "sweep": name, "trial_key": None, "why": why} for row, name, why in ledger.damaged_sweeps()]
+            damaged += [{"row": row, "sweep": sweep, "trial_key": key, "why": why} for row, sweep, key, why in ledger.damaged_rows()]
     except NoLedgerError:
-        status = "not created yet: the first recorded trial creates it"
+        status, problems, damaged = "not created yet: the first recorded trial creates it", [], []
     except AuditorError as exc:
         return {"location": display(target), "ok": False, "status": str(exc)}
     location = Ledger.location_of(target)
-    info: dict[str, Any] = {"location": display(target), "ok": True, "status": status}
+    info: dict[str, Any] = {"location": display(target), "ok": not problems and not damaged, "status": status,
+                            "integrity_problems": problems, "damaged_rows": damaged}
     waiting = held_back(location, spool_dir, include_live=True)
     if waiting:
         info["status"] += f"; {waiting} trials held back in {spool_dir or default_spool_dir()}, written once this ledger takes them"
@@ -140,6 +144,21 @@ def _print_doctor(nvml: Any, rapl: Any, cpu: Any, region: Any, pue: float | None
     else:
         line("PUE", f"{DEFAULT_PUE:g} (default: {DEFAULT_PUE_SOURCE})")
     line("Ledger", f"{ledger_info['location']} ({ledger_info['status']})")
+    if ledger_info.get("integrity_problems"):
+        line("", f"damaged: SQLite's integrity check says {printable('; '.join(ledger_info['integrity_problems']))[:300]}")
+    for row in ledger_info.get("damaged_rows", [])[:10]:
+        if row["trial_key"] is None:
+            line("", f"damaged sweep row {row['row']} ({printable(row['sweep'])[:60]}): {printable(row['why'])[:120]}; "
+                     "reported without its recorded grid and budget")
+        else:
+            line("", f"damaged row {row['row']} (trial {printable(row['trial_key'])[:40]} of sweep {printable(row['sweep'])[:60]}): "
+                     f"{printable(row['why'])[:120]}; left out of every report")
+    if len(ledger_info.get("damaged_rows", [])) > 10:
+        line("", f"and {len(ledger_info['damaged_rows']) - 10} more damaged rows (audit doctor --format json lists them)")
+    if ledger_info.get("integrity_problems") or ledger_info.get("damaged_rows"):
+        line("", "Restore the ledger from a backup, or keep it: reports name and leave out what does not read")
+    elif ledger_info["ok"] and "not created" not in ledger_info["status"]:
+        line("", "every trial row reads as it was written (checksums, types, ranges; on SQLite its integrity check too)")
     if ledger_info.get("spool_problem"):
         line("", ledger_info["spool_problem"])
     for item in ledger_info.get("set_aside", []):

@@ -16,6 +16,7 @@ from auditor.ledger.records import (
     TrialState,
     Usage,
 )
+from auditor.ledger.checks import stored_json
 from auditor.ledger.schema import SCHEMA_VERSION
 from auditor.ledger.store import Ledger
 
@@ -28,4 +29,5 @@ __all__ = [
     "TrialRecord",
     "TrialState",
     "Usage",
+    "stored_json",
 ]

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import fields, replace
 from typing import Any
@@ -25,6 +26,8 @@ from typing import Any
 from auditor.errors import InvalidRecordError
 from auditor.ledger.records import NAME_LIMIT, EnergyReading, TrialRecord, TrialState
 from auditor.ledger.schema import ENERGY_DOMAINS, RUN_LIMIT
+
+logger = logging.getLogger("auditor")
 
 TEXT_LIMIT = NAME_LIMIT  # the ledger's name columns
 METHOD_LIMIT = 16  # the ledger's energy method columns
@@ -237,3 +240,39 @@ def checked_sweep_attrs(attrs: Any) -> tuple[dict[str, Any], list[str]]:
             dropped.append(problem)
             del kept[key]
     return kept, dropped
+
+
+# -- reading back what a damaged ledger holds -----------------------------------------------------
+
+_said: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """Say ``message`` (a row that does not read) once in this process, however often it is read."""
+    if message not in _said:
+        _said.add(message)
+        logger.warning("%s", message)
+
+
+def stored_json(text: Any, kind: type, where: str) -> Any:
+    """A JSON column as the ledger holds it: a ``kind`` (``list`` or ``dict``), or an empty one
+    with one warning naming ``where`` when its bytes no longer read as one (a damaged file).
+
+    Example:
+        >>> stored_json('[{"model": "H100"}]', list, "x"), stored_json('[{"mod', list, "trial 3 of 's'")
+        ([{'model': 'H100'}], [])
+    """
+    if text is None or text == "":
+        return kind()
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError, RecursionError) as exc:
+        warn_once(f"{where}: a stored value does not read ({type(exc).__name__}); the ledger file may be damaged: "
+                  f"`audit doctor` checks it")
+        return kind()
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        warn_once(f"{where}: a stored value is not a {kind.__name__}; the ledger file may be damaged: `audit doctor` checks it")
+        return kind()
+    return value

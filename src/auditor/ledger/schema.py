@@ -38,8 +38,9 @@ from sqlalchemy.dialects.mysql import LONGTEXT
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 RUN_LIMIT = 64  # characters of a run's id
+CHECKSUM_LENGTH = 16  # hex digits of a trial row's checksum
 ENERGY_DOMAINS = ("gpu", "cpu", "memory")
 
 # MySQL's TEXT holds 64 KB; params and objective values may be longer.
@@ -95,6 +96,7 @@ sweeps = Table(
     Column("created_at", Double, nullable=False),
     Column("host", String(255), nullable=False),
     Column("attrs", JsonText, nullable=False, default="{}"),
+    Column("checksum", String(CHECKSUM_LENGTH)),  # schema 4, as the trials' (auditor.ledger.rows)
 )
 
 trials = Table(
@@ -130,6 +132,9 @@ trials = Table(
     Column("is_final", Boolean, nullable=False, default=False),
     Column("stopped_by_budget", Boolean, nullable=False, default=False),
     Column("recorded_at", Double, nullable=False),
+    # schema 4: a hash of the row's other values (auditor.ledger.rows), so that a damaged file's
+    # changed figure is named and left out rather than reported; NULL in rows written before
+    Column("checksum", String(CHECKSUM_LENGTH)),
     UniqueConstraint("sweep_id", "trial_key", name="uq_auditor_trials_sweep_key"),
     Index("ix_auditor_trials_sweep_state", "sweep_id", "state"),
     Index("ix_auditor_trials_start", "start_time"),

@@ -26,12 +26,13 @@ import socket
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     and_,
@@ -60,7 +61,7 @@ from auditor.errors import (
     UnknownSweepError,
 )
 from auditor.ledger import schema
-from auditor.ledger.checks import checked, checked_sweep_attrs, is_finite
+from auditor.ledger.checks import checked, checked_sweep_attrs, is_finite, warn_once
 from auditor.ledger.records import (
     BudgetEvent,
     EnergyReading,
@@ -71,7 +72,9 @@ from auditor.ledger.records import (
     Usage,
     fit_name,
 )
+from auditor.ledger.rows import SWEEP_COLUMNS, checksum, row_problem, sound_rows
 from auditor.ledger.url import display, to_url
+from auditor.ledger.wal import WalWatch
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,18 +82,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("auditor")
 
 DEFAULT_BUSY_TIMEOUT_S = 30.0
+VERIFIED_ROWS = 20_000  # a report checks every trial row of a ledger this size or smaller (about 0.5 s)
 STALE_RUNNING_S = 60.0  # a running trial's row not refreshed for this long is reported interrupted
 _SCHEMA_LOCK_ID = 0x61756474  # "audt": serialises schema creation on PostgreSQL and MySQL
-
-
-_said: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    """Say ``message`` (a row that does not read) once in this process, however often it is read."""
-    if message not in _said:
-        _said.add(message)
-        logger.warning("%s", message)
 
 
 def _dumps(value: Any) -> str:
@@ -187,6 +181,10 @@ def _sqlite_engine(url: URL, busy_timeout_s: float, create: bool = True) -> Engi
     return engine
 
 
+def _text_of_bytes(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
+
+
 def _configure_sqlite(engine: Engine, busy_timeout_s: float, writable: bool = True) -> None:
     # A batch of trials goes in as multi-row INSERTs: a plain executemany runs one SQLite step
     # per row, each giving up the GIL, and stalls behind a busy search loop (20x slower).
@@ -195,6 +193,9 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float, writable: bool = Tr
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # transactions are begun below, explicitly
+        # Text that is not UTF-8 (a damaged file: the ledger writes only UTF-8) reads back with
+        # its bad bytes escaped, so that its row is named and left out, not the whole query lost.
+        dbapi_connection.text_factory = _text_of_bytes
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         if writable:
@@ -221,6 +222,7 @@ _SELECT_TRIAL_ID = select(schema.trials.c.id).where(_TRIAL_KEY)
 
 
 _ADD_RUN_COLUMN = "ALTER TABLE auditor_trials ADD COLUMN run VARCHAR(64)"  # schema 1 -> 2 (schema.RUN_LIMIT)
+_ADD_CHECKSUM_COLUMN = f"ALTER TABLE auditor_trials ADD COLUMN checksum VARCHAR({schema.CHECKSUM_LENGTH})"  # 3 -> 4
 _KEYS_PER_QUERY = 500  # trial keys looked up per query (well under every backend's limit)
 
 
@@ -245,6 +247,10 @@ class Ledger:
         self.url = url
         self.busy_timeout_s = busy_timeout_s
         self._sweep_ids: dict[str, int] = {}
+        on_disk = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+        self._wal = WalWatch(str(url.database)) if on_disk else None
+        self._sound_rows = sound_rows(url.get_backend_name())
+        self._damaged: dict[int, str] = {}  # trial rows found damaged by verify_rows, left out of every sum
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -278,6 +284,102 @@ class Ledger:
     def close(self) -> None:
         """Release the ledger's connections."""
         self._engine.dispose()
+
+    @property
+    def _sound(self) -> ColumnElement[bool]:
+        """The trial rows every sum counts (:func:`~auditor.ledger.rows.sound_rows`, less the
+        rows :meth:`verify_rows` found damaged)."""
+        if not self._damaged:
+            return self._sound_rows
+        return and_(self._sound_rows, schema.trials.c.id.notin_(list(self._damaged)))
+
+    def damaged_rows(self) -> list[tuple[int, str, str, str]]:
+        """Every trial row that does not read as it was written, as ``(row id, sweep, trial key,
+        why)``: its checksum, its values' types and ranges, its JSON (reads every row: ``audit
+        doctor``; about 2.4 s per 100,000 rows)."""
+        t, s = schema.trials, schema.sweeps
+        query = select(t, s.c.name.label("sweep_name")).outerjoin(s, s.c.id == t.c.sweep_id).order_by(t.c.id)
+        found = []
+        with self._read() as conn:
+            for row in conn.execute(query):
+                why = row_problem(row._mapping)
+                if why is None:
+                    try:
+                        checked(self._trial(row, row.sweep_name or ""))
+                    except (InvalidRecordError, TypeError, ValueError, RecursionError, AttributeError) as exc:
+                        why = str(exc) if isinstance(exc, InvalidRecordError) else f"a stored value does not read ({type(exc).__name__})"
+                if why is not None or row.sweep_name is None:
+                    found.append((int(row.id), row.sweep_name or "?", str(row.trial_key), why or "its sweep is not in the ledger"))
+        return found
+
+    def integrity_problems(self, most: int = 20) -> list[str]:
+        """What SQLite's own integrity check finds wrong with the ledger file (its pages, indexes
+        and records), at most ``most`` lines; none when it is sound, and on a server (which keeps
+        its own checksums)."""
+        if self.backend != "sqlite":
+            return []
+        with self._guard(), self._engine.connect() as conn:
+            found = [str(row[0]) for row in conn.exec_driver_sql(f"PRAGMA integrity_check({int(most)})")]
+        return [] if found == ["ok"] else found
+
+    def damaged_sweeps(self) -> list[tuple[int, str, str]]:
+        """Every sweep row that does not read as it was written, as ``(row id, name, why)``;
+        reports use such a sweep without its attributes (its recorded grid and budget)."""
+        with self._read() as conn:
+            rows = conn.execute(select(schema.sweeps).order_by(schema.sweeps.c.id)).all()
+        found = []
+        for row in rows:
+            why = row_problem(row._mapping, SWEEP_COLUMNS)
+            if why is None:
+                try:
+                    checked_sweep_attrs(json.loads(row.attrs))
+                except (TypeError, ValueError, RecursionError) as exc:
+                    why = f"its attributes do not read ({type(exc).__name__})"
+            if why is not None:
+                found.append((int(row.id), str(row.name), why))
+        return found
+
+    def verify_rows(self, most: int = VERIFIED_ROWS) -> dict[int, str]:
+        """Check every trial row as :meth:`damaged_rows` does, if the ledger holds at most
+        ``most`` (a report's cost stays under a second), and leave the damaged ones out of every
+        sum this ledger makes from now on, with one warning naming them. Returns them (row id:
+        why); none checked above ``most`` rows (``audit doctor`` checks any number)."""
+        with self._read() as conn:
+            rows = int(conn.execute(select(func.count()).select_from(schema.trials)).scalar_one())
+        if rows > most:
+            return {}
+        damaged = self.damaged_rows()
+        self._damaged = {row_id: why for row_id, _, _, why in damaged}
+        if damaged:
+            named = "; ".join(f"row {row_id} (trial {key!s:.40} of sweep {sweep!r:.60}: {why[:80]})"
+                              for row_id, sweep, key, why in damaged[:3])
+            more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""
+            warn_once(f"ledger {self.location}: {len(damaged)} trial rows do not read as they were written, left out of "
+                      f"every figure: {named}{more}; the file is damaged: `audit doctor` checks it")
+        return self._damaged
+
+    def journal_replaced(self) -> bool:
+        """Whether this SQLite ledger's ``-wal`` or ``-shm`` file was deleted or replaced since
+        this process first wrote it (what was written since its last checkpoint is then lost to
+        everyone else: write it again through a new :class:`Ledger`). False on a server."""
+        if self._wal is None:
+            return False
+        if self._wal.replaced():
+            return True
+        self._wal.note()
+        return False
+
+    def checkpoint(self) -> bool:
+        """Copy what a SQLite ledger's write-ahead log holds into the ledger file, waiting on no
+        one (a passive checkpoint); True when all of it is there (always on a server)."""
+        if self._wal is None:
+            return True
+        try:
+            with self._guard(), self._engine.connect() as conn:
+                busy, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        except LedgerError:
+            return False
+        return busy == 0 and frames == copied
 
     def __enter__(self) -> Ledger:
         return self
@@ -317,6 +419,9 @@ class Ledger:
             raise
         except SQLAlchemyError as exc:
             raise self._translate(exc) from None
+        except UnicodeDecodeError:  # SQLite's own message quoting a damaged schema's bytes
+            raise LedgerError(f"{self.location} is not a readable ledger (its schema is damaged): move it aside to "
+                              "start a new ledger, or restore it from a backup") from None
 
     def _translate(self, exc: SQLAlchemyError) -> LedgerError:
         message = _first_line(exc)
@@ -412,7 +517,7 @@ class Ledger:
             except LedgerError as exc:
                 raise LedgerError(
                     f"ledger {self.location} has schema {version}, which this auditor upgrades to "
-                    f"{schema.SCHEMA_VERSION} when it opens it (adding a column, on MySQL and MariaDB making names exact; nothing else changes), "
+                    f"{schema.SCHEMA_VERSION} when it opens it (adding columns, on MySQL and MariaDB making names exact; nothing else changes), "
                     f"and the upgrade failed: {exc}. Open it once where it can be written"
                 ) from None
         if version > schema.SCHEMA_VERSION:
@@ -442,6 +547,13 @@ class Ledger:
                         for statement in schema.NAME_COLUMNS_TO_BINARY:
                             conn.exec_driver_sql(statement)
                     version = 3
+                if version < 4:  # each trial row's checksum; rows written before keep NULL (not checked)
+                    columns = {c["name"] for c in inspect(conn).get_columns(schema.trials.name)}
+                    if "checksum" not in columns:
+                        conn.exec_driver_sql(_ADD_CHECKSUM_COLUMN)
+                    if "checksum" not in {c["name"] for c in inspect(conn).get_columns(schema.sweeps.name)}:
+                        conn.exec_driver_sql(_ADD_CHECKSUM_COLUMN.replace("auditor_trials", "auditor_sweeps"))
+                    version = 4
                 conn.execute(update(schema.meta).where(schema.meta.c.key == "schema_version")
                              .values(value=str(version)))
             if self.backend in ("mysql", "mariadb"):
@@ -451,18 +563,18 @@ class Ledger:
 
     # -- sweeps -----------------------------------------------------------------------------
 
-    @staticmethod
-    def _sweep(row: Any) -> SweepRecord:
+    def _sweep(self, row: Any) -> SweepRecord:
         """A sweep's row as a record; attributes that do not read (a damaged ledger, a value no
         search writes) are left out, with one warning naming the sweep."""
+        damage = row_problem(row._mapping, SWEEP_COLUMNS)
         try:
             stored = json.loads(row.attrs)
         except (TypeError, ValueError, RecursionError) as exc:
             stored, dropped = {}, [f"its attributes do not read ({type(exc).__name__})"]
         else:
-            stored, dropped = checked_sweep_attrs(stored)
+            stored, dropped = checked_sweep_attrs(stored) if damage is None else ({}, [damage])
         if dropped:
-            _warn_once(f"sweep {row.name!r:.80} read without attributes: {'; '.join(dropped)}"[:400])
+            warn_once(f"ledger {self.location}: sweep {row.name!r:.80} read without attributes: {'; '.join(dropped)}"[:400])
         return SweepRecord(row.id, row.name, row.framework, row.created_at, row.host, stored)
 
     def get_sweep(self, name: str) -> SweepRecord | None:
@@ -486,16 +598,10 @@ class Ledger:
             if dropped:
                 logger.warning("sweep %r created without attributes it should not hold: %s", name[:80], "; ".join(dropped))
             try:
+                row = {"name": fit_name(name), "framework": framework, "created_at": time.time(),
+                       "host": socket.gethostname(), "attrs": _dumps(attrs or {})}
                 with self._writer.begin() as conn:
-                    conn.execute(
-                        insert(schema.sweeps).values(
-                            name=fit_name(name),
-                            framework=framework,
-                            created_at=time.time(),
-                            host=socket.gethostname(),
-                            attrs=_dumps(attrs or {}),
-                        )
-                    )
+                    conn.execute(insert(schema.sweeps).values(**row, checksum=checksum(row, SWEEP_COLUMNS)))
             except IntegrityError:
                 pass  # created by another process meanwhile
             except SQLAlchemyError as exc:
@@ -571,6 +677,7 @@ class Ledger:
             row[f"{domain}_energy_method"] = reading.method
             row["energy_j"] += reading.joules
             row["measured_energy_j"] += reading.joules if reading.is_measured else 0.0
+        row["checksum"] = checksum(row)
         return row
 
     def record_trial(self, record: TrialRecord) -> int:
@@ -725,6 +832,24 @@ class Ledger:
             recorded_at=row.recorded_at,
         )
 
+    def _readable(self, rows: Iterable[Any], sweep: str | None = None) -> list[TrialRecord]:
+        """The trials of ``rows`` that read as the ledger wrote them: a row a damaged file no
+        longer reads (a value that is not JSON, out of range, of the wrong type) is left out,
+        with one warning naming it."""
+        trials = []
+        for row in rows:
+            name = sweep if sweep is not None else row.sweep_name
+            try:
+                damage = row_problem(row._mapping)
+                if damage:
+                    raise InvalidRecordError(damage)
+                trials.append(checked(self._trial(row, name)))
+            except (InvalidRecordError, TypeError, ValueError, RecursionError, AttributeError) as exc:
+                why = str(exc) if isinstance(exc, InvalidRecordError) else type(exc).__name__
+                warn_once(f"ledger {self.location}: trial {row.trial_key!s:.60} of sweep {name!r:.80} does not read "
+                          f"({why[:200]}): left out; the file may be damaged: `audit doctor` checks it")
+        return trials
+
     def trials(self, sweep: str | None = None, include_idle: bool = False) -> list[TrialRecord]:
         """The trials of one sweep (or of every sweep), in the order they were recorded; with
         ``include_idle``, also the rows holding each worker's idle energy between trials."""
@@ -736,7 +861,7 @@ class Ledger:
             query = query.where(t.c.sweep_id == self._sweep_id(sweep))
         with self._read() as conn:
             rows = conn.execute(query).all()
-        return [self._trial(row, row.sweep_name) for row in rows]
+        return self._readable(rows)
 
     def trials_frame(self, sweep: str | None = None) -> pd.DataFrame:
         """The trials as a pandas DataFrame: one row per trial, energy per domain in joules
@@ -792,7 +917,8 @@ class Ledger:
         searches took is the union of: the gaps between runs are no search time)."""
         t = schema.trials
         end = func.coalesce(t.c.end_time, t.c.start_time)
-        query = select(func.min(t.c.start_time), func.max(end)).where(t.c.state != "idle").group_by(t.c.sweep_id, t.c.run)
+        query = (select(func.min(t.c.start_time), func.max(end)).where(t.c.state != "idle", self._sound)
+                 .group_by(t.c.sweep_id, t.c.run))
         if since is not None:
             query = query.where(t.c.start_time >= since)
         with self._read() as conn:
@@ -815,7 +941,7 @@ class Ledger:
         """
         t = schema.trials
         query = (select(t.c.energy_j, t.c.gpu_seconds)
-                 .where(t.c.sweep_id == self._sweep_id(sweep), t.c.state.notin_(["running", "idle"]))
+                 .where(t.c.sweep_id == self._sweep_id(sweep), t.c.state.notin_(["running", "idle"]), self._sound)
                  .order_by(t.c.end_time.desc()).limit(count))
         with self._read() as conn:
             return [Usage(float(j) / 3.6e6, float(s) / 3600.0, 1) for j, s in conn.execute(query).all()]
@@ -828,7 +954,8 @@ class Ledger:
         """
         t = schema.trials
         trials = func.coalesce(func.sum(case((t.c.state != "idle", 1), else_=0)), 0)
-        query = select(func.coalesce(func.sum(t.c.energy_j), 0.0), func.coalesce(func.sum(t.c.gpu_seconds), 0.0), trials)
+        query = (select(func.coalesce(func.sum(t.c.energy_j), 0.0), func.coalesce(func.sum(t.c.gpu_seconds), 0.0), trials)
+                 .where(self._sound))
         if sweep is not None:
             query = query.where(t.c.sweep_id == self._sweep_id(sweep))
         query = self._excluding(query, exclude)
@@ -857,16 +984,25 @@ class Ledger:
             func.max(func.coalesce(t.c.end_time, t.c.start_time)),
             func.sum(case((t.c.flags.like('%"energy-missing"%'), 1), else_=0)),
             func.sum(case((t.c.flags.like('%"refused-by-budget"%'), 1), else_=0)),
-        ).group_by(sweep_key, state)
+        ).where(self._sound).group_by(sweep_key, state)
+        unsound = select(func.count()).select_from(t).where(case((self._sound_rows, False), else_=True))
+        if self._damaged:  # named already
+            unsound = unsound.where(t.c.id.notin_(list(self._damaged)))
         if since is not None:
             query = query.where(t.c.start_time >= since)
+            unsound = unsound.where(t.c.start_time >= since)
         with self._read() as conn:
             rows = conn.execute(query).all()
             sweeps = {row.id: (row.name, row.framework) for row in conn.execute(select(schema.sweeps.c.id, schema.sweeps.c.name, schema.sweeps.c.framework))}
+            left_out = int(conn.execute(unsound).scalar_one())
+        if left_out:
+            warn_once(f"ledger {self.location}: {left_out} trial rows do not read as they were written (a number out of "
+                      f"range or of the wrong type, an energy total that is not its parts' sum): the file is damaged; they are "
+                      f"left out of every figure: `audit doctor` names them")
         return [
             StateAggregate(*sweeps[int(r[0])], r[1], int(r[2]), float(r[3] or 0), float(r[4] or 0), float(r[5] or 0),
                            int(r[6] or 0), r[7], r[8], int(r[9] or 0), int(r[10] or 0))
-            for r in rows
+            for r in rows if r[0] in sweeps
         ]
 
     def intervals(self, sweep: str | None = None, since: float | None = None,
@@ -880,7 +1016,7 @@ class Ledger:
         """
         t, s = schema.trials, schema.sweeps
         query = select(s.c.name, t.c.start_time, func.coalesce(t.c.end_time, t.c.start_time), t.c.energy_j,
-                       t.c.gpu_seconds).join(s, s.c.id == t.c.sweep_id)
+                       t.c.gpu_seconds).join(s, s.c.id == t.c.sweep_id).where(self._sound)
         if sweep is not None:
             query = query.where(t.c.sweep_id == self._sweep_id(sweep))
         if since is not None:
@@ -892,7 +1028,7 @@ class Ledger:
     def device_lists(self, since: float | None = None) -> dict[str, int]:
         """The device lists trials held, with how many trials held each."""
         t = schema.trials
-        query = select(t.c.devices, func.count()).group_by(t.c.devices)
+        query = select(t.c.devices, func.count()).where(self._sound).group_by(t.c.devices)
         if since is not None:
             query = query.where(t.c.start_time >= since)
         with self._read() as conn:
@@ -914,7 +1050,7 @@ class Ledger:
         """
         t, s = schema.trials, schema.sweeps
         query = (select(s.c.name, t.c.devices, func.sum(t.c.gpu_seconds)).join(s, s.c.id == t.c.sweep_id)
-                 .where(t.c.state != "idle").group_by(s.c.name, t.c.devices))
+                 .where(t.c.state != "idle", self._sound).group_by(s.c.name, t.c.devices))
         if since is not None:
             query = query.where(t.c.start_time >= since)
         with self._read() as conn:
@@ -928,14 +1064,15 @@ class Ledger:
             .where(t.c.is_final == true()).order_by(t.c.id)
         )
         with self._read() as conn:
-            return [self._trial(row, row.sweep_name) for row in conn.execute(query).all()]
+            return self._readable(conn.execute(query).all())
 
     def trial_points(self, sweeps: list[str] | None = None, since: float | None = None) -> list[tuple[str, str, float, float, float, str]]:
         """Per trial, in order of end: sweep, state, end time, joules, GPU-seconds and the
         objective JSON (what the report's plots draw)."""
         t, s = schema.trials, schema.sweeps
         end = func.coalesce(t.c.end_time, t.c.start_time)
-        query = select(s.c.name, t.c.state, end, t.c.energy_j, t.c.gpu_seconds, t.c.objective).join(s, s.c.id == t.c.sweep_id).order_by(end)
+        query = (select(s.c.name, t.c.state, end, t.c.energy_j, t.c.gpu_seconds, t.c.objective).join(s, s.c.id == t.c.sweep_id)
+                 .where(self._sound).order_by(end))
         if sweeps:
             query = query.where(s.c.name.in_(sweeps))
         if since is not None:
@@ -953,7 +1090,7 @@ class Ledger:
         )
         with self._read() as conn:
             row = conn.execute(query).first()
-        return self._trial(row, sweep) if row is not None else None
+        return next(iter(self._readable([row], sweep)), None) if row is not None else None
 
     # -- budget reservations ----------------------------------------------------------------
 
@@ -989,7 +1126,7 @@ class Ledger:
             # serialise reservations (SQLite's BEGIN IMMEDIATE already does)
             lock = select(schema.meta.c.key).where(schema.meta.c.key == "schema_version").with_for_update()
             conn.execute(lock)
-            spent = select(func.coalesce(func.sum(t.c.energy_j), 0.0), func.coalesce(func.sum(t.c.gpu_seconds), 0.0))
+            spent = select(func.coalesce(func.sum(t.c.energy_j), 0.0), func.coalesce(func.sum(t.c.gpu_seconds), 0.0)).where(self._sound)
             held = select(func.coalesce(func.sum(r.c.energy_j), 0.0), func.coalesce(func.sum(r.c.gpu_seconds), 0.0)).where(
                 r.c.holder.notin_([holder, *mine])
             )

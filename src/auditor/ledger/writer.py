@@ -41,6 +41,7 @@ logger = logging.getLogger("auditor")
 
 
 SPOOL_AFTER_S = 1.0  # a handed-over trial is on local disk this soon, whatever the ledger does
+UNSURE_LIMIT = 10_000  # trials kept to write again should a SQLite ledger's log be deleted before a checkpoint
 
 
 class LedgerWriter:
@@ -97,6 +98,7 @@ class LedgerWriter:
         self.written = 0
         self._thread = LedgerThread("auditor-ledger")
         self._in_flight: tuple[Future[bool], float] | None = None  # the ledger call under way, since when
+        self._unsure: list[TrialRecord] = []  # written, not yet checkpointed into a SQLite ledger's file
         opening = self._thread.call(self.connect)
         try:
             opening.result(timeout=self.timeout_s)
@@ -211,11 +213,38 @@ class LedgerWriter:
         except AuditorError as exc:
             self._warn(str(exc))
             return False
+        left_out = {id(record) for record, _ in refused}
+        if not self._journal_kept(ledger, [r for r in todo if id(r) not in left_out]):
+            return False
         if self._warned:
             logger.warning("ledger %s answers again; %d held-back trials written", ledger.location, len(todo))
         self._warned = False
         self.problem = None
         self._set_aside(refused)
+        return True
+
+    def _journal_kept(self, ledger: Ledger, written: list[TrialRecord]) -> bool:
+        """After a write: whether what this writer wrote is safe in the ledger. A SQLite
+        ledger's ``-wal``/``-shm`` files deleted or replaced meanwhile hid every write since the
+        last checkpoint from everyone else: those trials are held again and written through a
+        new connection (a warning says so). Otherwise the log is checkpointed into the file."""
+        if ledger.journal_replaced():
+            again, self._unsure = [*self._unsure, *written], []
+            with self._lock:
+                ids = {id(record) for record in again}
+                self._held = [*again, *(r for r in self._held if id(r) not in ids)]
+            ledger.close()
+            self.ledger, self._tried_at, self._sweeps_exist = None, None, False
+            why = f"its files {ledger.location}-wal and -shm were deleted or replaced while this process wrote it"
+            self.problem = why
+            warnings.warn(f"auditor: ledger {ledger.location}: {why}; the trials written since its last "
+                          f"checkpoint are written again", RuntimeWarning, stacklevel=4)
+            return False
+        self._unsure += written
+        if ledger.checkpoint():
+            self._unsure = []
+        elif len(self._unsure) > UNSURE_LIMIT:
+            del self._unsure[:-UNSURE_LIMIT]
         return True
 
     def _spool_file(self) -> Spool:

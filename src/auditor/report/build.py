@@ -11,13 +11,12 @@ use the report's. The JSON form (``audit report --format json``) is versioned:
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from auditor import __version__
-from auditor.ledger import Ledger
+from auditor.ledger import Ledger, stored_json
 from auditor.ledger.records import StateAggregate, SweepRecord, TrialRecord, fit_name
 from auditor.model.carbon import CarbonModel, Footprint, Overrides, model_for_sweep
 from auditor.report.embodied import EmbodiedSettings, add_embodied_and_water
@@ -128,8 +127,9 @@ def _hardware(device_lists: dict[str, int]) -> dict[str, int]:
     """Device models and how many trials held each."""
     models: Counter[str] = Counter()
     for text, count in device_lists.items():
-        for device in json.loads(text or "[]"):
-            models[str(device.get("model", "unknown GPU"))] += count
+        for device in stored_json(text, list, "a trial's GPUs"):
+            model = device.get("model", "unknown GPU") if isinstance(device, dict) else "unknown GPU"
+            models[str(model)] += count
     return dict(models.most_common())
 
 
@@ -201,6 +201,7 @@ def build_report(
     per_sweep: dict[str, Totals] = defaultdict(Totals)
     records: dict[str, SweepRecord] = {s.name: s for s in ledger.sweeps()}
     whole = Totals()
+    ledger.verify_rows()  # a damaged row is named and left out of every figure below
     aggregates = ledger.aggregate(since)
     for row in aggregates:
         if wanted is None or row.sweep in wanted:

@@ -13,12 +13,11 @@ Example:
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import select
 
-from auditor.ledger import Ledger, schema
+from auditor.ledger import Ledger, schema, stored_json
 from auditor.ledger.records import SweepRecord
 from auditor.model.carbon import CarbonModel, Footprint
 from auditor.model.units import format_share
@@ -35,13 +34,13 @@ def _params_and_energy(ledger: Ledger, sweep: str, limit: int) -> list[tuple[dic
     finds): two columns, so that a report over a large ledger reads no more than it needs."""
     t = schema.trials
     query = (select(t.c.params, t.c.energy_j)
-             .where(t.c.sweep_id == ledger._sweep_id(sweep), t.c.state.notin_(["running", "idle"]),
+             .where(t.c.sweep_id == ledger._sweep_id(sweep), t.c.state.notin_(["running", "idle"]), ledger._sound,
                     t.c.flags.notlike('%"refused-by-budget"%'))  # never ran: no params to explain anything
              .limit(limit))
     with ledger._read() as conn:
         rows = conn.execute(query).all()
-    return [(params if isinstance(params, dict) else json.loads(params or "{}"), float(joules) / 3.6e6)
-            for params, joules in rows]
+    return [(params if isinstance(params, dict) else stored_json(params, dict, f"a trial of sweep {sweep!r:.80}"),
+             float(joules or 0.0) / 3.6e6) for params, joules in rows]
 
 
 def drivers_of(ledger: Ledger, sweep: str, trials: int) -> dict[str, Any] | None:

@@ -15,13 +15,13 @@ where it is not proportional to CO2e.
 from __future__ import annotations
 
 import io
-import json
 import math
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from auditor.ledger import stored_json
 from auditor.model.text import printable
 from auditor.model.units import Metric, Unit, column_unit, format_quantity
 
@@ -153,7 +153,7 @@ def objective_vs_co2e(points: list[tuple[Any, ...]], kg_per_joule: float | dict[
     for sweep, state, _end, joules, _gpu, objective in _thin(points):
         if state != "complete":
             continue
-        values = json.loads(objective or "[]")
+        values = stored_json(objective, list, f"a trial of sweep {sweep!r:.80}")
         if values and isinstance(values[0], (int, float)) and math.isfinite(values[0]):
             by_sweep.setdefault(sweep, []).append(((joules or 0.0) * kg_per_joule_of(kg_per_joule, sweep), float(values[0])))
     unit = column_unit(Metric.CO2E_KG, [c for pairs in by_sweep.values() for c, _ in pairs])
