@@ -88,6 +88,14 @@ def test_a_refused_token_is_one_line_without_the_token(api: FakeApi, tmp_path: P
     assert "--intensity-series" in message and TOKEN not in message and "\n" not in message
 
 
+def test_a_server_that_echoes_the_refused_token_never_gets_it_printed(api: FakeApi, tmp_path: Path) -> None:
+    """Before: the answer's message, holding the token, went into the error line."""
+    api.answers["/v3/carbon-intensity/history"] = (401, "echoes_token.json")
+    with pytest.raises(InvalidInputError) as caught:
+        _source(api.url, tmp_path / "cache").series(T0, T0 + H, now=T0 + 2 * H)
+    assert TOKEN not in str(caught.value) and "Invalid authentication token ***" in str(caught.value)
+
+
 def test_an_unknown_zone_and_a_forbidden_range_say_what_to_set(api: FakeApi, tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="does not know zone 'DE'.*electricitymaps_zone"):
         _source(api.url, tmp_path / "a").series(T0, T0 + H, now=T0 + 2 * H)  # 404: no answer for the path

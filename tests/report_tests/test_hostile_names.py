@@ -18,7 +18,9 @@ FORMULA = '=HYPERLINK("http://x","y")'
 ESCAPES = "evil\x1b]0;pwned\x07\x1b[2Jname"
 BIDI = "report\u202egnp.exe"
 MARKUP = "[bold red]loud[/] [/oops]"
-NAMES = [FORMULA, ESCAPES, BIDI, MARKUP, "-2+3+cmd|' /C calc'!A0", "@SUM(A1)"]
+CARRIAGE = "a\r=cmd|' /C calc'!A0"  # a bare CR: Excel ends the row there, so the formula would start the next
+LINK = "see [the results](http://evil.example)"
+NAMES = [FORMULA, ESCAPES, BIDI, MARKUP, "-2+3+cmd|' /C calc'!A0", "@SUM(A1)", CARRIAGE, LINK]
 
 
 @pytest.fixture
@@ -51,6 +53,8 @@ def test_no_csv_cell_is_a_formula(hostile_ledger: Path, audit, tmp_path: Path) -
         cells = [cell for row in rows[1:] for cell in row]
         live = [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(c)]
         assert live == [] and any(c == "'" + FORMULA for c in cells)
+        assert "\r" not in text and "\x1b" not in text  # a CR or an escape never reaches a spreadsheet or terminal raw
+        assert any(c.startswith("a\\r=cmd") for c in cells) and any("\\x1b]0;pwned" in c for c in cells)  # shown escaped
         assert all(_is_number(row[column]) for row in csv.DictReader(io.StringIO(text)) for column in numeric)  # numbers stay numbers
 
 
@@ -92,3 +96,15 @@ def test_table_to_a_file_is_the_table_not_markdown(hostile_ledger: Path, audit, 
     assert result.code == 0
     text = out.read_text()
     assert "IT " in text and "facility " in text and "|---" not in text and "\x1b" not in text
+
+
+def test_the_statement_prints_no_live_markdown_link(hostile_ledger: Path, audit) -> None:
+    """Before: the statement's Markdown printed names as they were, links live."""
+    with Ledger.open(hostile_ledger) as ledger:  # a budget makes the statement name its sweep
+        ledger.ensure_sweep(LINK + " 2", "optuna", {"budget": {"text": "1 kWh", "metric": "energy_kwh", "limit": 1e-6,
+                                                             "scope": "sweep", "mode": "warn"}})
+        ledger.record_trials([TrialRecord(sweep=LINK + " 2", trial_key="0", state="complete", start_time=1.7e9,
+                                          end_time=1.7e9 + 60, energy={"gpu": EnergyReading(3600.0, "counter")})])
+    result = audit("--ledger", str(hostile_ledger), "report", "--format", "statement")
+    markdown = result.out.split("LaTeX:")[0]
+    assert "the results" in markdown and "[the results](http" not in markdown and "\\[the results\\]" in markdown

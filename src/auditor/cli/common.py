@@ -124,13 +124,19 @@ def make_table(*headers: str) -> Table:
     return table
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one step: a reader never sees half a file."""
+def write_atomically(path: Path, text: str, private: bool = False) -> None:
+    """Replace ``path`` with ``text`` in one step: a reader never sees half a file. It keeps
+    the mode of the file it replaces (a new one: as an ordinary new file would be); ``private``
+    (it holds a secret) makes it readable by its owner only."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         umask = os.umask(0)
         os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # as an ordinary new file would be, not mkstemp's 0600
+        try:
+            mode = path.stat().st_mode & 0o777
+        except OSError:
+            mode = 0o666 & ~umask
+        os.fchmod(fd, 0o600 if private else mode)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)

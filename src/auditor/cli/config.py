@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import tomlkit
 import typer
@@ -18,6 +19,7 @@ from auditor.cli.common import (
 )
 from auditor.config import SECRETS, SETTINGS, _unknown_key, find_project_files, shown
 from auditor.errors import ConfigError, InvalidInputError
+from auditor.ledger.url import display
 
 config_app = typer.Typer(help="Show or change the settings in force.", no_args_is_help=False)
 
@@ -33,13 +35,23 @@ def show(
         return
     settings = settings_with(ledger=ledger)
     if output is TableOrJson.json:
-        print_json({name: {"value": shown(settings, name), "source": settings.source_of(name)} for name in SETTINGS})
+        print_json({name: {"value": _shown(settings, name), "source": settings.source_of(name)} for name in SETTINGS})
         return
     table = make_table("setting", "value", "from", "meaning")
     for name, spec in SETTINGS.items():
-        value = shown(settings, name)
+        value = _shown(settings, name)
         table.add_row(name, "(unset)" if value is None else str(value), settings.source_of(name), spec.help)
     console().print(table)
+
+
+def _shown(settings: Any, name: str) -> Any:
+    """A setting as it may be printed: secrets hidden, and the password in a ledger URL."""
+    value = shown(settings, name)
+    return display(value) if name == "ledger" and isinstance(value, str) else value
+
+
+def _holds_secret(name: str, value: Any) -> bool:
+    return name in SECRETS or (name == "ledger" and display(str(value)) != str(value))
 
 
 def _target_file() -> Path:
@@ -71,5 +83,13 @@ def set_command(
     except tomlkit.exceptions.TOMLKitError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix it before changing settings") from None
     document[name] = checked
-    write_atomically(path, tomlkit.dumps(document))
-    typer.echo(f"{name} = {'(hidden)' if name in SECRETS else repr(checked)} written to {path}")
+    private = any(_holds_secret(key, document[key]) for key in document if key in SETTINGS)
+    write_atomically(path, tomlkit.dumps(document), private=private)
+    secret = _holds_secret(name, checked)
+    shown_value = "(hidden)" if name in SECRETS else repr(display(checked) if name == "ledger" else checked)
+    if secret:
+        note = (f" (readable by you only; keep it out of version control, or set AUDITOR_{name.upper()} in the "
+                "environment instead)")
+    else:
+        note = " (kept readable by you only: it holds a secret)" if private else ""
+    typer.echo(f"{name} = {shown_value} written to {path}{note}")

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -63,15 +64,33 @@ def to_url(target: str | Path) -> URL:
     return url
 
 
+_SECRET_NAME = re.compile(r"pass|pwd|secret|token|key|credential", re.IGNORECASE)
+_SECRET_PAIR = re.compile(r"([?&;]\s*[^=&;]*(?:pass|pwd|secret|token|key|credential)[^=&;]*=)[^&;#]*", re.IGNORECASE)
+
+
 def display(target: str | Path | URL) -> str:
-    """The ledger's location for messages, with any password hidden."""
+    """The ledger's location for messages, with any password hidden: the URL's own (``***``),
+    and query parameters that carry one (``password=``, ``sslpassword=``, ``token=``...), in a
+    URL that does not parse too.
+
+    Example:
+        >>> display("postgresql://me:hunter2@db/ml?sslpassword=hunter3&sslmode=require")
+        'postgresql://me:***@db/ml?sslmode=require&sslpassword=***'
+        >>> display("postgresql://me:hunter2@db:port/ml")
+        'postgresql://***'
+    """
     if isinstance(target, URL):
-        return target.render_as_string(hide_password=True)
+        return _masked(target)
     text = str(target)
     if "://" not in text:
         return text
     try:
-        return make_url(text).render_as_string(hide_password=True)
+        return _masked(make_url(text))
     except (ArgumentError, ValueError):
         scheme, _, rest = text.partition("://")
-        return f"{scheme}://***" if "@" in rest else text
+        return f"{scheme}://***" if "@" in rest else _SECRET_PAIR.sub(r"\1***", text)
+
+
+def _masked(url: URL) -> str:
+    query = {name: ("***" if _SECRET_NAME.search(name) else value) for name, value in url.query.items()}
+    return url.set(query=query).render_as_string(hide_password=True).replace("%2A%2A%2A", "***")

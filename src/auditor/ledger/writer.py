@@ -285,7 +285,7 @@ class LedgerWriter:
         try:
             return Ledger.location_of(self.target)
         except AuditorError:
-            return str(self.target)
+            return display(self.target)  # never a password, even in a URL that does not parse
 
     @property
     def spool_path(self) -> Path | None:

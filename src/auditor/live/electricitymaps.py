@@ -340,6 +340,8 @@ class ElectricityMaps:
         return body
 
     def _refused(self, code: int, message: str, where: str) -> AuditorError:
+        if self.token:
+            message = message.replace(self.token, "***")  # a server that echoes the token it refused
         said = f"HTTP {code}{': ' + message if message else ''}"
         if code == 401:
             return InvalidInputError(f"Electricity Maps refused the token ({said}): set a valid one in {TOKEN_ENV} or the setting "

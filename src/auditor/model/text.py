@@ -63,11 +63,20 @@ def shown_name(name: str, width: int | None = None) -> str:
 
 def csv_cell(value: Any) -> Any:
     """``value`` as a CSV cell that no spreadsheet runs as a formula (OWASP's advice: a text
-    beginning with ``= + - @``, tab or carriage return is prefixed with ``'``); numbers, and
-    texts that are plain numbers, stay as they are."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value):
-        return "'" + value
-    return value
+    beginning with ``= + - @``, tab or carriage return is prefixed with ``'``) and no terminal
+    obeys: control characters are written escaped as :func:`printable` shows them, a carriage
+    return too (a bare one ends a row in Excel, so a formula after it would start the next).
+    Numbers, and texts that are plain numbers, stay as they are.
+
+    Example:
+        >>> csv_cell("=1+1"), csv_cell("-2.5"), csv_cell("a\\r=cmd|calc"), csv_cell("x\\x1b]0;t\\x07")
+        ("'=1+1", '-2.5', 'a\\\\r=cmd|calc', 'x\\\\x1b]0;t\\\\x07')
+    """
+    if not isinstance(value, str):
+        return value
+    if value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value):
+        value = "'" + value
+    return printable(value)
 
 
 def finite(value: Any) -> Any:

@@ -373,7 +373,7 @@ def findings(report: dict[str, Any], escape: Any = str) -> list[str]:
 
 def render_statement(report: dict[str, Any]) -> str:
     """A paragraph for a paper, in Markdown and in LaTeX."""
-    return "Markdown:\n\n" + statement(report, str) + "\n\nLaTeX:\n\n" + statement(report, latex_escape, latex=True) + "\n"
+    return "Markdown:\n\n" + statement(report, markdown_escape) + "\n\nLaTeX:\n\n" + statement(report, latex_escape, latex=True) + "\n"
 
 
 def statement(report: dict[str, Any], escape: Any, latex: bool = False) -> str:
