@@ -197,6 +197,15 @@ def test_corrupt_codecarbon_number(audit, tmp_path: Path) -> None:
     assert result.code == 2 and "line 2: cpu_energy 'lots' is not a number" in result.err
 
 
+def test_a_gpu_count_beyond_any_trial_is_refused_before_it_is_built(audit, tmp_path: Path) -> None:
+    """Before: gpu_count 3e7 built 30 million device entries (2.8 GB) before anything said no."""
+    path = tmp_path / "emissions.csv"
+    write_emissions(path, [{"timestamp": "2026-11-20T10:00:00", "duration": "10", "cpu_energy": "0", "gpu_energy": "0.1",
+                            "ram_energy": "0", "gpu_count": "3e7"}])
+    result = audit("import", "codecarbon", str(path), "--ledger", str(tmp_path / "l.db"))
+    assert result.code == 2 and "line 2: gpu_count '3e7' is more than the 65,536 GPUs one trial may have" in result.err
+
+
 def test_missing_codecarbon_file(audit, tmp_path: Path) -> None:
     result = audit("import", "codecarbon", str(tmp_path / "nope.csv"), "--ledger", str(tmp_path / "l.db"))
     assert result.code == 2 and "no file" in result.err

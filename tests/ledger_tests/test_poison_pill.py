@@ -289,3 +289,75 @@ def test_random_truncated_and_type_confused_files_never_cost_a_valid_trial(tmp_p
     assert set(keys) == expected
     assert list(default_spool_dir().glob("*.jsonl")) == []  # nothing left to trip over the next time
     writer.ledger.close()  # type: ignore[union-attr]
+
+
+# -- bounded: what a replay holds, says and refuses (issue 28, item 5) ----------------------------
+
+def test_a_large_file_is_replayed_in_batches_and_every_trial_lands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file is read a batch at a time (before: every file whole, four of 228 MiB took 2 GB;
+    `python scripts/bench_spool_replay.py` measures it)."""
+    import auditor.ledger.spool as spool
+    monkeypatch.setattr(spool, "REPLAY_BATCH", 7)
+    location = Ledger.location_of(tmp_path / "ledger.db")
+    plant(location, [record_to_json(trial(str(i))) for i in range(50)] + ["junk"] + [record_to_json(trial("3"))])
+    assert held_back(location) == 50
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        assert replay(ledger) == 50
+        assert ledger.count_trials("s") == 50
+    [aside] = set_aside_files(location)
+    assert aside.lines == 1
+
+
+def test_thousands_of_junk_files_are_said_in_a_few_lines(tmp_path: Path, caplog: pytest.LogCaptureFixture, audit: Callable[..., Any]) -> None:
+    """Before: one warning per file (10,000 junk files, 10,000 lines)."""
+    location = Ledger.location_of(tmp_path / "ledger.db")
+    for index in range(300):
+        plant(location, ["not a record"], name=f"junk{index:04}.1.1", header={"not": "a header"})
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        replay(ledger)
+    said = [r for r in caplog.records if "set aside" in r.getMessage()]
+    assert len(said) == 4 and "and 297 more held-back files set aside" in said[-1].getMessage()
+    assert len(set_aside_files(location)) == 300
+    doctor = audit("--ledger", str(tmp_path / "ledger.db"), "doctor")
+    assert len(doctor.out.splitlines()) < 80 and "and 290 more set-aside files" in doctor.out  # (long paths fold)
+
+
+def test_an_idle_row_replayed_after_an_outage_is_not_a_conflict(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Before: the sweep's idle row came back as a "conflict" set aside after every outage."""
+    def idle(joules: float, at: float) -> TrialRecord:
+        return TrialRecord(sweep="s", trial_key="idle/host/1", state="idle", start_time=1.0, end_time=at,
+                           energy={"gpu": EnergyReading(joules, "counter")}, recorded_at=at)
+    location = Ledger.location_of(tmp_path / "ledger.db")
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        ledger.ensure_sweep("s", "optuna")
+        ledger.record_trials([idle(10.0, 100.0)])
+    plant(location, [record_to_json(idle(25.0, 200.0))], name="a-newer.1.1")  # the flush the outage held back
+    plant(location, [record_to_json(idle(5.0, 50.0))], name="b-older.1.1")  # an older one: it stands down
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        replay(ledger)
+        [row] = ledger.trials("s", include_idle=True)
+    assert row.energy_joules == 25.0
+    assert set_aside_files(location) == [] and "differs" not in caplog.text
+
+
+def test_replacing_rows_on_postgresql_prints_no_psycopg_pipeline_lines(postgres_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Before: `error ignored terminating <psycopg.Pipeline ...>: pipeline aborted` once per heartbeat (387 in a run)."""
+    with Ledger.open(postgres_url) as ledger:
+        ledger.ensure_sweep("s")
+        ledger.record_trials([trial(str(i), state="running") for i in range(3)])
+        ledger.record_trials([trial(str(i)) for i in range(4)])  # three replace running rows
+        assert ledger.count_trials("s") == 4
+    assert "error ignored terminating" not in caplog.text
+
+
+def test_a_dangling_symbolic_link_as_ledger_is_refused_not_followed(tmp_path: Path, audit: Callable[..., Any]) -> None:
+    """Before: the ledger was created wherever the link pointed."""
+    link = tmp_path / "ledger.db"
+    link.symlink_to(tmp_path / "elsewhere" / "ledger.db")
+    result = audit("--ledger", str(link), "report")
+    assert result.code == 1 and "is a symbolic link to" in result.err and "which does not exist" in result.err
+    with pytest.warns(RuntimeWarning, match="symbolic link"):  # the search goes on, its trials held back
+        writer = LedgerWriter(str(link), "s", "optuna", retry_s=60.0)
+        writer.write([trial("1")])
+    assert writer.held and not (tmp_path / "elsewhere").exists()
+    writer.close()

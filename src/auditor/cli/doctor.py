@@ -161,8 +161,11 @@ def _print_doctor(nvml: Any, rapl: Any, cpu: Any, region: Any, pue: float | None
         line("", "every trial row reads as it was written (checksums, types, ranges; on SQLite its integrity check too)")
     if ledger_info.get("spool_problem"):
         line("", ledger_info["spool_problem"])
-    for item in ledger_info.get("set_aside", []):
+    aside = ledger_info.get("set_aside", [])
+    for item in aside[:10]:
         done = "deleted" if item["dropped"] else "set aside"
-        line("", f"{done}: {item['path']} ({item['lines']} held-back lines not written: {'; '.join(item['why'])})")
+        line("", f"{done}: {item['path']} ({item['lines']} held-back lines not written: {printable('; '.join(item['why']))[:300]})")
+    if len(aside) > 10:
+        line("", f"and {len(aside) - 10} more set-aside files ({'deleted' if aside[0]['dropped'] else 'audit doctor --format json lists them'})")
     if ledger_info.get("set_aside") and not ledger_info["set_aside"][0]["dropped"]:
         line("", "Look at them, then delete them with: audit doctor --drop-set-aside")

@@ -31,6 +31,7 @@ from typing import Any
 
 from auditor.errors import InvalidInputError, LedgerError
 from auditor.ledger import EnergyReading, Ledger, TrialRecord, TrialState
+from auditor.ledger.checks import MOST_DEVICES
 from auditor.model.carbon import CarbonModel, Overrides, model_for_sweep
 from auditor.model.hardware import HardwareSpec
 from auditor.model.regions import Region, alpha3
@@ -66,6 +67,8 @@ class Draw:
     def __post_init__(self) -> None:
         if self.gpu is not None and self.watts is not None:
             raise InvalidInputError("give the GPU model (--gpu) or the draw (--watts), not both")
+        if not 0 <= self.count <= MOST_DEVICES:
+            raise InvalidInputError(f"--count {self.count} is not a number of GPUs from 0 to {MOST_DEVICES:,}")
         if self.count == 0 and self.gpu is not None:
             raise InvalidInputError("--count 0 means no GPU: give the machine's draw with --watts, not --gpu")
 
@@ -319,6 +322,9 @@ def import_codecarbon(ledger: Ledger, path: Path, sweep: str | None = None,
             raise InvalidInputError(f"{path}, line {line}: timestamp {row.get('timestamp')!r} is not a date") from None
         seconds = _number(row, "duration", line, path)
         gpus = int(_number(row, "gpu_count", line, path)) if row.get("gpu_count") else 0
+        if gpus > MOST_DEVICES:  # checked before the device list is built: 3e7 GPUs made 2.8 GB of it
+            raise InvalidInputError(f"{path}, line {line}: gpu_count {row.get('gpu_count')!r} is more than the "
+                                    f"{MOST_DEVICES:,} GPUs one trial may have")
         name = sweep or (row.get("project_name") or "codecarbon").strip() or "codecarbon"
         pue = _number(row, "pue", line, path) if (row.get("pue") or "").strip() else 1.0  # CodeCarbon's energies include it
         if pue < 1.0:

@@ -45,7 +45,8 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 from auditor.errors import AuditorError, InvalidRecordError, UnsafeSpoolError
 from auditor.ledger.checks import checked_sweep_attrs, record_from_json, record_to_json
@@ -57,6 +58,9 @@ FORMAT = 1
 SUFFIX = ".jsonl"
 SET_ASIDE = ".set-aside"
 MAX_BYTES = 256 * 2**20  # a spool file larger than this is not read (set aside unread)
+MAX_HEADER_BYTES = 4 * 2**20  # a header line is read up to this
+FILES_SAID = 3  # held-back files set aside that a replay names one by one; the rest in one line
+REPLAY_BATCH = 2_000  # records written per transaction when a spool file is replayed
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
@@ -118,20 +122,32 @@ def _check_directory(directory: Path) -> None:
         raise UnsafeSpoolError(problem)
 
 
-def _read_own(path: Path) -> str:
-    """The text of ``path`` if it is a regular file of this user's that no one else can write.
+def _open_own(path: Path) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file of this user's that no one else can
+    write (the caller closes it).
 
     Raises:
         UnsafeSpoolError: someone else's file, a link, or one others can write.
+        InvalidRecordError: larger than :data:`MAX_BYTES`.
         OSError: it cannot be read.
     """
     fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as f:
+    f = os.fdopen(fd, "rb")
+    try:
         info = os.fstat(f.fileno())
         if not stat.S_ISREG(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != os.getuid()) or info.st_mode & 0o022:
             raise UnsafeSpoolError(f"{path} is not a file of yours that only you can write: not replayed, left as it is")
         if info.st_size > MAX_BYTES:
             raise InvalidRecordError(f"larger than {MAX_BYTES // 2**20} MiB")
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _read_own(path: Path) -> str:
+    """The text of ``path``, checked as :func:`_open_own` does."""
+    with _open_own(path) as f:
         return f.read().decode("utf-8", errors="replace")
 
 
@@ -231,7 +247,7 @@ def _header(location: str, **extra: Any) -> dict[str, Any]:
             "process": _process_identity(os.getpid()), "written_at": time.time(), **extra}
 
 
-def _set_aside(directory: Path, location: str, stem: str, lines: list[str], why: list[str]) -> Path | None:
+def _set_aside(directory: Path, location: str, stem: str, lines: list[str], why: list[str], say: bool = True) -> Path | None:
     header = _header(location, set_aside=why)
     del header["auditor_held_back"]
     try:
@@ -242,6 +258,8 @@ def _set_aside(directory: Path, location: str, stem: str, lines: list[str], why:
         logger.warning("%d records that the ledger must not take could not be set aside (%s); dropped: %s",
                        len(lines), exc, "; ".join(why)[:300])
         return None
+    if not say:
+        return path
     logger.warning("%d held-back line%s set aside in %s, not written to the ledger: %s. `audit doctor` "
                    "lists them, `audit doctor --drop-set-aside` deletes them", len(lines), "" if len(lines) == 1 else "s",
                    path, "; ".join(why)[:300])
@@ -277,21 +295,43 @@ def set_aside_files(location: str, directory: Path | str | None = None) -> list[
 
 @dataclass
 class _SpoolFile:
+    """A spool file whose header was read; its records are read as they are asked for."""
+
     path: Path
     header: dict[str, Any]
-    records: list[TrialRecord]
-    bad: list[tuple[str, str]]  # (line, why)
+    handle: BinaryIO
+
+    def batches(self, size: int = REPLAY_BATCH) -> Iterator[tuple[list[TrialRecord], list[tuple[str, str]]]]:
+        """The file's records, ``size`` lines at a time, with its bad lines and why: a file of
+        hundreds of MiB is read without holding it whole."""
+        records: list[TrialRecord] = []
+        bad: list[tuple[str, str]] = []
+        for raw in self.handle:
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            if not line.strip():
+                continue
+            try:
+                records.append(record_from_json(line))
+            except InvalidRecordError as exc:
+                bad.append((line, str(exc)))
+            if len(records) + len(bad) >= size:
+                yield records, bad
+                records, bad = [], []
+        if records or bad:
+            yield records, bad
+
+    def close(self) -> None:
+        self.handle.close()
 
 
-def _parse(path: Path, text: str) -> _SpoolFile:
-    """A spool file's header, valid records and bad lines.
+def _header_of(first_line: str) -> dict[str, Any]:
+    """A spool file's header.
 
     Raises:
         InvalidRecordError: it is not a spool file at all.
     """
-    lines = [line for line in text.splitlines() if line.strip()]
     try:
-        header = json.loads(lines[0]) if lines else None
+        header = json.loads(first_line) if first_line.strip() else None
     except (ValueError, RecursionError):  # not JSON, or nested too deep to read
         header = None
     if not isinstance(header, dict) or header.get("auditor_held_back") != FORMAT or not isinstance(header.get("ledger"), str):
@@ -302,41 +342,37 @@ def _parse(path: Path, text: str) -> _SpoolFile:
         and isinstance(s.get("attrs") or {}, dict) for name, s in sweeps.items()
     ):
         raise InvalidRecordError("its header's sweeps are not a mapping of names to a framework and attributes")
-    records, bad = [], []
-    for line in lines[1:]:
-        try:
-            records.append(record_from_json(line))
-        except InvalidRecordError as exc:
-            bad.append((line, str(exc)))
-    return _SpoolFile(path, header, records, bad)
+    return header
 
 
-def _spool_files(location: str, directory: Path, include_live: bool) -> list[_SpoolFile | tuple[Path, str, str]]:
-    """The spool files for ``location``: parsed, or ``(path, text, why)`` for one that is not."""
-    found: list[_SpoolFile | tuple[Path, str, str]] = []
+def _spool_files(location: str, directory: Path, include_live: bool) -> Iterator[_SpoolFile | tuple[Path, str, str]]:
+    """The spool files for ``location``, one at a time (the caller closes each): opened with
+    their header read, or ``(path, text, why)`` for one that is not a spool file."""
     for path in sorted(directory.glob(f"{_prefix(location)}.*{SUFFIX}")):
         try:
-            text = _read_own(path)
+            handle = _open_own(path)
         except UnsafeSpoolError as exc:
             logger.warning("%s", exc)
             continue
         except InvalidRecordError as exc:
-            found.append((path, "", str(exc)))
+            yield path, "", str(exc)
             continue
         except OSError as exc:
             if exc.errno == errno.ELOOP:  # a symbolic link: never followed
                 logger.warning("%s is a symbolic link: not replayed, left as it is", path)
             continue  # otherwise gone meanwhile (its owner wrote it), or not ours to read
         try:
-            parsed = _parse(path, text)
+            header = _header_of(handle.readline(MAX_HEADER_BYTES).decode("utf-8", errors="replace"))
         except InvalidRecordError as exc:
-            found.append((path, text, str(exc)))
+            handle.seek(0)
+            text = handle.read().decode("utf-8", errors="replace")
+            handle.close()
+            yield path, text, str(exc)
             continue
-        if parsed.header["ledger"] != location:
-            continue  # another ledger's file that shares the prefix
-        if include_live or not _owner_alive(parsed.header):
-            found.append(parsed)  # a live owner writes its file itself once the ledger answers
-    return found
+        if header["ledger"] != location or not (include_live or not _owner_alive(header)):
+            handle.close()  # another ledger's file that shares the prefix, or a live owner's: it writes its own
+            continue
+        yield _SpoolFile(path, header, handle)
 
 
 def held_back(location: str, directory: Path | str | None = None, include_live: bool = False) -> int:
@@ -346,7 +382,13 @@ def held_back(location: str, directory: Path | str | None = None, include_live: 
     folder = _directory(directory)
     if spool_problem(folder):
         return 0
-    return sum(trial_count(f.records) for f in _spool_files(location, folder, include_live) if isinstance(f, _SpoolFile))
+    count = 0
+    for spooled in _spool_files(location, folder, include_live):
+        if isinstance(spooled, _SpoolFile):
+            keys = {(r.sweep, r.trial_key) for records, _ in spooled.batches() for r in records if r.state is not TrialState.IDLE}
+            spooled.close()
+            count += len(keys)
+    return count
 
 
 CONFLICT = "differs from the finished trial already in the ledger"
@@ -377,31 +419,41 @@ def write_apart(ledger: Any, records: list[TrialRecord], keep_finished: bool = F
     return refused + [(record, CONFLICT) for record in conflicts]
 
 
-def _replay_one(ledger: Any, spooled: _SpoolFile) -> int:
+def _replay_one(ledger: Any, spooled: _SpoolFile, say: bool = True) -> tuple[int, bool]:
+    """Write one spool file's trials and delete it; returns how many were written, and whether
+    some of its lines were set aside (said in a warning if ``say``)."""
     for name, sweep in (spooled.header.get("sweeps") or {}).items():
         attrs, dropped = checked_sweep_attrs(sweep.get("attrs") or {})
         if dropped:
             logger.warning("%s: sweep %r written without attributes it should not hold: %s",
                            spooled.path.name, name[:80], "; ".join(dropped)[:300])
         ledger.ensure_sweep(name, framework=sweep.get("framework", "run"), attrs=attrs)
-    known = {name for name in {r.sweep for r in spooled.records} if ledger.get_sweep(name) is not None}  # one query a sweep
-    records, bad = [], list(spooled.bad)
-    for record in spooled.records:
-        if record.sweep in known:
-            records.append(record)
-        else:
-            bad.append((record_to_json(record), f"its sweep {record.sweep!r:.80} is neither in the file nor in the ledger"))
-    left_out = write_apart(ledger, records, keep_finished=True)
-    bad += [(record_to_json(record), why) for record, why in left_out]
-    refused = {id(record) for record, _ in left_out}
-    written = trial_count([record for record in records if id(record) not in refused])
+    known: dict[str, bool] = {}  # one query a sweep
+    bad: list[tuple[str, str]] = []
+    keys: set[tuple[str, str]] = set()
+    for batch, bad_lines in spooled.batches():  # a batch at a time: the file is never held whole
+        bad += bad_lines
+        records = []
+        for record in batch:
+            if record.sweep not in known:
+                known[record.sweep] = ledger.get_sweep(record.sweep) is not None
+            if known[record.sweep]:
+                records.append(record)
+            else:
+                bad.append((record_to_json(record), f"its sweep {record.sweep!r:.80} is neither in the file nor in the ledger"))
+        left_out = write_apart(ledger, records, keep_finished=True)
+        bad += [(record_to_json(record), why) for record, why in left_out]
+        refused = {id(record) for record, _ in left_out}
+        keys |= {(r.sweep, r.trial_key) for r in records if id(r) not in refused and r.state is not TrialState.IDLE}
+    spooled.close()
+    written = len(keys)
     if bad:
         _set_aside(spooled.path.parent, ledger.location, spooled.path.name.removesuffix(SUFFIX),
-                   [line for line, _ in bad], sorted({why for _, why in bad}))
+                   [line for line, _ in bad], sorted({why for _, why in bad}), say)
     spooled.path.unlink(missing_ok=True)
     if written:
         logger.info("%d held-back trials from %s written to the ledger", written, spooled.path.name)
-    return written
+    return written, bool(bad)
 
 
 def replay(ledger: Any, directory: Path | str | None = None) -> int:
@@ -418,16 +470,26 @@ def replay(ledger: Any, directory: Path | str | None = None) -> int:
     """
     folder = _directory(directory)
     _check_directory(folder)
-    written = 0
+    written = aside = 0
     for spooled in _spool_files(ledger.location, folder, include_live=False):
+        say = aside < FILES_SAID  # thousands of junk files: the first few named, then one line for the rest
         if isinstance(spooled, _SpoolFile):
-            written += _replay_one(ledger, spooled)
+            try:
+                count, some_aside = _replay_one(ledger, spooled, say)
+            finally:
+                spooled.close()
+            written, aside = written + count, aside + some_aside
             continue
         path, text, why = spooled
         stem = path.name.removesuffix(SUFFIX)
+        aside += 1
         if not text:  # too large to read: moved aside as it is
             path.replace(path.with_name(stem + SET_ASIDE))
-            logger.warning("%s %s; set aside unread as %s%s", path, why, stem, SET_ASIDE)
-        elif _set_aside(folder, ledger.location, stem, text.splitlines(), [why]) is not None:
+            if say:
+                logger.warning("%s %s; set aside unread as %s%s", path, why, stem, SET_ASIDE)
+        elif _set_aside(folder, ledger.location, stem, text.splitlines(), [why], say) is not None:
             path.unlink(missing_ok=True)
+    if aside > FILES_SAID:
+        logger.warning("and %d more held-back files set aside in %s, not written to the ledger: `audit doctor` lists "
+                       "them and why, `audit doctor --drop-set-aside` deletes them", aside - FILES_SAID, folder)
     return written

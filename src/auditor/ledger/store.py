@@ -181,6 +181,21 @@ def _sqlite_engine(url: URL, busy_timeout_s: float, create: bool = True) -> Engi
     return engine
 
 
+class _PipelineNoise(logging.Filter):
+    """Drops psycopg's "error ignored terminating <Pipeline ...>: pipeline aborted": its note, on
+    the way out of a batch, of the error it has just raised to us (a trial already in the ledger,
+    which the batch then replaces), said once per heartbeat over a PostgreSQL run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("error ignored terminating")
+
+
+def _quiet_psycopg() -> None:
+    psycopg_logger = logging.getLogger("psycopg")
+    if not any(isinstance(f, _PipelineNoise) for f in psycopg_logger.filters):
+        psycopg_logger.addFilter(_PipelineNoise())
+
+
 def _text_of_bytes(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
@@ -218,6 +233,9 @@ _INSERT_TRIAL = insert(schema.trials)
 _UPDATE_TRIAL = update(schema.trials).where(_TRIAL_KEY)
 # A running trial's heartbeat never replaces the trial's finished row (a late or replayed one).
 _UPDATE_RUNNING_TRIAL = _UPDATE_TRIAL.where(schema.trials.c.state == TrialState.RUNNING.value)
+# A sweep's idle row (its energy between trials) grows with every flush: a newer one replaces it.
+_UPDATE_IDLE_ROW = _UPDATE_TRIAL.where(schema.trials.c.state == TrialState.IDLE.value,
+                                       schema.trials.c.recorded_at <= bindparam("key_recorded_at"))
 _SELECT_TRIAL_ID = select(schema.trials.c.id).where(_TRIAL_KEY)
 
 
@@ -270,6 +288,8 @@ class Ledger:
             if url.get_backend_name() == "sqlite":
                 engine = _sqlite_engine(url, busy_timeout_s, create)
             else:
+                if url.get_backend_name() == "postgresql":
+                    _quiet_psycopg()
                 engine = create_engine(url, pool_pre_ping=True, connect_args=server_bounds(url.get_backend_name(), busy_timeout_s))
         except OSError as exc:
             raise LedgerError(f"cannot create the ledger at {display(url)}: {exc.strerror}; choose another --ledger") from None
@@ -781,6 +801,9 @@ class Ledger:
             raise self._refused(exc, record) from None
         key = {"key_sweep_id": row["sweep_id"], "key_trial_key": row["trial_key"]}
         with self._write() as conn:
+            if record.state is TrialState.IDLE:  # the newer of two idle rows stands; never a conflict
+                conn.execute(_UPDATE_IDLE_ROW, {**row, **key, "key_recorded_at": row["recorded_at"]})
+                return True
             if conn.execute(_UPDATE_RUNNING_TRIAL, {**row, **key}).rowcount:
                 return True
             stored = conn.execute(select(schema.trials).where(_TRIAL_KEY), key).one()

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def to_url(target: str | Path) -> URL:
     if not text:
         raise LedgerError("empty ledger location: give a file path or a database URL")
     if "://" not in text:
-        return URL.create("sqlite", database=str(Path(text).expanduser().resolve()))
+        return URL.create("sqlite", database=_file_of(Path(text).expanduser()))
     try:
         url = make_url(text)
     except (ArgumentError, ValueError):
@@ -53,7 +54,7 @@ def to_url(target: str | Path) -> URL:
             "postgresql://, mysql:// or mariadb://"
         )
     if backend == "sqlite" and url.database not in (None, "", ":memory:"):
-        url = url.set(database=str(Path(url.database).expanduser().resolve()))
+        url = url.set(database=_file_of(Path(url.database).expanduser()))
     if "+" not in url.drivername and backend in _DRIVERS:
         for module, drivername in _DRIVERS[backend]:
             if importlib.util.find_spec(module) is not None:
@@ -66,6 +67,19 @@ def to_url(target: str | Path) -> URL:
 
 _SECRET_NAME = re.compile(r"pass|pwd|secret|token|key|credential", re.IGNORECASE)
 _SECRET_PAIR = re.compile(r"([?&;]\s*[^=&;]*(?:pass|pwd|secret|token|key|credential)[^=&;]*=)[^&;#]*", re.IGNORECASE)
+
+
+def _file_of(path: Path) -> str:
+    """The ledger file at ``path``, links followed; a link to nothing is refused, not followed
+    (opening it would create a ledger wherever the link points).
+
+    Raises:
+        LedgerError: ``path`` is a symbolic link whose target does not exist.
+    """
+    if path.is_symlink() and not path.exists():
+        raise LedgerError(f"ledger {path} is a symbolic link to {os.readlink(path)}, which does not exist: "
+                          "point the link at a ledger, or give the ledger's own path")
+    return str(path.resolve())
 
 
 def display(target: str | Path | URL) -> str:
