@@ -56,6 +56,9 @@ def test_a_full_disk_mid_search_holds_trials_back_and_writes_them_once_freed(sma
             seen["in_ledger"] = _numbers(ledger, "full-disk")
             small_disk.free()
         time.sleep(0.05)
+        # 100 KB of params a trial: each needs new pages (the ledger's log, checkpointed after every
+        # write, is reused in place, so small trials would still fit on a full disk)
+        trial.suggest_categorical(f"notes{trial.number}", ["n" * 100_000])
         return trial.suggest_float("x", 0, 1)
 
     with pytest.warns(RuntimeWarning, match="held back, ledger .* not written: ledger .*: the disk is full"):
@@ -76,7 +79,7 @@ def test_a_search_killed_while_the_disk_is_full_loses_no_finished_trial(
     ledger = str(small_disk.path / "ledger.db")
     markers = tmp_path / "markers"
     markers.mkdir()
-    process = subprocess.Popen([sys.executable, str(KILLED), storage, ledger, str(markers), "50"])
+    process = subprocess.Popen([sys.executable, str(KILLED), storage, ledger, str(markers), "50", "100000"])
     try:
         _wait_for(markers / "started-2")
         small_disk.fill()

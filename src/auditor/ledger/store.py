@@ -332,14 +332,14 @@ class Ledger:
                     found.append((int(row.id), row.sweep_name or "?", str(row.trial_key), why or "its sweep is not in the ledger"))
         return found
 
-    def integrity_problems(self, most: int = 20) -> list[str]:
+    def integrity_problems(self) -> list[str]:
         """What SQLite's own integrity check finds wrong with the ledger file (its pages, indexes
-        and records), at most ``most`` lines; none when it is sound, and on a server (which keeps
-        its own checksums)."""
+        and records), at most 20 lines; none when it is sound, and on a server (which keeps its
+        own checksums)."""
         if self.backend != "sqlite":
             return []
         with self._guard(), self._engine.connect() as conn:
-            found = [str(row[0]) for row in conn.exec_driver_sql(f"PRAGMA integrity_check({int(most)})")]
+            found = [str(row[0]) for row in conn.exec_driver_sql("PRAGMA integrity_check(20)")]
         return [] if found == ["ok"] else found
 
     def damaged_sweeps(self) -> list[tuple[int, str, str]]:

@@ -235,7 +235,8 @@ class LedgerWriter:
                 self._held = [*again, *(r for r in self._held if id(r) not in ids)]
             ledger.close()
             self.ledger, self._tried_at, self._sweeps_exist = None, None, False
-            why = f"its files {ledger.location}-wal and -shm were deleted or replaced while this process wrote it"
+            why = (f"its files {ledger.location}-wal and -shm were deleted or replaced while this process wrote it "
+                   "(deleted, or made anew by another process)")
             self.problem = why
             warnings.warn(f"auditor: ledger {ledger.location}: {why}; the trials written since its last "
                           f"checkpoint are written again", RuntimeWarning, stacklevel=4)
