@@ -267,8 +267,8 @@ class Ledger:
         self._sweep_ids: dict[str, int] = {}
         on_disk = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
         self._wal = WalWatch(str(url.database)) if on_disk else None
-        self._sound_rows = sound_rows(url.get_backend_name())
-        self._damaged: dict[int, str] = {}  # trial rows found damaged by verify_rows, left out of every sum
+        self._sound_rows = sound_rows()
+        self._left_out: dict[int, str] | None = None  # trial rows every report figure leaves out (verify_rows)
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -306,12 +306,12 @@ class Ledger:
         self._engine.dispose()
 
     @property
-    def _sound(self) -> ColumnElement[bool]:
-        """The trial rows every sum counts (:func:`~auditor.ledger.rows.sound_rows`, less the
-        rows :meth:`verify_rows` found damaged)."""
-        if not self._damaged:
-            return self._sound_rows
-        return and_(self._sound_rows, schema.trials.c.id.notin_(list(self._damaged)))
+    def _counted(self) -> ColumnElement[bool]:
+        """The trial rows a report's figures count: all but those :meth:`verify_rows` leaves out
+        (found once for this ledger, on first use). Budgets sum with the row check itself
+        (:func:`~auditor.ledger.rows.sound_rows`), on the rows of the moment."""
+        left_out = self.verify_rows() if self._left_out is None else self._left_out
+        return schema.trials.c.id.notin_(list(left_out)) if left_out else true()
 
     def damaged_rows(self) -> list[tuple[int, str, str, str]]:
         """Every trial row that does not read as it was written, as ``(row id, sweep, trial key,
@@ -360,23 +360,29 @@ class Ledger:
         return found
 
     def verify_rows(self, most: int = VERIFIED_ROWS) -> dict[int, str]:
-        """Check every trial row as :meth:`damaged_rows` does, if the ledger holds at most
-        ``most`` (a report's cost stays under a second), and leave the damaged ones out of every
-        sum this ledger makes from now on, with one warning naming them. Returns them (row id:
-        why); none checked above ``most`` rows (``audit doctor`` checks any number)."""
+        """Find the trial rows that do not read as they were written and leave them out of every
+        figure this ledger reports from now on, with one warning naming them: in one pass of the
+        database, rows whose numbers are not sound (:func:`~auditor.ledger.rows.sound_rows`); in a
+        ledger of at most ``most`` rows (a report's cost stays under a second), every row checked
+        as :meth:`damaged_rows` does (``audit doctor`` checks any number). Returns them (row id: why)."""
+        t, s = schema.trials, schema.sweeps
+        unsound = (select(t.c.id, s.c.name, t.c.trial_key).outerjoin(s, s.c.id == t.c.sweep_id)
+                   .where(case((self._sound_rows, False), else_=True)))
         with self._read() as conn:
-            rows = int(conn.execute(select(func.count()).select_from(schema.trials)).scalar_one())
-        if rows > most:
-            return {}
-        damaged = self.damaged_rows()
-        self._damaged = {row_id: why for row_id, _, _, why in damaged}
+            rows = int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+            damaged = [(int(row_id), name or "?", str(key), "a number out of range or of the wrong type, or an energy "
+                        "total that is not its parts' sum") for row_id, name, key in conn.execute(unsound)]
+        if rows <= most:
+            seen = {row_id for row_id, *_ in damaged}
+            damaged += [row for row in self.damaged_rows() if row[0] not in seen]
+        self._left_out = {row_id: why for row_id, _, _, why in damaged}
         if damaged:
             named = "; ".join(f"row {row_id} (trial {key!s:.40} of sweep {sweep!r:.60}: {why[:80]})"
                               for row_id, sweep, key, why in damaged[:3])
             more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""
             warn_once(f"ledger {self.location}: {len(damaged)} trial rows do not read as they were written, left out of "
                       f"every figure: {named}{more}; the file is damaged: `audit doctor` checks it")
-        return self._damaged
+        return self._left_out
 
     def journal_replaced(self) -> bool:
         """Whether this SQLite ledger's ``-wal`` or ``-shm`` file was deleted or replaced since
@@ -935,17 +941,21 @@ class Ledger:
         with self._read() as conn:
             return [row[0] for row in conn.execute(query).all()]
 
-    def run_spans(self, since: float | None = None) -> list[tuple[float, float]]:
-        """Per run of every sweep, its first start and last end (what the time a project's
-        searches took is the union of: the gaps between runs are no search time)."""
-        t = schema.trials
+    def run_spans(self, since: float | None = None) -> list[tuple[str, float, float]]:
+        """Per run of every sweep: the sweep, the run's first start and its last end (what the
+        time a project's searches took is the union of: the gaps between runs are no search
+        time; and how many runs each sweep has), in one query."""
+        t, s = schema.trials, schema.sweeps
         end = func.coalesce(t.c.end_time, t.c.start_time)
-        query = (select(func.min(t.c.start_time), func.max(end)).where(t.c.state != "idle", self._sound)
-                 .group_by(t.c.sweep_id, t.c.run))
+        sweep_key = t.c.sweep_id + 0  # a full scan and one sort, as in aggregate()
+        query = (select(sweep_key, func.min(t.c.start_time), func.max(end)).where(t.c.state != "idle", self._counted)
+                 .group_by(sweep_key, t.c.run))
         if since is not None:
             query = query.where(t.c.start_time >= since)
         with self._read() as conn:
-            return [(float(a), float(b)) for a, b in conn.execute(query).all() if a is not None]
+            names = dict(conn.execute(select(s.c.id, s.c.name)).all())
+            return [(names[sweep_id], float(a), float(b)) for sweep_id, a, b in conn.execute(query).all()
+                    if a is not None and sweep_id in names]
 
     def count_trials(self, sweep: str | None = None) -> int:
         """How many trials the ledger holds (for one sweep, or in all)."""
@@ -964,7 +974,7 @@ class Ledger:
         """
         t = schema.trials
         query = (select(t.c.energy_j, t.c.gpu_seconds)
-                 .where(t.c.sweep_id == self._sweep_id(sweep), t.c.state.notin_(["running", "idle"]), self._sound)
+                 .where(t.c.sweep_id == self._sweep_id(sweep), t.c.state.notin_(["running", "idle"]), self._sound_rows)
                  .order_by(t.c.end_time.desc()).limit(count))
         with self._read() as conn:
             return [Usage(float(j) / 3.6e6, float(s) / 3600.0, 1) for j, s in conn.execute(query).all()]
@@ -978,7 +988,7 @@ class Ledger:
         t = schema.trials
         trials = func.coalesce(func.sum(case((t.c.state != "idle", 1), else_=0)), 0)
         query = (select(func.coalesce(func.sum(t.c.energy_j), 0.0), func.coalesce(func.sum(t.c.gpu_seconds), 0.0), trials)
-                 .where(self._sound))
+                 .where(self._sound_rows))
         if sweep is not None:
             query = query.where(t.c.sweep_id == self._sweep_id(sweep))
         query = self._excluding(query, exclude)
@@ -1007,21 +1017,12 @@ class Ledger:
             func.max(func.coalesce(t.c.end_time, t.c.start_time)),
             func.sum(case((t.c.flags.like('%"energy-missing"%'), 1), else_=0)),
             func.sum(case((t.c.flags.like('%"refused-by-budget"%'), 1), else_=0)),
-        ).where(self._sound).group_by(sweep_key, state)
-        unsound = select(func.count()).select_from(t).where(case((self._sound_rows, False), else_=True))
-        if self._damaged:  # named already
-            unsound = unsound.where(t.c.id.notin_(list(self._damaged)))
+        ).where(self._counted).group_by(sweep_key, state)
         if since is not None:
             query = query.where(t.c.start_time >= since)
-            unsound = unsound.where(t.c.start_time >= since)
         with self._read() as conn:
             rows = conn.execute(query).all()
             sweeps = {row.id: (row.name, row.framework) for row in conn.execute(select(schema.sweeps.c.id, schema.sweeps.c.name, schema.sweeps.c.framework))}
-            left_out = int(conn.execute(unsound).scalar_one())
-        if left_out:
-            warn_once(f"ledger {self.location}: {left_out} trial rows do not read as they were written (a number out of "
-                      f"range or of the wrong type, an energy total that is not its parts' sum): the file is damaged; they are "
-                      f"left out of every figure: `audit doctor` names them")
         return [
             StateAggregate(*sweeps[int(r[0])], r[1], int(r[2]), float(r[3] or 0), float(r[4] or 0), float(r[5] or 0),
                            int(r[6] or 0), r[7], r[8], int(r[9] or 0), int(r[10] or 0))
@@ -1039,7 +1040,7 @@ class Ledger:
         """
         t, s = schema.trials, schema.sweeps
         query = select(s.c.name, t.c.start_time, func.coalesce(t.c.end_time, t.c.start_time), t.c.energy_j,
-                       t.c.gpu_seconds).join(s, s.c.id == t.c.sweep_id).where(self._sound)
+                       t.c.gpu_seconds).join(s, s.c.id == t.c.sweep_id).where(self._counted)
         if sweep is not None:
             query = query.where(t.c.sweep_id == self._sweep_id(sweep))
         if since is not None:
@@ -1051,7 +1052,7 @@ class Ledger:
     def device_lists(self, since: float | None = None) -> dict[str, int]:
         """The device lists trials held, with how many trials held each."""
         t = schema.trials
-        query = select(t.c.devices, func.count()).where(self._sound).group_by(t.c.devices)
+        query = select(t.c.devices, func.count()).where(self._counted).group_by(t.c.devices)
         if since is not None:
             query = query.where(t.c.start_time >= since)
         with self._read() as conn:
@@ -1073,7 +1074,7 @@ class Ledger:
         """
         t, s = schema.trials, schema.sweeps
         query = (select(s.c.name, t.c.devices, func.sum(t.c.gpu_seconds)).join(s, s.c.id == t.c.sweep_id)
-                 .where(t.c.state != "idle", self._sound).group_by(s.c.name, t.c.devices))
+                 .where(t.c.state != "idle", self._counted).group_by(s.c.name, t.c.devices))
         if since is not None:
             query = query.where(t.c.start_time >= since)
         with self._read() as conn:
@@ -1095,7 +1096,7 @@ class Ledger:
         t, s = schema.trials, schema.sweeps
         end = func.coalesce(t.c.end_time, t.c.start_time)
         query = (select(s.c.name, t.c.state, end, t.c.energy_j, t.c.gpu_seconds, t.c.objective).join(s, s.c.id == t.c.sweep_id)
-                 .where(self._sound).order_by(end))
+                 .where(self._counted).order_by(end))
         if sweeps:
             query = query.where(s.c.name.in_(sweeps))
         if since is not None:
@@ -1149,7 +1150,7 @@ class Ledger:
             # serialise reservations (SQLite's BEGIN IMMEDIATE already does)
             lock = select(schema.meta.c.key).where(schema.meta.c.key == "schema_version").with_for_update()
             conn.execute(lock)
-            spent = select(func.coalesce(func.sum(t.c.energy_j), 0.0), func.coalesce(func.sum(t.c.gpu_seconds), 0.0)).where(self._sound)
+            spent = select(func.coalesce(func.sum(t.c.energy_j), 0.0), func.coalesce(func.sum(t.c.gpu_seconds), 0.0)).where(self._sound_rows)
             held = select(func.coalesce(func.sum(r.c.energy_j), 0.0), func.coalesce(func.sum(r.c.gpu_seconds), 0.0)).where(
                 r.c.holder.notin_([holder, *mine])
             )

@@ -202,6 +202,8 @@ def build_report(
     records: dict[str, SweepRecord] = {s.name: s for s in ledger.sweeps()}
     whole = Totals()
     ledger.verify_rows()  # a damaged row is named and left out of every figure below
+    spans = ledger.run_spans(since)
+    run_counts = Counter(sweep for sweep, _, _ in (spans if since is None else ledger.run_spans()))
     aggregates = ledger.aggregate(since)
     for row in aggregates:
         if wanted is None or row.sweep in wanted:
@@ -268,7 +270,7 @@ def build_report(
              "shift": shifted.get(name),
              "budget": (records[name].attrs or {}).get("budget"),
              "imported": bool((records[name].attrs or {}).get("imported")),
-             "runs": len(ledger.runs(name)) if per_sweep[name].trials else 0}
+             "runs": run_counts.get(name, 0) if per_sweep[name].trials else 0}
             for name in names
         ],
         "final_run": None if final is None or final_fp is None else {
@@ -278,7 +280,7 @@ def build_report(
         "search_to_final_ratio": ratio,
         "equivalents": {"flights_ny_sf": development["co2e_kg"] / FLIGHT_NY_SF_KG, "flights_source": FLIGHT_SOURCE},
         "hardware": _hardware(device_lists),
-        "span": {"first_start": first, "last_end": last, "searching_s": searching_seconds(ledger.run_spans(since))},
+        "span": {"first_start": first, "last_end": last, "searching_s": searching_seconds([(start, end) for _, start, end in spans])},
         "co2e_basis": "location-based",
         "shift_window_h": None if shift_s is None else shift_s / 3600,
     }

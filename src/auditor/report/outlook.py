@@ -34,7 +34,7 @@ def _params_and_energy(ledger: Ledger, sweep: str, limit: int) -> list[tuple[dic
     finds): two columns, so that a report over a large ledger reads no more than it needs."""
     t = schema.trials
     query = (select(t.c.params, t.c.energy_j)
-             .where(t.c.sweep_id == ledger._sweep_id(sweep), t.c.state.notin_(["running", "idle"]), ledger._sound,
+             .where(t.c.sweep_id == ledger._sweep_id(sweep), t.c.state.notin_(["running", "idle"]), ledger._counted,
                     t.c.flags.notlike('%"refused-by-budget"%'))  # never ran: no params to explain anything
              .limit(limit))
     with ledger._read() as conn:
