@@ -380,8 +380,10 @@ class Ledger:
             named = "; ".join(f"row {row_id} (trial {key!s:.40} of sweep {sweep!r:.60}: {why[:80]})"
                               for row_id, sweep, key, why in damaged[:3])
             more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""
-            warn_once(f"ledger {self.location}: {len(damaged)} trial rows do not read as they were written, left out of "
-                      f"every figure: {named}{more}; the file is damaged: `audit doctor` checks it")
+            said = "1 trial row does not read as it was written" if len(damaged) == 1 else \
+                f"{len(damaged)} trial rows do not read as they were written"
+            warn_once(f"ledger {self.location}: {said}, left out of every figure: {named}{more}; the file is damaged: "
+                      "`audit doctor` checks it")
         return self._left_out
 
     def journal_replaced(self) -> bool:
