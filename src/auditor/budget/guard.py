@@ -365,7 +365,10 @@ class BudgetGuard:
                     pue=self.model.effective_pue,
                 )
         )
-        self._calls.call(self.send_events)  # on the guard's thread, after the decision being made there
+        if self._calls.is_current():  # deciding on the guard's thread: written before the decision is handed back
+            self.send_events()
+        else:  # a decision the ledger did not answer in time: written once it answers, never waited on here
+            self._calls.call(self.send_events)
 
     def send_events(self) -> None:
         """Write the events not written yet. One whose sweep the ledger does not hold yet (the

@@ -34,7 +34,12 @@ class LedgerThread:
 
     def _start(self) -> None:
         self._closed = False
-        threading.Thread(target=self._run, name=self.name, daemon=True).start()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def is_current(self) -> bool:
+        """Whether the caller runs on this thread (a call made there would wait on itself)."""
+        return threading.current_thread() is self._thread
 
     def call(self, function: Callable[[], Any]) -> Future[Any]:
         """Run ``function`` after the calls before it; its result (or exception) in the future.

@@ -65,7 +65,8 @@ def csv_cell(value: Any) -> Any:
     """``value`` as a CSV cell that no spreadsheet runs as a formula (OWASP's advice: a text
     beginning with ``= + - @``, tab or carriage return is prefixed with ``'``) and no terminal
     obeys: control characters are written escaped as :func:`printable` shows them, a carriage
-    return too (a bare one ends a row in Excel, so a formula after it would start the next).
+    return too (a bare one ends a row in Excel, so a formula after it would start the next); a
+    line break or tab is kept (the writer quotes the cell).
     Numbers, and texts that are plain numbers, stay as they are.
 
     Example:
@@ -76,7 +77,7 @@ def csv_cell(value: Any) -> Any:
         return value
     if value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value):
         value = "'" + value
-    return printable(value)
+    return printable(value, keep="\n\t")  # a line break or tab stays inside its quoted cell, as CSV allows
 
 
 def finite(value: Any) -> Any:
