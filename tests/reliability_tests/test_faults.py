@@ -56,8 +56,8 @@ def test_a_full_disk_mid_search_holds_trials_back_and_writes_them_once_freed(sma
             seen["in_ledger"] = _numbers(ledger, "full-disk")
             small_disk.free()
         time.sleep(0.05)
-        # 100 KB of params a trial: each needs new pages (the ledger's log, checkpointed after every
-        # write, is reused in place, so small trials would still fit on a full disk)
+        # 100 KB of params a trial: each needs new pages (the ledger's log, checkpointed every few seconds,
+        # is reused in place, so small trials would still fit on a full disk)
         trial.suggest_categorical(f"notes{trial.number}", ["n" * 100_000])
         return trial.suggest_float("x", 0, 1)
 

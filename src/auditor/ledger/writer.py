@@ -41,6 +41,8 @@ logger = logging.getLogger("auditor")
 
 
 SPOOL_AFTER_S = 1.0  # a handed-over trial is on local disk this soon, whatever the ledger does
+CHECKPOINT_EVERY_S = 5.0  # a SQLite ledger's log is copied into its file this often (or every CHECKPOINT_TRIALS)
+CHECKPOINT_TRIALS = 200
 UNSURE_LIMIT = 10_000  # trials kept to write again should a SQLite ledger's log be deleted before a checkpoint
 
 
@@ -99,6 +101,7 @@ class LedgerWriter:
         self._thread = LedgerThread("auditor-ledger")
         self._in_flight: tuple[Future[bool], float] | None = None  # the ledger call under way, since when
         self._unsure: list[TrialRecord] = []  # written, not yet checkpointed into a SQLite ledger's file
+        self._checkpointed_at = time.monotonic()
         opening = self._thread.call(self.connect)
         try:
             opening.result(timeout=self.timeout_s)
@@ -227,7 +230,8 @@ class LedgerWriter:
         """After a write: whether what this writer wrote is safe in the ledger. A SQLite
         ledger's ``-wal``/``-shm`` files deleted or replaced meanwhile hid every write since the
         last checkpoint from everyone else: those trials are held again and written through a
-        new connection (a warning says so). Otherwise the log is checkpointed into the file."""
+        new connection (a warning says so). Otherwise the log is checkpointed into the file every
+        few seconds, and what it held forgotten."""
         if ledger.journal_replaced():
             again, self._unsure = [*self._unsure, *written], []
             with self._lock:
@@ -242,9 +246,12 @@ class LedgerWriter:
                           f"checkpoint are written again", RuntimeWarning, stacklevel=4)
             return False
         self._unsure += written
-        if ledger.checkpoint():
-            self._unsure = []
-        elif len(self._unsure) > UNSURE_LIMIT:
+        now = time.monotonic()
+        if now - self._checkpointed_at >= CHECKPOINT_EVERY_S or len(self._unsure) >= CHECKPOINT_TRIALS:
+            self._checkpointed_at = now  # not after every write: its CPU would be charged to the running trials
+            if ledger.checkpoint():
+                self._unsure = []
+        if len(self._unsure) > UNSURE_LIMIT:
             del self._unsure[:-UNSURE_LIMIT]
         return True
 
