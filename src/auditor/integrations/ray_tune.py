@@ -11,21 +11,20 @@ Example::
 
 How it works (the README's "Ray Tune" section says more):
 
-- Each node runs one meter, a Ray actor (``auditor-meter-<node id>``, no CPU reserved), that
-  samples every GPU of the node. A trial wrapped by :func:`with_audit` opens an interval there on
-  the GPUs Ray gave it (``ray.get_gpu_ids()``): trials sharing a GPU share its energy, nothing is
-  counted twice. The trial's own process meters its CPU and memory.
-- Results get the figures so far under ``auditor/`` (the first, then at most every 0.1 s; with
-  ``with_audit(..., energy_clock=True)`` every result gets ``auditor/energy_j``, a scheduler's
-  clock), and :func:`usage` gives them inside the trainable, with CO2e from this callback's
-  carbon model, which it settles on every node's meter as the experiment starts.
+- Each node runs one meter, a Ray actor (``auditor-meter-<node id>``, no CPU reserved) sampling
+  its GPUs. A trial wrapped by :func:`with_audit` opens an interval there on the GPUs Ray gave it
+  (trials sharing a GPU share its energy); its own process meters its CPU and memory. A Ray Train
+  loop wrapped by :func:`with_audit` and run by a trainer inside the trial is charged to it, each
+  worker on its own node. What the experiment draws outside trials is its idle row
+  (:mod:`~auditor.integrations.ray_tune_overhead`).
+- Results get the figures so far under ``auditor/`` (:mod:`~auditor.integrations.ray_tune_trial`),
+  and :func:`usage` gives them inside the trainable, with this callback's carbon model.
 - A trial's final figures go to the node's meter when it ends; the callback collects them,
   writes the trial to the ledger and gives them to its last result (Ray's ``ResultGrid``).
-  Trials killed by ``stop_all`` get no ``on_trial_complete``: closed when the experiment ends.
 - Budgets: the driver sums the ledger and the running trials' last figures, and reserves each
-  starting trial's forecast in the ledger. ``stop-new`` ends the experiment through
-  ``audit.stopper``'s ``stop_all``; ``hard`` also stops each running trial at its next report;
-  given ``sweep=``, a budget already spent is seen before any trial starts, and none runs.
+  starting trial's forecast. ``stop-new`` ends the experiment through ``audit.stopper``;
+  ``hard`` also stops each running trial at its next report; given ``sweep=``, a budget already
+  spent is seen before any trial starts, and none runs.
 """
 
 from __future__ import annotations
@@ -43,6 +42,7 @@ from ray.tune.logger import LoggerCallback
 from auditor.budget.limits import Budget
 from auditor.config import plugin_settings
 from auditor.integrations.ray_tune_control import AuditStopper, running_scheduler
+from auditor.integrations.ray_tune_overhead import ExperimentOverhead, driver_settings
 from auditor.integrations.ray_tune_worker import (
     NodeMeter,
     node_meter,
@@ -79,11 +79,9 @@ class AuditLoggerCallback(LoggerCallback):
     ``price_per_kwh``, ``reserve``, ``fail``. ``audit.stopper`` is the :class:`ray.tune.Stopper`
     sharing its tally.
 
-    ``scheduler``: the experiment's ASHA or HyperBand scheduler, found in Ray's controller when
-    the experiment starts if not given (:mod:`~auditor.integrations.ray_tune_control`). It ends
-    trials that reach its ``max_t`` as it ends those it cuts short, and Ray reports both alike:
-    knowing it, trials that reached ``max_t`` are recorded ``complete`` and only those cut short
-    ``stopped``. A scheduler counting in ``auditor/energy_j`` also puts it on every result.
+    ``scheduler``: the experiment's ASHA or HyperBand scheduler, found in Ray's controller if not
+    given (:mod:`~auditor.integrations.ray_tune_control`): trials that reach its ``max_t`` are
+    recorded ``complete``, those it cuts short ``stopped``.
     """
 
     def __init__(self, *, ledger: str | None = None, budget: str | Budget | None = None, scope: str | None = None,
@@ -111,6 +109,7 @@ class AuditLoggerCallback(LoggerCallback):
         self._beats: dict[str, float] = {}
         self._refused = False  # the budget was spent before the experiment began: no trial runs
         self._nodes: list[str] = []
+        self._overhead: ExperimentOverhead | None = None  # the experiment's cost outside trials: its idle row
         self._lock = threading.Lock()
         if ray.is_initialized():  # the meters start while Tune sets the experiment up
             self._nodes = start_node_meters()
@@ -122,7 +121,7 @@ class AuditLoggerCallback(LoggerCallback):
 
     def __getstate__(self) -> dict[str, Any]:
         """Ray pickles callbacks with the experiment's state: leave the connection and lock out."""
-        return {**self.__dict__, "writer": None, "_lock": None, "_closing": {}}
+        return {**self.__dict__, "writer": None, "_lock": None, "_closing": {}, "_overhead": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -152,6 +151,7 @@ class AuditLoggerCallback(LoggerCallback):
         if self.horizon is None:  # the scheduler written once, in TuneConfig: found where Ray runs it
             self._use_scheduler(running_scheduler())
         self._nodes = start_node_meters()
+        self._overhead = ExperimentOverhead(time.time())
         self._settle()
         self.keeper.say_if_it_cannot_act(gpus_in_reach=ray.cluster_resources().get("GPU", 0) > 0)
         if self.budget is not None and self.sweep:  # a budget spent already: no trial runs
@@ -161,7 +161,7 @@ class AuditLoggerCallback(LoggerCallback):
 
     @never_raise
     def _settle(self) -> None:  # the meters hand it to each trial as it begins, in the same round trip
-        tell_node_meters(self._nodes, "settle", {"model": self.model, "energy_clock": self.energy_clock})
+        tell_node_meters(self._nodes, "settle", {"model": self.model, "energy_clock": self.energy_clock, **driver_settings()})
 
     def _refuse(self, refused: bool) -> None:  # with_audit runs no trial of a search refused here
         if refused or self._refused:
@@ -232,6 +232,8 @@ class AuditLoggerCallback(LoggerCallback):
             if trial.trial_id in self._started and trial.trial_id not in self._closing:
                 self._close(trial, failed=False, at_end=True)
         self._collect(wait_s=60.0)
+        if self._overhead is not None and self.writer is not None:
+            self._overhead.update(self.writer, self.sweep, self._nodes, final=True)  # type: ignore[arg-type]
         self._refuse(False)
         if self.writer is not None:
             self.writer.close()
@@ -278,6 +280,8 @@ class AuditLoggerCallback(LoggerCallback):
                 except Exception as exc:  # noqa: BLE001
                     logger.warning("final figures of trial %s not collected: %s", trial_id, exc)
             self._record(trial_id, ending, next((f for f in finals if f is not None), None))
+        if self._overhead is not None and self.writer is not None:  # the idle row: the cost outside trials
+            self._overhead.update(self.writer, self.sweep, self._nodes)  # type: ignore[arg-type]
 
     def _record(self, trial_id: str, ending: Ending, final: dict[str, Any] | None) -> None:
         with self._lock:

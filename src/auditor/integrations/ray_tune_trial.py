@@ -24,6 +24,7 @@ from auditor.search.figures import ENERGY_CLOCK, footprint_so_far, result_metric
 logger = logging.getLogger("auditor")
 FIGURES_S = 0.1  # results get the figures at most this often: NVML's energy counter steps every 100 ms
 ASK_S = 0.05  # a trial asks its node meter for its GPU energy at most this often
+PROGRESS_S = 0.5  # a Ray Train worker tells its trial's node meter its figures this often
 STALE_S = 0.2  # an answer asked for longer ago than this is asked afresh, and waited for
 
 _RUNNING: dict[str, _TrialAudit] = {}  # trial id -> its audit, for usage(): the trials this process runs
@@ -49,7 +50,7 @@ class _TrialAudit:
         self.actor = actor
         job = ray.get_runtime_context().get_job_id()
         # one round trip: the trial's interval opens, and what the driver's callback measures with
-        self.gpus, self.settings = ray.get([self.actor.begin.remote(trial_id, list(ray.get_gpu_ids()), job),
+        self.gpus, self.settings = ray.get([self.actor.begin.remote(trial_id, list(ray.get_gpu_ids()), job, os.getpid()),
                                             self.actor.settings.remote(job)])
         self.began, self.began_wall = time.monotonic(), time.time()
         self.refused = self.gpus is None  # its search's budget was spent before it started
@@ -59,6 +60,7 @@ class _TrialAudit:
         self.process = node_meters.TrialProcessMeter()
         self.finished = self.refused
         self.gpu_joules = 0.0
+        self.workers: dict[str, float] = {}  # its Ray Train workers' figures so far, as its node meter last had them
         self.clock_j = 0.0  # the energy clock's last value: it never goes back
         self._model: CarbonModel | None = None
         self._lock = threading.Lock()
@@ -76,8 +78,10 @@ class _TrialAudit:
             now = time.monotonic()
             self._gpu_answer()
             joules = {"gpu": self.gpu_joules, **self.process.energy_so_far()}
+            for domain in joules:
+                joules[domain] += self.workers.get(domain, 0.0)
             self.clock_j = max(self.clock_j, sum(joules.values()))
-            return joules, len(self.gpus or []) * (now - self.began)
+            return joules, len(self.gpus or []) * (now - self.began) + self.workers.get("gpu_seconds", 0.0)
 
     def metrics(self) -> dict[str, Any]:
         """The figures so far, under the ``auditor/`` prefix; none if the last were given less
@@ -112,7 +116,10 @@ class _TrialAudit:
                 return
             self._asked = None  # a failed answer is not waited for again
             try:
-                self.gpu_joules = max(self.gpu_joules, float(ray.get(asked)["gpu_energy_j"]))
+                answer = ray.get(asked)
+                self.gpu_joules = max(self.gpu_joules, float(answer["gpu_energy_j"]))
+                workers = answer.get("workers", {})
+                self.workers = {key: max(self.workers.get(key, 0.0), float(value)) for key, value in workers.items()}
             except Exception as exc:  # noqa: BLE001 - the last answer stands
                 logger.debug("GPU energy of trial %s not read: %s", self.trial_id, exc)
         if time.monotonic() - self._asked_at >= ASK_S:
@@ -129,6 +136,78 @@ class _TrialAudit:
             ray.get(self.actor.end.remote(self.trial_id, worker), timeout=30)
         except Exception as exc:  # noqa: BLE001 - the trial's own outcome matters more
             logger.warning("final figures of trial %s not handed over: %s", self.trial_id, exc)
+
+
+class _WorkerAudit:
+    """What runs beside one Ray Train worker of an audited Tune trial, in the worker's process:
+    its interval on its own node's meter (its GPUs), its process's meter (CPU and memory), and a
+    thread telling the trial's node meter its figures so far every :data:`PROGRESS_S`, for the
+    trial's results, :func:`usage` and the budget. When it ends, its final figures go to its
+    node's meter, and the trial's final figures (``NodeMeter.final``) add them: once.
+
+    Args:
+        trial_id: the Tune trial the worker is a part of.
+        trial_node: the node the trial's own process runs on.
+        actor: this node's meter.
+        trial_actor: the meter of the trial's node.
+    """
+
+    def __init__(self, trial_id: str, trial_node: str, actor: Any, trial_actor: Any) -> None:
+        context = ray.get_runtime_context()
+        self.trial_id, self.node_id, self.actor, self.trial_actor = trial_id, context.get_node_id(), actor, trial_actor
+        self.key = f"{trial_id}/worker/{self.node_id}/{os.getpid()}/{time.time_ns()}"
+        calls = [actor.begin.remote(self.key, list(ray.get_gpu_ids()), context.get_job_id(), os.getpid(), trial_id)]
+        if self.node_id != trial_node:
+            calls.append(trial_actor.note_part.remote(trial_id, self.node_id))
+        self.gpus = ray.get(calls, timeout=30)[0] or []
+        self.began = time.monotonic()
+        self.process = node_meters.TrialProcessMeter()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._tell_progress, name="auditor-worker-progress", daemon=True)
+        self._thread.start()
+
+    def so_far(self) -> dict[str, float]:
+        """Its joules per domain and GPU-seconds so far."""
+        gpu = ray.get(self.actor.snapshot.remote(self.key), timeout=10)["gpu_energy_j"]
+        return {"gpu": float(gpu), **self.process.energy_so_far(),
+                "gpu_seconds": len(self.gpus) * (time.monotonic() - self.began)}
+
+    def _tell_progress(self) -> None:
+        while not self._done.wait(PROGRESS_S):
+            try:
+                self.trial_actor.report_progress.remote(self.trial_id, self.key, self.so_far())
+            except Exception as exc:  # noqa: BLE001 - the final figures do not need it
+                logger.debug("progress of a worker of trial %s not told: %s", self.trial_id, exc)
+
+    def finish(self, finished: bool) -> None:
+        """The worker's loop returned (``finished``) or raised: hand its final figures over."""
+        self._done.set()
+        self._thread.join(timeout=5)
+        worker: dict[str, Any] = {**self.process.finish(), "finished": finished, "pid": os.getpid()}
+        try:
+            ray.get(self.actor.end.remote(self.key, worker), timeout=30)
+        except Exception as exc:  # noqa: BLE001 - the training's own outcome matters more
+            logger.warning("final figures of a worker of trial %s not handed over: %s", self.trial_id, exc)
+
+
+def running_trial() -> tuple[str, str] | None:
+    """The audited trial running in this thread (its id and node), or None: what a Ray Train
+    loop wrapped by ``with_audit`` and handed to a trainer here is a part of."""
+    running = dict(_RUNNING)
+    if len(running) > 1:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from ray import tune
+
+                trial_id = tune.get_context().get_trial_id()
+        except Exception:  # noqa: BLE001
+            return None
+        running = {key: audit for key, audit in running.items() if key == trial_id}
+    if len(running) != 1:
+        return None
+    [audit] = running.values()
+    return audit.trial_id, audit.node_id
 
 
 def _model_of(settings: dict[str, Any] | None, trial_id: str) -> CarbonModel:

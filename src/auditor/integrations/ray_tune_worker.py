@@ -8,12 +8,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 from typing import Any
 
 import ray
 from ray.tune import Trainable
 
-from auditor.integrations.ray_tune_trial import _TrialAudit, usage
+from auditor.integrations.ray_tune_trial import _TrialAudit, _WorkerAudit, running_trial, usage
 from auditor.meters import node as node_meters
 
 logger = logging.getLogger("auditor")
@@ -32,25 +33,28 @@ class NodeMeter(node_meters.NodeMeter):
     def __init__(self) -> None:
         super().__init__(ray.get_runtime_context().get_node_id())
 
-    def settings(self, job_id: str | None, ask_peers: bool = True) -> dict[str, Any] | None:
-        """What the driver of ``job_id`` settled on every node's meter when its experiment began;
-        a node that joined later asks the other nodes' meters (10 s at most), once."""
-        known = super().settings(job_id)
-        if known is not None or not ask_peers or job_id is None:
-            return known
+    def settle(self, job_id: str, settings: dict[str, Any]) -> None:
+        """Keep the driver's settings (:meth:`auditor.meters.node.NodeMeter.settle`) and meter
+        the experiment's overhead on this node from now on: the raylet's process tree (this
+        actor's parent: every Ray worker of the node), and the driver's where it runs here."""
+        super().settle(job_id, settings)
+        roots = [os.getppid()]
+        if settings.get("driver_node") == self.node_id and settings.get("driver_pid"):
+            roots.append(int(settings["driver_pid"]))
         try:
-            peers = []
-            for node in ray.nodes():
-                if node.get("Alive") and node["NodeID"] != self.node_id:
-                    with contextlib.suppress(ValueError):  # no meter there
-                        peers.append(ray.get_actor(f"auditor-meter-{node['NodeID']}", namespace=NAMESPACE))
-            answers = ray.get([peer.settings.remote(job_id, False) for peer in peers], timeout=10)
-            known = next((answer for answer in answers if answer is not None), None)
-        except Exception as exc:  # noqa: BLE001 - the worker falls back on its own settings
-            logger.warning("settings of job %s not found on other nodes: %s", job_id, exc)
-        if known is not None:
-            self.settle(job_id, known)
-        return known
+            self.start_session(job_id, roots)
+        except Exception as exc:  # noqa: BLE001 - the trials are metered all the same
+            logger.warning("the experiment's overhead on node %s is not metered: %s", self.node_id, exc)
+
+    def remote_parts(self, trial_id: str, nodes: list[str], grace_s: float) -> list[dict[str, Any]] | None:
+        """The final figures of the trial's Ray Train workers on other nodes, asked of those
+        nodes' meters (30 s at most); None if they did not answer."""
+        try:
+            answers = ray.get([node_meter(node).final_parts.remote(trial_id, grace_s) for node in nodes], timeout=30)
+        except Exception as exc:  # noqa: BLE001 - what this node knows still stands, flagged
+            logger.warning("figures of trial %s's workers on other nodes not collected: %s", trial_id, exc)
+            return None
+        return [part for answer in answers for part in answer]
 
 
 def node_meter(node_id: str | None = None) -> Any:
@@ -160,17 +164,19 @@ def with_audit(trainable: Any, *, energy_clock: bool = False) -> Any:
     """
     if isinstance(trainable, type) and issubclass(trainable, Trainable):
         return _audited_class(trainable, energy_clock)
+    binding = _TrialBinding()
 
-    @functools.wraps(trainable)
-    def audited(config: dict[str, Any]) -> Any:
-        from ray import tune
-
-        audit = _TrialAudit(tune.get_context().get_trial_id(), node_meter(), energy_clock)
+    @functools.wraps(trainable, assigned=("__name__", "__doc__"))  # a qualname of ours: pickled by value, binding too
+    def audited(*args: Any, **kwargs: Any) -> Any:
+        trial_id = _tune_trial_id()
+        if trial_id is None:
+            return _run_worker(trainable, binding, args, kwargs)
+        audit = _TrialAudit(trial_id, node_meter(), energy_clock)
         if audit.refused:
             return None
         _patch_report(audit)
         try:
-            value = trainable(config)
+            value = trainable(*args, **kwargs)
         except BaseException:
             audit.finish(finished=False)
             raise
@@ -178,6 +184,55 @@ def with_audit(trainable: Any, *, energy_clock: bool = False) -> Any:
         return value
 
     return audited
+
+
+class _TrialBinding:
+    """The audited trial a function wrapped by :func:`with_audit` belongs to when it runs as a
+    Ray Train loop. Found as it is pickled: a Tune trial hands its trainer's loop to the workers
+    pickled, in the trial's own thread, where :func:`running_trial` names the trial."""
+
+    def __init__(self, trial: tuple[str, str] | None = None) -> None:
+        self.trial = trial
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return _TrialBinding, (self.trial or running_trial(),)
+
+
+def _tune_trial_id() -> str | None:
+    """The Tune trial this thread runs, or None (a Ray Train worker, or no Ray Tune at all)."""
+    try:
+        from ray.tune import get_context
+
+        return get_context().get_trial_id() or None
+    except Exception:  # noqa: BLE001 - outside a Tune session
+        return None
+
+
+_UNBOUND_WARNED: list[bool] = []
+
+
+def _run_worker(loop: Any, binding: _TrialBinding, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Run a Ray Train worker's loop, charged to the Tune trial that started its trainer."""
+    if binding.trial is None:
+        if not _UNBOUND_WARNED:
+            _UNBOUND_WARNED.append(True)
+            logger.warning("with_audit(%s) runs outside an audited Ray Tune trial: this process is not charged to any "
+                           "trial (wrap the Tune trainable with with_audit too, and build the trainer inside it)",
+                           getattr(loop, "__name__", "loop"))
+        return loop(*args, **kwargs)
+    trial_id, trial_node = binding.trial
+    try:
+        audit = _WorkerAudit(trial_id, trial_node, node_meter(), node_meter(trial_node))
+    except Exception as exc:  # noqa: BLE001 - the training goes on
+        logger.warning("a Ray Train worker of trial %s is not metered: %s", trial_id, exc)
+        return loop(*args, **kwargs)
+    try:
+        value = loop(*args, **kwargs)
+    except BaseException:
+        audit.finish(finished=False)
+        raise
+    audit.finish(finished=True)
+    return value
 
 
 def _audited_class(cls: type[Trainable], energy_clock: bool) -> type[Trainable]:

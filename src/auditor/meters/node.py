@@ -26,10 +26,11 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from auditor.meters.base import EnergySource
+from auditor.meters.base import EnergySource, worst_method
 from auditor.meters.cpu import CpuTimeSource, MemoryEstimateSource, ProcessTree
 from auditor.meters.nvml import nvml_sources
 from auditor.meters.sampler import Meter
+from auditor.meters.session import SessionProcesses
 from auditor.meters.simulated import simulated_gpus_from_environment
 
 logger = logging.getLogger("auditor")
@@ -70,6 +71,14 @@ class NodeMeter:
         self.refused_jobs: set[str] = set()
         self.job_settings: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
+        self.parts: dict[str, list[str]] = {}  # trial id -> its workers' intervals here (Ray Train)
+        self.part_nodes: dict[str, set[str]] = {}  # trial id -> other nodes where its workers ran
+        self.progress: dict[str, dict[str, dict[str, float]]] = {}  # trial id -> worker -> figures so far
+        self.pids: dict[str, int] = {}  # interval -> the process running it
+        self.session: SessionProcesses | None = None  # the search's processes outside trials
+        self.overhead: Meter | None = None
+        self.job_owner: dict[str, object] = {}  # job -> who takes the idle energy drawn for it
+        self.job_gpus: dict[str, set[str]] = {}  # job -> the GPUs its trials held here
 
     def refuse(self, job_id: str, refused: bool = True) -> None:
         """Have the trials of ``job_id`` (a search whose budget was spent before it started) not
@@ -102,11 +111,16 @@ class NodeMeter:
         with self.lock:
             return self.ended.setdefault(trial_id, threading.Event())
 
-    def begin(self, trial_id: str, gpu_ids: list[Any], job_id: str | None = None) -> list[str] | None:
+    def begin(self, trial_id: str, gpu_ids: list[Any], job_id: str | None = None, pid: int | None = None,
+              part_of: str | None = None) -> list[str] | None:
         """Open ``trial_id``'s interval on the GPUs (indices) it was given; returns their keys,
-        or None if its search (``job_id``) is refused (:meth:`refuse`): then it does not run."""
+        or None if its search (``job_id``) is refused (:meth:`refuse`): then it does not run.
+
+        ``pid``: the process running it, whose time is then the trial's and not the session's
+        overhead. ``part_of``: the trial this interval is a part of (a Ray Train worker of a Tune
+        trial): :meth:`final` of that trial adds it."""
         with self.lock:
-            if job_id in self.refused_jobs:
+            if job_id in self.refused_jobs and part_of is None:
                 return None
         gpus = [int(i) for i in gpu_ids] if gpu_ids else []
         known = {d.index for d in self.meter.devices.values() if d.is_gpu}
@@ -114,17 +128,41 @@ class NodeMeter:
         interval = self.meter.begin(gpus=keys)
         with self.lock:
             self.intervals[trial_id] = interval
+            if part_of is not None:
+                self.parts.setdefault(part_of, []).append(trial_id)
+            if job_id is not None:
+                self.job_gpus.setdefault(job_id, set()).update(keys)
+            if pid is not None:
+                self.pids[trial_id] = pid
+        if pid is not None and self.session is not None:
+            self.session.begin_trial(pid)
         return keys
+
+    def note_part(self, trial_id: str, node_id: str) -> None:
+        """A worker of ``trial_id`` runs on ``node_id``: :meth:`final` asks that node for it."""
+        with self.lock:
+            if node_id != self.node_id:
+                self.part_nodes.setdefault(trial_id, set()).add(node_id)
+
+    def report_progress(self, trial_id: str, part: str, figures: dict[str, float]) -> None:
+        """A worker of ``trial_id`` (``part``) says what it drew so far (``gpu``, ``cpu`` and
+        ``memory`` joules, ``gpu_seconds``): :meth:`snapshot` of the trial adds it."""
+        with self.lock:
+            self.progress.setdefault(trial_id, {})[part] = dict(figures)
 
     def snapshot(self, trial_id: str) -> dict[str, float]:
         """The trial's GPU energy and GPU-seconds so far."""
+        with self.lock:
+            workers = list(self.progress.get(trial_id, {}).values())
+        parts = {domain: sum(w.get(domain, 0.0) for w in workers) for domain in ("gpu", "cpu", "memory", "gpu_seconds")}
         interval = self.intervals.get(trial_id)
         if interval is None:
-            return {"gpu_energy_j": 0.0, "gpu_seconds": 0.0}
+            return {"gpu_energy_j": 0.0, "gpu_seconds": 0.0, "workers": parts}
         now = interval.end or self.meter.clock()
         return {
             "gpu_energy_j": sum(interval.energy.values()),
             "gpu_seconds": sum(now - since for since in interval.devices.values()),
+            "workers": parts,  # its Ray Train workers' figures so far, as they last said
         }
 
     def end(self, trial_id: str, worker: dict[str, Any]) -> None:
@@ -132,23 +170,59 @@ class NodeMeter:
         with self.lock:
             self.worker[trial_id] = worker
             interval = self.intervals.get(trial_id)
+            pid = self.pids.pop(trial_id, None)
         if interval is not None and interval.end is None:
             self.meter.end(interval)
+        if pid is not None and self.session is not None:
+            self.session.end_trial(pid)
         self._event(trial_id).set()
 
     def final(self, trial_id: str, grace_s: float = WORKER_GRACE_S) -> dict[str, Any] | None:
         """The trial's final figures, once its worker handed them over (or after ``grace_s``,
-        closing its interval here: a worker killed with its trial never does). None at once for
-        a trial that never began on this machine."""
+        closing its interval here: a worker killed with its trial never does), with those of its
+        workers (:meth:`begin` ``part_of``) added, here and on the machines :meth:`note_part`
+        named (:meth:`remote_parts`). None at once for a trial that never began on this machine."""
+        own = self._final_of(trial_id, grace_s)
+        parts = self.final_parts(trial_id, grace_s)
         with self.lock:
-            known = trial_id in self.intervals or trial_id in self.worker
+            elsewhere = sorted(self.part_nodes.pop(trial_id, set()))
+            self.progress.pop(trial_id, None)
+        if own is None:
+            return None
+        if elsewhere:
+            found = self.remote_parts(trial_id, elsewhere, grace_s)
+            if found is None:
+                own = {**own, "flags": [*own["flags"], "workers-missing"]}
+            parts += found or []
+        return with_parts(own, parts)
+
+    def remote_parts(self, trial_id: str, nodes: list[str], grace_s: float) -> list[dict[str, Any]] | None:
+        """The final figures of ``trial_id``'s workers on other ``nodes`` (their meters'
+        :meth:`final_parts`), or None if they could not be asked. The host that connects the
+        nodes' meters provides it (the Ray plugin); alone, a meter knows only its own machine."""
+        logger.warning("trial %s had workers on nodes %s that this meter cannot ask", trial_id, ", ".join(nodes))
+        return None
+
+    def final_parts(self, trial_id: str, grace_s: float = WORKER_GRACE_S) -> list[dict[str, Any]]:
+        """The final figures of each worker of ``trial_id`` that ran on this machine."""
+        with self.lock:
+            keys = self.parts.pop(trial_id, [])
+        finals = [self._final_of(key, grace_s) for key in keys]
+        return [final for final in finals if final is not None]
+
+    def _final_of(self, key: str, grace_s: float) -> dict[str, Any] | None:
+        with self.lock:
+            known = key in self.intervals or key in self.worker
         if not known:
             return None
-        self._event(trial_id).wait(grace_s)
+        self._event(key).wait(grace_s)
         with self.lock:
-            interval = self.intervals.pop(trial_id, None)
-            worker = self.worker.pop(trial_id, {})
-            self.ended.pop(trial_id, None)
+            interval = self.intervals.pop(key, None)
+            worker = self.worker.pop(key, {})
+            self.ended.pop(key, None)
+            pid = self.pids.pop(key, None)
+        if pid is not None and self.session is not None:
+            self.session.end_trial(pid)
         if interval is None:
             return None
         closed_here = interval.end is None
@@ -167,6 +241,53 @@ class NodeMeter:
             "worker": worker,
         }
 
+    # -- the search's overhead: its processes and held GPUs outside trials ---------------------
+
+    def start_session(self, job_id: str, roots: list[int]) -> None:
+        """From now on, meter the processes of ``roots``' trees outside trials (the search's
+        overhead on this machine) and the GPUs no trial holds, for ``job_id``: :meth:`overhead`
+        says what they drew. Each joule goes to one search, the newest."""
+        with self.lock:
+            if self.session is None:
+                self.session = SessionProcesses(roots)
+                self.overhead = Meter([CpuTimeSource(self.session), MemoryEstimateSource(self.session)]).start()
+            else:
+                for pid in roots:
+                    self.session.add_root(pid)
+            if job_id in self.job_owner:
+                return
+            owner = self.job_owner[job_id] = object()
+        self.overhead.own_idle(owner)  # type: ignore[union-attr]
+        self.meter.own_idle(owner)
+
+    def overhead(self, job_id: str, final: bool = False) -> dict[str, Any] | None:
+        """What ``job_id``'s session drew on this machine outside its trials since
+        :meth:`start_session`: joules and method per domain (``gpu``: the GPUs its trials held
+        here, while none did). ``final``: the search is over, it takes no more. None for a job
+        this meter never metered."""
+        with self.lock:
+            owner = self.job_owner.get(job_id)
+            gpus = set(self.job_gpus.get(job_id, set()))
+        if owner is None or self.overhead is None:
+            return None
+        self.overhead.read_now()
+        processes = self.overhead.idle_of(owner)
+        held = {key: joules for key, joules in self.meter.idle_of(owner).items() if key in gpus}
+        if final:
+            self.overhead.release_idle(owner)
+            self.meter.release_idle(owner)
+            with self.lock:
+                self.job_owner.pop(job_id, None)
+        figures: dict[str, Any] = {"node_id": self.node_id}
+        for domain in ("cpu", "memory"):
+            joules = sum(j for key, j in processes.items() if key.startswith(domain + ":"))
+            method = next(d.method for d in self.overhead.devices.values() if d.domain == domain)
+            figures[domain] = {"joules": max(0.0, joules), "method": method}
+        if held:
+            methods = {self.meter.devices[key].method for key in held}
+            figures["gpu"] = {"joules": max(0.0, sum(held.values())), "method": worst_method(methods)}
+        return figures
+
     def counter_deltas(self) -> dict[str, float]:
         """Per GPU, joules its counter rose since this meter started (for tests and checks)."""
         return self.meter.counter_deltas()
@@ -178,6 +299,52 @@ class NodeMeter:
     def stop(self) -> None:
         """Stop sampling."""
         self.meter.stop()
+        if self.overhead is not None:
+            self.overhead.stop()
+
+
+def with_parts(own: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """A trial's final figures (:meth:`NodeMeter.final`) with those of its workers added: GPU
+    energy and GPU-seconds summed, devices and flags joined, the workers' CPU and memory added to
+    the trial process's, each domain's method the least exact one; ``workers`` lists each
+    worker's node, process and figures.
+
+    Example:
+        >>> own = {"gpu_energy_j": 0.0, "gpu_energy_method": "none", "gpu_seconds": 0.0, "devices": [],
+        ...        "flags": [], "worker": {"cpu": {"joules": 1.0, "method": "estimate-tdp"}, "finished": True}}
+        >>> part = {"node_id": "n2", "gpu_energy_j": 5.0, "gpu_energy_method": "counter", "gpu_seconds": 2.0,
+        ...         "devices": [{"key": "gpu:0", "node": "n2"}], "flags": [],
+        ...         "worker": {"cpu": {"joules": 3.0, "method": "estimate-tdp"}, "pid": 7}}
+        >>> merged = with_parts(own, [part])
+        >>> merged["gpu_energy_j"], merged["gpu_seconds"], merged["worker"]["cpu"]["joules"], len(merged["workers"])
+        (5.0, 2.0, 4.0, 1)
+    """
+    if not parts:
+        return own
+    merged = {**own, "devices": list(own.get("devices", [])), "flags": list(own.get("flags", []))}
+    worker = {**own.get("worker", {})}
+    gpu_methods = {own["gpu_energy_method"]} if own.get("gpu_energy_method", "none") != "none" else set()
+    for part in parts:
+        merged["gpu_energy_j"] = merged.get("gpu_energy_j", 0.0) + part["gpu_energy_j"]
+        merged["gpu_seconds"] = merged.get("gpu_seconds", 0.0) + part["gpu_seconds"]
+        merged["devices"] += part["devices"]
+        merged["flags"] += [flag for flag in part["flags"] if flag not in merged["flags"]]
+        if part["gpu_energy_method"] != "none":
+            gpu_methods.add(part["gpu_energy_method"])
+        for domain in ("cpu", "memory"):
+            reading = part["worker"].get(domain)
+            if reading is not None:
+                mine = worker.get(domain, {"joules": 0.0, "method": reading["method"]})
+                worker[domain] = {"joules": mine["joules"] + reading["joules"],
+                                  "method": worst_method({mine["method"], reading["method"]})}
+    merged["gpu_energy_method"] = worst_method(gpu_methods) if gpu_methods else "none"
+    merged["worker"] = worker
+    merged["workers"] = [{"node": part["node_id"], "pid": part["worker"].get("pid"), "gpu_energy_j": part["gpu_energy_j"],
+                          "gpu_seconds": part["gpu_seconds"],
+                          **{f"{d}_energy_j": part["worker"].get(d, {}).get("joules", 0.0) for d in ("cpu", "memory")}}
+                         for part in parts]
+    merged["flags"].append(f"ray-train-workers: {len(parts)}")
+    return merged
 
 
 class TrialProcessMeter:
