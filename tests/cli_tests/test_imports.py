@@ -336,12 +336,12 @@ def test_a_codecarbon_row_without_energy_is_counted_missing_not_a_zero_run(audit
     write_emissions(emissions, [
         {"timestamp": "2026-11-20T10:00:00", "project_name": "bert", "run_id": "r1", "duration": "100", "emissions": "0.0056",
          "cpu_energy": "0.05", "gpu_energy": "0.04", "ram_energy": "0.01", "pue": "1.0"},
-        {"timestamp": "2026-11-20T11:00:00", "project_name": "bert", "run_id": "r2", "duration": "100",
-         "cpu_energy": "", "gpu_energy": "", "ram_energy": ""},
+        {"timestamp": "2026-11-20T11:00:00", "project_name": "bert", "run_id": "r2", "duration": "100", "emissions": "0.0056",
+         "cpu_energy": "", "gpu_energy": "", "ram_energy": ""},  # its emissions, no energy: left out of the grid's figure
     ])
     ledger = str(tmp_path / "l.db")
     result = audit("import", "codecarbon", str(emissions), "--ledger", ledger)
-    assert result.code == 0 and "1 runs have no energy figure" in result.err
+    assert result.code == 0 and "1 run has no energy figure" in result.err
     with Ledger.open(ledger) as store:
         trials = {t.trial_key.split("@")[0]: t for t in store.trials("bert")}
     assert trials["r2"].energy == {} and "energy-missing" in trials["r2"].flags
@@ -350,6 +350,8 @@ def test_a_codecarbon_row_without_energy_is_counted_missing_not_a_zero_run(audit
     assert report["totals"]["trials_without_energy"] == 1
     header = audit("report", "--ledger", ledger).out.splitlines()[0]
     assert "grid codecarbon 56 g/kWh (CodeCarbon's figure, read from emissions.csv)" in header  # its grid, said once
+    assert report["totals"]["co2e_kg"] == pytest.approx(0.0056)  # CodeCarbon's own figure for the run with energy
+    assert "empty in the CodeCarbon file" in audit("report", "--ledger", ledger).out
 
 
 def test_import_optuna_from_a_mistyped_sqlite_path_creates_no_file(audit, tmp_path: Path) -> None:

@@ -46,13 +46,15 @@ def main() -> None:
         cluster.shutdown()
     with Ledger.open(ledger) as store:
         trials = store.trials("two-nodes")
+        rows = store.trials("two-nodes", include_idle=True)  # the experiment's overhead too
         usage = store.usage("two-nodes")
     print(json.dumps({
         "trials": [{"key": t.trial_key, "state": t.state.value, "gpu_j": t.energy["gpu"].joules,
                     "node": next((f for f in t.flags if f.startswith("node: ")), None), "gpu_seconds": t.gpu_seconds}
                    for t in trials],
         "usage_kwh": usage.energy_kwh,
-        "sum_kwh": sum(t.energy_kwh for t in trials),
+        "sum_kwh": sum(t.energy_kwh for t in rows),
+        "idle_kwh": sum(t.energy_kwh for t in rows if t.state.value == "idle"),
     }))
 
 

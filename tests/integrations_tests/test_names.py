@@ -51,6 +51,10 @@ def test_the_cli_finds_a_sweep_by_its_own_name_and_shows_it_on_one_line(tmp_path
         report = audit("report", "--sweep", name, "--ledger", ledger, "--format", "json")
         assert report.code == 0, report.err
         assert json.loads(report.out)["totals"]["trials"] == i + 1
+    for name, label in (("", '""/'), ("a\nb", "a\\nb/")):  # the closing sentence names the final run on its line
+        report = audit("report", "--sweep", name, "--ledger", ledger)
+        [sentence] = [line for line in report.out.splitlines() if line.startswith("The final run (")]
+        assert sentence.startswith(f"The final run ({label}") and "cost" in sentence, sentence
 
 
 @pytest.mark.slow

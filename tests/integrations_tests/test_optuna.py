@@ -491,9 +491,10 @@ def test_a_study_name_longer_than_the_ledgers_columns_is_recorded(ledger_path: s
     ("$5", {"price_per_gpu_hour": 2.0}, "the $5 budget counts cost per GPU-hour, and no GPU is in reach here"),
     ("$5", {"price_per_kwh": 0.3}, None),
     ("1 kWh", {}, None),
+    (None, {"price_per_gpu_hour": 2.0}, "the price is per GPU-hour ($2), and no GPU is in reach here: every trial costs $0"),
 ])
 def test_a_budget_that_can_never_act_is_said_at_the_start(ledger_path: str, caplog: pytest.LogCaptureFixture,
-                                                          budget: str, price: dict, warned: str | None) -> None:
+                                                          budget: str | None, price: dict, warned: str | None) -> None:
     from auditor.meters.cpu import CpuTimeSource
 
     with Meter([CpuTimeSource()]) as cpu_only, caplog.at_level("WARNING", logger="auditor"):

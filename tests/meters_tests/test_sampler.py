@@ -206,3 +206,22 @@ def test_a_running_figure_is_current_when_the_sampler_thread_is_late() -> None:
     period = 0.1 + 0.05  # the simulated counter's step and its poll
     assert seen >= 300.0 * (elapsed - period) - 1.0  # not 0.6 s (180 J) behind
     assert seen <= 300.0 * elapsed + 1.0
+
+
+def test_a_new_idle_owner_never_takes_the_idle_of_one_gone_before_it() -> None:
+    """Owners held by id: an owner released and garbage collected must not hand its idle to the
+    next one made (CPython gives a new object the freed one's id; a Ray experiment's overhead
+    row once carried the previous experiment's)."""
+    import gc
+
+    with Meter([SimulatedGpuSource([PowerProfile.constant(300.0)])]) as meter:
+        for _ in range(5):
+            owner = object()
+            meter.own_idle(owner)
+            time.sleep(0.25)
+            meter.read_now()
+            taken = sum(meter.idle_of(owner).values())
+            meter.release_idle(owner)
+            del owner
+            gc.collect()
+            assert taken < 300.0 * 0.6, taken  # its own 0.25 s at 300 W (with a sample's slack), not the ones before

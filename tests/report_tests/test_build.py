@@ -175,8 +175,8 @@ def test_trials_without_energy_are_counted_and_said_in_every_format(tmp_path: Pa
                                        flags=["energy-missing"]))
         report = build_report(store, CarbonModel())
     assert report["totals"]["trials_without_energy"] == 1 and report["sweeps"][0]["trials_without_energy"] == 1
-    assert "1 trials have no energy figure (s (1))" in render_markdown(report)
-    assert "1 of the 2 runs have no energy figure" in render_statement(report)
+    assert "1 trial has no energy figure (s (1))" in render_markdown(report)
+    assert "1 of the 2 runs has no energy figure" in render_statement(report)
     rows = list(csv.DictReader(io.StringIO(render_csv(report))))
     assert [row["trials_without_energy"] for row in rows] == ["1", "1"]
 

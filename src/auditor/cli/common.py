@@ -106,14 +106,45 @@ class OneLineTable(Table):
 
 def fit_headers(table: Table, console: Console) -> Table:
     """Where ``table`` is wider than ``console``, put each long header on two lines at its first
-    space (``facility`` over ``mWh``) before rich folds anything, so that header words stay whole
-    wherever the table can fit (120 columns with every optional column of the report)."""
-    if Measurement.get(console, console.options.update(max_width=100_000), table).maximum > console.width:
+    space (``facility`` over ``mWh``), and if it is still too wide, break a header word at its
+    slashes (``(done/`` over ``stopped/failed)``) to the width of its column's cells, before rich
+    folds anything: header words stay whole, and only a long name may fold, within its column.
+    """
+    def too_wide() -> bool:
+        return Measurement.get(console, console.options.update(max_width=100_000), table).maximum > console.width
+
+    if not too_wide():
+        return table
+    for column in table.columns:
+        header = str(column.header)
+        if len(header) > 10 and " " in header:
+            column.header = header.replace(" ", "\n", 1)
+    if too_wide():
         for column in table.columns:
-            header = str(column.header)
-            if len(header) > 10 and " " in header:
-                column.header = header.replace(" ", "\n", 1)
+            cells = max((len(str(cell)) for cell in column.cells), default=0)
+            column.header = "\n".join(_slash_lines(line, max(cells, 8)) for line in str(column.header).split("\n"))
+    for column in table.columns:
+        column.min_width = max(len(word) for line in str(column.header).split("\n") for word in line.split() or [""])
     return table
+
+
+def _slash_lines(text: str, width: int) -> str:
+    """``text`` broken after its slashes into lines of at most ``width`` where it is longer.
+
+    Example:
+        >>> _slash_lines("(done/stopped/failed)", 11)
+        '(done/\\nstopped/\\nfailed)'
+    """
+    if len(text) <= width or "/" not in text:
+        return text
+    pieces = [piece + "/" for piece in text.split("/")]
+    pieces[-1] = pieces[-1][:-1]
+    lines = [""]
+    for piece in pieces:
+        if lines[-1] and len(lines[-1]) + len(piece) > width:
+            lines.append("")
+        lines[-1] += piece
+    return "\n".join(lines)
 
 
 def make_table(*headers: str) -> Table:

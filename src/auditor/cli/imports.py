@@ -22,7 +22,7 @@ from auditor.imports.importers import (
 )
 from auditor.ledger import Ledger
 from auditor.model.hardware import find_hardware
-from auditor.model.text import shown_name
+from auditor.model.text import counted, shown_name
 
 import_app = typer.Typer(help="Bring searches that ran before the auditor into the ledger.", no_args_is_help=True)
 export_app = typer.Typer(help="Write the ledger in another tool's format.", no_args_is_help=True)
@@ -44,9 +44,11 @@ def _done(imported: Imported, sweeps: list[str], store: Ledger, noun: str = "tri
     typer.echo(f"{where} of {store.location}: {imported.describe(noun)}")
     missing = sum(1 for sweep in sweeps for t in store.trials(sweep) if "energy-missing" in t.flags)
     if missing and noun == "run":
-        typer.echo(f"{missing} runs have no energy figure (their energy cells are empty): reports count them, as 0 kWh", err=True)
+        typer.echo(f"{counted(missing, 'run')} {'has' if missing == 1 else 'have'} no energy figure (their energy cells "
+                   "are empty): reports count them, as 0 kWh", err=True)
     elif missing:
-        typer.echo(f"{missing} trials have no energy (nothing measured them and no draw was given): import again with "
+        typer.echo(f"{counted(missing, 'trial')} {'has' if missing == 1 else 'have'} no energy (nothing measured "
+                   "them and no draw was given): import again with "
                    "--gpu MODEL or --watts W (--count 0 for CPUs) to estimate it; reports count them meanwhile", err=True)
 
 

@@ -342,9 +342,10 @@ def import_codecarbon(ledger: Ledger, path: Path, sweep: str | None = None,
             flags=[*_flags(kwh), "codecarbon"], host="imported",
         ))
         sums = emitted.setdefault(name, [0.0, 0.0, 0.0])
-        sums[0] += _number(row, "emissions", line, path) if (row.get("emissions") or "").strip() else 0.0
-        sums[1] += sum(kwh.values()) * pue
-        sums[2] += sum(kwh.values())
+        if kwh and (row.get("emissions") or "").strip():  # the grid is emissions over energy: rows with both only
+            sums[0] += _number(row, "emissions", line, path)
+            sums[1] += sum(kwh.values()) * pue
+            sums[2] += sum(kwh.values())
     imported = Imported()
     for name, records in by_sweep.items():
         imported += _store_new(ledger, name, "codecarbon", records, progress, _codecarbon_settings(*emitted[name], path))

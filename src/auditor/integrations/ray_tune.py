@@ -42,7 +42,7 @@ from ray.tune.logger import LoggerCallback
 from auditor.budget.limits import Budget
 from auditor.config import plugin_settings
 from auditor.integrations.ray_tune_control import AuditStopper, running_scheduler
-from auditor.integrations.ray_tune_overhead import ExperimentOverhead, driver_settings
+from auditor.integrations.ray_tune_overhead import ExperimentOverhead
 from auditor.integrations.ray_tune_worker import (
     NodeMeter,
     node_meter,
@@ -161,7 +161,8 @@ class AuditLoggerCallback(LoggerCallback):
 
     @never_raise
     def _settle(self) -> None:  # the meters hand it to each trial as it begins, in the same round trip
-        tell_node_meters(self._nodes, "settle", {"model": self.model, "energy_clock": self.energy_clock, **driver_settings()})
+        overhead = self._overhead.settings() if self._overhead is not None else {}
+        tell_node_meters(self._nodes, "settle", {"model": self.model, "energy_clock": self.energy_clock, **overhead})
 
     def _refuse(self, refused: bool) -> None:  # with_audit runs no trial of a search refused here
         if refused or self._refused:

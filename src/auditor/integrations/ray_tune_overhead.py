@@ -28,11 +28,6 @@ logger = logging.getLogger("auditor")
 ASK_EVERY_S = 5.0  # the idle row is brought up to date at most this often while trials end
 
 
-def driver_settings() -> dict[str, Any]:
-    """What the node meters need to meter the driver's process: its pid and node."""
-    return {"driver_pid": os.getpid(), "driver_node": ray.get_runtime_context().get_node_id()}
-
-
 def idle_record(sweep: str, job_id: str, start: float, answers: list[dict[str, Any] | None]) -> TrialRecord | None:
     """The sweep's idle row from the nodes' :meth:`~auditor.meters.node.NodeMeter.overhead`
     answers (None for a node that never metered this job), or None if no node did.
@@ -55,7 +50,7 @@ def idle_record(sweep: str, job_id: str, start: float, answers: list[dict[str, A
         if readings:
             energy[domain] = EnergyReading(sum(r["joules"] for r in readings), worst_method({r["method"] for r in readings}))
     return TrialRecord(
-        sweep=sweep, trial_key=f"idle/ray/{job_id}", name="experiment overhead", state=TrialState.IDLE,
+        sweep=sweep, trial_key=f"idle/ray/{job_id}/{start:.3f}", name="experiment overhead", state=TrialState.IDLE,
         start_time=start, end_time=time.time(), energy=energy,
         flags=[f"nodes: {len(found)}", "ray-experiment-overhead"],
     )
@@ -71,6 +66,8 @@ class ExperimentOverhead:
 
     def __init__(self, start: float) -> None:
         self.start = start
+        self.job_id = ray.get_runtime_context().get_job_id()
+        self.key = f"{self.job_id}/{os.getpid()}/{start:.6f}"  # one driver may run several experiments
         self._asked: list[Any] = []
         self._asked_at = -float("inf")
 
@@ -80,11 +77,15 @@ class ExperimentOverhead:
         if not final and (self._asked or time.monotonic() - self._asked_at < ASK_EVERY_S):
             return
         try:
-            job = ray.get_runtime_context().get_job_id()
-            self._asked = [node_meter(node).overhead.remote(job, final) for node in nodes]
+            self._asked = [node_meter(node).overhead.remote(self.key, final) for node in nodes]
             self._asked_at = time.monotonic()
         except Exception as exc:  # noqa: BLE001 - the trials are recorded all the same
             logger.warning("the experiment's overhead not asked for: %s", exc)
+
+    def settings(self) -> dict[str, Any]:
+        """What the node meters need, settled on them as the experiment starts: which
+        experiment this is, and the driver's process and node (metered too)."""
+        return {"experiment": self.key, "driver_pid": os.getpid(), "driver_node": ray.get_runtime_context().get_node_id()}
 
     def update(self, writer: Any, sweep: str, nodes: list[str], final: bool = False) -> None:
         """Bring the sweep's idle row up to date through ``writer`` (a
@@ -114,4 +115,4 @@ class ExperimentOverhead:
             except Exception as exc:  # noqa: BLE001
                 logger.warning("the experiment's overhead on a node not read: %s", exc)
         self._asked = []
-        return idle_record(sweep, ray.get_runtime_context().get_job_id(), self.start, answers)
+        return idle_record(sweep, self.job_id, self.start, answers)

@@ -42,7 +42,7 @@ class NodeMeter(node_meters.NodeMeter):
         if settings.get("driver_node") == self.node_id and settings.get("driver_pid"):
             roots.append(int(settings["driver_pid"]))
         try:
-            self.start_session(job_id, roots)
+            self.start_session(str(settings.get("experiment") or job_id), roots, foreign=_another_raylet, job_id=job_id)
         except Exception as exc:  # noqa: BLE001 - the trials are metered all the same
             logger.warning("the experiment's overhead on node %s is not metered: %s", self.node_id, exc)
 
@@ -55,6 +55,11 @@ class NodeMeter(node_meters.NodeMeter):
             logger.warning("figures of trial %s's workers on other nodes not collected: %s", trial_id, exc)
             return None
         return [part for answer in answers for part in answer]
+
+
+def _another_raylet(name: str) -> bool:
+    """A raylet not at a session's root is another node's (a machine running several nodes)."""
+    return name == "raylet"
 
 
 def node_meter(node_id: str | None = None) -> Any:

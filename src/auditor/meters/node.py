@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from auditor.meters.base import EnergySource, worst_method
@@ -77,7 +77,9 @@ class NodeMeter:
         self.pids: dict[str, int] = {}  # interval -> the process running it
         self.session: SessionProcesses | None = None  # the search's processes outside trials
         self.overhead: Meter | None = None
-        self.job_owner: dict[str, object] = {}  # job -> who takes the idle energy drawn for it
+        self.owners: dict[str, object] = {}  # experiment -> who takes the idle energy drawn for it
+        self.job_experiment: dict[str, str] = {}  # job -> its experiment metered now
+        self.experiment_job: dict[str, str] = {}
         self.job_gpus: dict[str, set[str]] = {}  # job -> the GPUs its trials held here
 
     def refuse(self, job_id: str, refused: bool = True) -> None:
@@ -243,41 +245,59 @@ class NodeMeter:
 
     # -- the search's overhead: its processes and held GPUs outside trials ---------------------
 
-    def start_session(self, job_id: str, roots: list[int]) -> None:
+    def start_session(self, experiment: str, roots: list[int], foreign: Callable[[str], bool] | None = None,
+                      job_id: str | None = None) -> None:
         """From now on, meter the processes of ``roots``' trees outside trials (the search's
-        overhead on this machine) and the GPUs no trial holds, for ``job_id``: :meth:`overhead`
-        says what they drew. Each joule goes to one search, the newest."""
+        overhead on this machine) and the GPUs no trial holds, for ``experiment`` (of the search
+        ``job_id``, whose trials :meth:`begin` names): :meth:`overhead` says what they drew.
+        Each joule goes to one experiment, the newest; a new experiment of the same job ends
+        the job's earlier one, if it never said so. ``foreign``: see
+        :class:`~auditor.meters.session.SessionProcesses`."""
         with self.lock:
             if self.session is None:
-                self.session = SessionProcesses(roots)
+                self.session = SessionProcesses(roots, foreign=foreign)
                 self.overhead = Meter([CpuTimeSource(self.session), MemoryEstimateSource(self.session)]).start()
             else:
                 for pid in roots:
                     self.session.add_root(pid)
-            if job_id in self.job_owner:
+            if experiment in self.owners:
                 return
-            owner = self.job_owner[job_id] = object()
+            earlier = self.job_experiment.get(job_id) if job_id is not None else None
+            owner = self.owners[experiment] = object()
+            if job_id is not None:
+                self.job_experiment[job_id] = experiment
+                self.experiment_job[experiment] = job_id
+                self.job_gpus.pop(job_id, None)  # the GPUs its trials hold from now on
+        if earlier is not None:
+            self._release(earlier)
         self.overhead.own_idle(owner)  # type: ignore[union-attr]
         self.meter.own_idle(owner)
 
-    def overhead(self, job_id: str, final: bool = False) -> dict[str, Any] | None:
-        """What ``job_id``'s session drew on this machine outside its trials since
-        :meth:`start_session`: joules and method per domain (``gpu``: the GPUs its trials held
-        here, while none did). ``final``: the search is over, it takes no more. None for a job
-        this meter never metered."""
+    def _release(self, experiment: str) -> None:
         with self.lock:
-            owner = self.job_owner.get(job_id)
-            gpus = set(self.job_gpus.get(job_id, set()))
+            owner = self.owners.pop(experiment, None)
+            job_id = self.experiment_job.pop(experiment, None)
+            if job_id is not None and self.job_experiment.get(job_id) == experiment:
+                self.job_experiment.pop(job_id)
+        if owner is not None:
+            self.overhead.release_idle(owner)  # type: ignore[union-attr]
+            self.meter.release_idle(owner)
+
+    def overhead(self, experiment: str, final: bool = False) -> dict[str, Any] | None:
+        """What ``experiment``'s session drew on this machine outside its trials since
+        :meth:`start_session`: joules and method per domain (``gpu``: the GPUs its trials held
+        here, while none did). ``final``: the experiment is over, it takes no more. None for an
+        experiment this meter never metered."""
+        with self.lock:
+            owner = self.owners.get(experiment)
+            gpus = set(self.job_gpus.get(self.experiment_job.get(experiment, ""), set()))
         if owner is None or self.overhead is None:
             return None
         self.overhead.read_now()
         processes = self.overhead.idle_of(owner)
         held = {key: joules for key, joules in self.meter.idle_of(owner).items() if key in gpus}
         if final:
-            self.overhead.release_idle(owner)
-            self.meter.release_idle(owner)
-            with self.lock:
-                self.job_owner.pop(job_id, None)
+            self._release(experiment)
         figures: dict[str, Any] = {"node_id": self.node_id}
         for domain in ("cpu", "memory"):
             joules = sum(j for key, j in processes.items() if key.startswith(domain + ":"))

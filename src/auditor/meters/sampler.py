@@ -147,6 +147,7 @@ class Meter:
         self._warned_gpus: set[str] = set()
         self._idle_owners: list[object] = []
         self._idle_of: dict[int, dict[str, float]] = {}
+        self._idle_ids: dict[int, object] = {}  # every owner, kept: a later owner never gets an id whose idle is taken
         self._idle_unowned: dict[str, float] = {}
         self._idle_settled: dict[str, float] = {}
         self._idle_history: list[tuple[float, int | None]] = []  # (since, owner id): who took the idle when
@@ -364,6 +365,7 @@ class Meter:
             self._settle_idle()
             self._idle_owners.append(owner)
             self._idle_of.setdefault(id(owner), {})
+            self._idle_ids[id(owner)] = owner
             self._idle_history.append((self.clock(), id(owner)))
 
     def release_idle(self, owner: object) -> None:

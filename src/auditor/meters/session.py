@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 REFRESH_S = 0.5  # how often the trees' members are listed again (a scan of every process)
@@ -40,13 +40,19 @@ class SessionProcesses:
         roots: the pids whose process trees are the session (on a Ray node: the raylet, and
             on the driver's node the driver too). A pid given twice, or inside another root's
             tree, counts once.
+        refresh_s: how often the members are listed again.
+        foreign: given a process's name, whether it and its descendants are left out unless
+            it is a root (on a Ray node: ``raylet``, as another node's raylet is another
+            node's session).
     """
 
-    def __init__(self, roots: Iterable[int], refresh_s: float = REFRESH_S) -> None:
+    def __init__(self, roots: Iterable[int], refresh_s: float = REFRESH_S,
+                 foreign: Callable[[str], bool] | None = None) -> None:
         import psutil
 
         self._psutil = psutil
         self._roots = list(dict.fromkeys(roots))
+        self.foreign = foreign
         self._refresh_s = refresh_s
         self._members: dict[int, Any] = {}
         self._listed_at = -float("inf")
@@ -66,18 +72,29 @@ class SessionProcesses:
                 self._listed_at = -float("inf")
 
     def _list(self) -> dict[int, Any]:
+        """The roots and their descendants (one scan of every process), a tree's walk stopping
+        at a process :attr:`foreign` names (another Ray node's raylet, on a machine that runs
+        several nodes: that node's meter counts it)."""
         now = time.monotonic()
         if now - self._listed_at >= self._refresh_s:
+            children: dict[int, list[Any]] = {}
+            processes: dict[int, Any] = {}
+            for process in self._psutil.process_iter(["ppid", "name"]):
+                processes[process.pid] = process
+                children.setdefault(process.info["ppid"], []).append(process)
             members: dict[int, Any] = {}
-            for pid in self._roots:
-                try:
-                    root = self._psutil.Process(pid)
-                    for process in [root, *root.children(recursive=True)]:
-                        members.setdefault(process.pid, process)
-                except self._psutil.Error:
+            stack = [processes[pid] for pid in self._roots if pid in processes]
+            while stack:
+                process = stack.pop()
+                if process.pid in members or (process.pid not in self._roots and self._foreign(process)):
                     continue
+                members[process.pid] = process
+                stack.extend(children.get(process.pid, []))
             self._members, self._listed_at = members, now
         return self._members
+
+    def _foreign(self, process: Any) -> bool:
+        return self.foreign is not None and self.foreign(process.info.get("name") or "")
 
     def _cpu_of(self, process: Any) -> float | None:
         try:

@@ -19,6 +19,7 @@ from auditor import __version__
 from auditor.ledger import Ledger, stored_json
 from auditor.ledger.records import StateAggregate, SweepRecord, TrialRecord, fit_name
 from auditor.model.carbon import CarbonModel, Footprint, Overrides, model_for_sweep
+from auditor.model.text import shown_name
 from auditor.report.embodied import EmbodiedSettings, add_embodied_and_water
 from auditor.report.grid import (
     grid_description,
@@ -107,17 +108,20 @@ def searching_seconds(spans: list[tuple[float, float]]) -> float:
 
 
 def trial_label(trial: TrialRecord, runs: list[str | None]) -> str:
-    """How a report names a trial: ``sweep/number``, and which run when its sweep has several.
+    """How a report names a trial: ``sweep/number``, and which run when its sweep has several;
+    the sweep's name shown as tables show it (an empty one as ``""``, a line break escaped).
 
     Example:
         >>> trial = TrialRecord(sweep="lr", trial_key="lr/ab12cd34/4", state="complete", start_time=0.0,
         ...                     number=4, run="ab12cd34")
         >>> trial_label(trial, ["ab12cd34"]), trial_label(trial, ["0f0f0f0f", "ab12cd34"])
         ('lr/4', 'lr/4 (run 2 of 2)')
+        >>> trial_label(TrialRecord(sweep="", trial_key="0", state="complete", start_time=0.0, number=0), [])
+        '""/0'
     """
     if trial.number is None:
         return trial.trial_key
-    label = f"{trial.sweep}/{trial.number}"
+    label = f"{shown_name(trial.sweep)}/{trial.number}"
     if len(runs) > 1 and trial.run in runs:
         label += f" (run {runs.index(trial.run) + 1} of {len(runs)})"
     return label

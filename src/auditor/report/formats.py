@@ -18,7 +18,7 @@ import io
 from typing import Any
 
 from auditor.model.equivalents import equivalent
-from auditor.model.text import csv_cell, printable, shown_name
+from auditor.model.text import counted, csv_cell, printable, shown_name
 from auditor.model.units import (
     Metric,
     column_unit,
@@ -212,8 +212,10 @@ def stops(report: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
-def final_run_sentence(report: dict[str, Any], escape: Any = str) -> str | None:
-    """The final run against the development that found it, or None without a final run."""
+def final_run_sentence(report: dict[str, Any], escape: Any = printable) -> str | None:
+    """The final run against the development that found it, or None without a final run; the
+    run's name passed through ``escape`` (default: control characters shown escaped, so that a
+    name with a line break stays on the sentence's line)."""
     final, ratio, totals = report["final_run"], report["search_to_final_ratio"], report["totals"]
     if final is None or ratio is None:
         return None
@@ -285,9 +287,13 @@ def search_cost_phrase(ratio: float, target: str = "the final run") -> str:
     Example:
         >>> search_cost_phrase(6.03), search_cost_phrase(0.0)
         ('the search cost 6 times the final run', 'the rest of the search cost under 1% of the final run')
+        >>> search_cost_phrase(0.999)
+        'the rest of the search cost about as much as the final run'
     """
     if ratio < 0.01:
         return f"the rest of the search cost under 1% of {target}"
+    if 0.95 <= ratio < 1.05:  # "1 times" reads as a slip
+        return f"the rest of the search cost about as much as {target}"
     return f"the search cost {times(ratio)} times {target}"
 
 
@@ -331,11 +337,14 @@ def without_energy_sentence(report: dict[str, Any]) -> str | None:
     why = []
     if any(not s.get("imported") for s in missing):
         why.append("they ended before anything measured them (a Ray trial stopped before its first report) or their meter failed")
-    if any(s.get("imported") for s in missing):
+    if any(s.get("imported") and s.get("framework") == "codecarbon" for s in missing):
+        why.append("their energy cells were empty in the CodeCarbon file they were imported from")
+    if any(s.get("imported") and s.get("framework") != "codecarbon" for s in missing):
         why.append("they were imported with no energy figure and no draw to estimate one (import again with --gpu MODEL "
                    "or --watts W)")
-    return (f"{count} trials have no energy figure ({where}): {'; or '.join(why)}; flagged energy-missing in `audit trials`. "
-            "They count as 0 kWh: the totals are a lower bound.")
+    verb = "has" if count == 1 else "have"
+    return (f"{counted(count, 'trial')} {verb} no energy figure ({where}): {'; or '.join(why)}; flagged energy-missing "
+            "(`audit trials --format json` shows it). They count as 0 kWh: the totals are a lower bound.")
 
 
 def findings(report: dict[str, Any], escape: Any = str) -> list[str]:
@@ -427,7 +436,8 @@ def statement(report: dict[str, Any], escape: Any, latex: bool = False) -> str:
     if totals["measured_fraction"] is not None:
         text += f" {format_share(totals['measured_fraction']).replace('%', pct)} of the energy was measured with hardware counters; the rest was estimated."
     if totals.get("trials_without_energy"):
-        text += (f" {totals['trials_without_energy']} of the {totals['trials']} runs have no energy figure and count as zero, "
+        text += (f" {totals['trials_without_energy']} of the {totals['trials']} runs "
+                 f"{'has' if totals['trials_without_energy'] == 1 else 'have'} no energy figure and count as zero, "
                  "so these figures are a lower bound.")
     if totals.get("co2e_market_kg") is not None:
         text += (f" That is location-based; market-based (with the market factor given for the searches), "

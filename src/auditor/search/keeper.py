@@ -56,8 +56,12 @@ class BudgetKeeper:
 
     def say_if_it_cannot_act(self, gpus_in_reach: bool) -> str | None:
         """Warn, at the start of a search, if its budget can never stop anything (a GPU-hour
-        budget with no GPU in reach); returns the reason, or None."""
+        budget with no GPU in reach), or its price can count nothing (a price per GPU-hour with
+        no GPU); returns the reason, or None."""
         reason = self.budget.cannot_act(self.model.price, gpus_in_reach) if self.budget is not None else None
+        if reason is None and not gpus_in_reach and self.model.price.per_gpu_hour is not None:
+            reason = (f"the price is per GPU-hour (${self.model.price.per_gpu_hour:g}), and no GPU is in reach here: every "
+                      "trial costs $0. Give a price per kWh for a search on CPUs")
         if reason:
             logger.warning("%s", reason)
         return reason
