@@ -123,3 +123,8 @@ def test_a_plugins_bad_argument_is_one_clear_error(clean_environment: Path, argu
     with pytest.raises(InvalidInputError) as raised:
         AuditCallback(ledger=str(clean_environment / "l.db"), **arguments)
     assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_name_that_starts_with_a_dash_is_told_to_follow_two_dashes(audit, tmp_path) -> None:
+    result = audit("trials", "-dash", "--ledger", str(tmp_path / "l.db"))
+    assert result.code == 2 and "goes after `--`: `audit trials -- -NAME`" in result.err

@@ -81,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except typer.TyperException as exc:  # click's usage errors (exit code 2) and other CLI errors
         ctx = getattr(exc, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None and exc.exit_code == 2 else ""
+        if type(exc).__name__ == "NoSuchOption" and ctx is not None and not str(getattr(exc, "option_name", "")).startswith("--"):
+            hint = (f" (a name that starts with '-' goes after `--`: `{ctx.command_path} -- -NAME`; "
+                    f"see `{ctx.command_path} --help`)")
         _error(exc.format_message() + hint)
         return exc.exit_code
     except typer.Abort:

@@ -152,8 +152,14 @@ def with_audit(trainable: Any, *, energy_clock: bool = False) -> Any:
     its own; reported results get the figures so far under ``auditor/`` (the first, then at
     most every 0.1 s), and :func:`usage` inside the trainable gives them as a ``Footprint``.
 
+    A function wrapped by it and run as a Ray Train trainer's per-worker loop, by a trainer the
+    audited trial builds (``TorchTrainer(with_audit(loop), ...).fit()`` inside the trainable), is
+    charged to that trial: each worker's GPUs through its own node's meter, its process's CPU
+    and memory, added once to the trial's figures. The trial is noted as the loop is pickled in
+    the trial's thread, so a loop decorated once at module level works too.
+
     Args:
-        trainable: a function trainable or a ``tune.Trainable`` class.
+        trainable: a function trainable (or a Ray Train loop) or a ``tune.Trainable`` class.
         energy_clock: put ``auditor/energy_j``, the trial's joules so far (GPU, CPU and memory,
             never decreasing), on every result, so that a scheduler can count in it:
             ``ASHAScheduler(time_attr="auditor/energy_j")``. Off by default, as each key costs
