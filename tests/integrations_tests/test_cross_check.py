@@ -138,6 +138,7 @@ def test_ray_ledger_equals_the_result_grid_and_every_view_agrees(tmp_path: Path,
     grid = tuner.fit()
     with Ledger.open(ledger) as store:
         recorded = {t.trial_key: t for t in store.trials("cross")}
+        [overhead] = [t for t in store.trials("cross", include_idle=True) if t.state is TrialState.IDLE]
         tally = callback.keeper.guard.spent() if callback.keeper.guard else None
 
     assert len(recorded) == len(grid) == 7
@@ -156,10 +157,13 @@ def test_ray_ledger_equals_the_result_grid_and_every_view_agrees(tmp_path: Path,
             assert result.metrics["auditor/gpu_seconds"] == pytest.approx(trial.gpu_seconds, rel=1e-12)
     assert {t.state for t in recorded.values()} == {TrialState.COMPLETE, TrialState.STOPPED, TrialState.FAILED}
 
-    kwh = sum(t.energy_kwh for t in recorded.values())
+    idle = overhead.energy_kwh  # the experiment's own cost outside trials: in every view, as Optuna's idle energy is
+    assert idle > 0
+    kwh = sum(t.energy_kwh for t in recorded.values()) + idle
     capsys.readouterr()  # what Ray printed
     report, rows, sweeps = views(audit, ledger)
     whole = next(r for r in rows if r["sweep"] == "whole project")
+    assert report["totals"]["idle_kwh"] == pytest.approx(idle, rel=1e-9)
     assert report["totals"]["energy_kwh"] == pytest.approx(kwh, rel=1e-9)
     assert float(whole["energy_kwh"]) == pytest.approx(kwh, rel=1e-9) and sweeps[0]["energy_kwh"] == pytest.approx(kwh, rel=1e-9)
     assert tally is not None and tally.energy_kwh == pytest.approx(kwh, rel=REL)

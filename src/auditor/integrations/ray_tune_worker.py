@@ -186,15 +186,20 @@ def with_audit(trainable: Any, *, energy_clock: bool = False) -> Any:
         if audit.refused:
             return None
         _patch_report(audit)
-        try:
-            value = trainable(*args, **kwargs)
-        except BaseException:
-            audit.finish(finished=False)
-            raise
-        audit.finish(finished=True)
-        return value
+        return _metered(audit, trainable, args, kwargs)
 
     return audited
+
+
+def _metered(audit: Any, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Run ``fn``; its audit hands its figures over whether it returns or raises."""
+    try:
+        value = fn(*args, **kwargs)
+    except BaseException:
+        audit.finish(finished=False)
+        raise
+    audit.finish(finished=True)
+    return value
 
 
 class _TrialBinding:
@@ -237,13 +242,7 @@ def _run_worker(loop: Any, binding: _TrialBinding, args: tuple[Any, ...], kwargs
     except Exception as exc:  # noqa: BLE001 - the training goes on
         logger.warning("a Ray Train worker of trial %s is not metered: %s", trial_id, exc)
         return loop(*args, **kwargs)
-    try:
-        value = loop(*args, **kwargs)
-    except BaseException:
-        audit.finish(finished=False)
-        raise
-    audit.finish(finished=True)
-    return value
+    return _metered(audit, loop, args, kwargs)
 
 
 def _audited_class(cls: type[Trainable], energy_clock: bool) -> type[Trainable]:

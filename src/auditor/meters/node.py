@@ -185,12 +185,12 @@ class NodeMeter:
         workers (:meth:`begin` ``part_of``) added, here and on the machines :meth:`note_part`
         named (:meth:`remote_parts`). None at once for a trial that never began on this machine."""
         own = self._final_of(trial_id, grace_s)
+        if own is None:  # its workers here, if any, are another node's trial's: left for it to ask
+            return None
         parts = self.final_parts(trial_id, grace_s)
         with self.lock:
             elsewhere = sorted(self.part_nodes.pop(trial_id, set()))
             self.progress.pop(trial_id, None)
-        if own is None:
-            return None
         if elsewhere:
             found = self.remote_parts(trial_id, elsewhere, grace_s)
             if found is None:
