@@ -277,7 +277,8 @@ def print_report(report: dict[str, Any], out: Console | None = None, hints: list
     if totals["waste_fraction"] is not None:
         say(f"Pruned, stopped and failed trials used {format_share(totals['waste_fraction'])} of the energy.")
     if totals["idle_fraction"]:
-        say(f"Idle time between trials: {format_share(totals['idle_fraction'])} of the energy.")
+        say("Outside trials (idle devices, the search's own processes): "
+            f"{format_share(totals['idle_fraction'])} of the energy.")
     said = equivalent_sentence(report)
     if said:
         say(said)

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-REFRESH_S = 0.5  # how often the trees' members are listed again (a scan of every process)
+REFRESH_S = 1.0  # how often the trees' members are listed again (a scan of every process: about 10 ms)
 
 
 class SessionProcesses:

@@ -362,7 +362,8 @@ def findings(report: dict[str, Any], escape: Any = str) -> list[str]:
     if totals["waste_fraction"] is not None:
         sentences.append(f"Pruned, stopped and failed trials used {format_share(totals['waste_fraction'])} of the energy.")
     if totals.get("idle_fraction"):
-        sentences.append(f"Idle time between trials: {format_share(totals['idle_fraction'])} of the energy.")
+        sentences.append("Outside trials (idle devices, the search's own processes): "
+                         f"{format_share(totals['idle_fraction'])} of the energy.")
     for name, why in stops(report):
         sentences.append(f"{escape(name)} was {why}.")
     sentences.extend(budget_sentences(report, escape))
