@@ -55,6 +55,7 @@ class SessionProcesses:
         self.foreign = foreign
         self._refresh_s = refresh_s
         self._members: dict[int, Any] = {}
+        self._children: dict[int, list[Any]] = {}  # pid -> its child processes, as last listed
         self._listed_at = -float("inf")
         self._seen: dict[tuple[int, float], float] = {}  # (pid, start time) -> its CPU s as last read
         self._exited = 0.0  # CPU s of the processes that exited, as last read
@@ -90,7 +91,7 @@ class SessionProcesses:
                     continue
                 members[process.pid] = process
                 stack.extend(children.get(process.pid, []))
-            self._members, self._listed_at = members, now
+            self._members, self._children, self._listed_at = members, children, now
         return self._members
 
     def _foreign(self, process: Any) -> bool:
@@ -124,13 +125,15 @@ class SessionProcesses:
                 self._spent_in_trials += max(0.0, self._pid_cpu(pid) - start)
 
     def _in_trial(self, members: dict[int, Any]) -> set[int]:
-        """The pids running a trial now, with their descendants (a trial's data loaders)."""
+        """The pids running a trial now, with their descendants (a trial's data loaders), from
+        the last listing's parentage: no scan of its own."""
         busy = {pid for pid in self._trials if pid in members}
-        for pid in list(busy):
-            try:
-                busy.update(child.pid for child in members[pid].children(recursive=True))
-            except self._psutil.Error:
-                continue
+        stack = list(busy)
+        while stack:
+            for child in self._children.get(stack.pop(), []):
+                if child.pid in members and child.pid not in busy:
+                    busy.add(child.pid)
+                    stack.append(child.pid)
         return busy
 
     def cpu_seconds(self) -> float:
