@@ -109,6 +109,43 @@ def test_a_resumed_search_forecasts_from_the_sweeps_last_trials(tmp_path: Path) 
         assert guard.decide(after="the start of trial 3").action is Action.STOP_NEW
 
 
+def _earlier_run(ledger: Ledger) -> None:
+    """A run that stopped on its forecast: its warm-up trial, one full trial of 0.3 kWh, and two
+    trials the budget refused at their start (next to nothing each)."""
+    ledger.ensure_sweep("s", "optuna")
+    for number, kwh, refused in ((0, 0.05, False), (1, 0.3, False), (2, 0.001, True), (3, 0.001, True)):
+        ledger.record_trial(TrialRecord(sweep="s", trial_key=f"s/r1/{number}", state="pruned" if refused else "complete",
+                                        start_time=number, end_time=number + 1, number=number, run="r1",
+                                        stopped_by_budget=refused, energy={"cpu": EnergyReading(kwh * 3.6e6, "rapl")}))
+
+
+def test_a_rerun_after_a_forecast_stop_stops_where_the_first_run_did(tmp_path: Path) -> None:
+    """The truth harness found it: the first run stopped (spent 0.35 of 0.6 kWh, its next trial
+    forecast at 0.3), and the same script run again started a trial, because its forecast came
+    from the ledger with the refused trials and the warm-up in it (0.09 kWh). Neither is a
+    sample of what a trial costs; the process that ran them left them out too."""
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        _earlier_run(ledger)
+        guard = BudgetGuard(Budget.parse("0.6 kWh"), CarbonModel(), ledger, "s")
+        assert guard.forecast().energy_kwh == pytest.approx(0.3)
+        assert guard.decide(after="the start of trial 0").action is Action.STOP_NEW
+
+
+def test_a_trial_seen_after_the_fact_first_does_not_hide_the_ledgers_trials_from_the_forecast(tmp_path: Path) -> None:
+    """A callback not given the study decides first at its first trial's end: that trial (read
+    after the fact, its warm-up with it) was then the whole forecast, and the rerun ran on."""
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        _earlier_run(ledger)
+        guard = BudgetGuard(Budget.parse("0.6 kWh"), CarbonModel(), ledger, "s")
+        guard.observe(Usage(0.02, 0.0, 1, frozenset({"s/r2/0"})))
+        assert guard.forecast().energy_kwh == pytest.approx(0.3)
+        ledger.record_trial(TrialRecord(sweep="s", trial_key="s/r2/0", state="complete", start_time=5, end_time=6,
+                                        number=0, run="r2", energy={"cpu": EnergyReading(0.02 * 3.6e6, "rapl")}))
+        fresh = BudgetGuard(Budget.parse("0.6 kWh"), CarbonModel(), ledger, "s")
+        fresh.observe(Usage(0.02, 0.0, 1, frozenset({"s/r2/0"})))  # in the ledger already: counted once
+        assert fresh.forecast().energy_kwh == pytest.approx(0.3)
+
+
 def test_the_first_trials_warm_up_stays_out_of_the_next_trials_forecast(tmp_path: Path) -> None:
     """A torch search's first trial cost 800 times the next ones here (imports, allocator):
     forecasting the next trial from it stopped a 1.8 mWh search after one trial. It counts
@@ -146,6 +183,7 @@ def test_a_reservation_holds_new_trials_back_and_is_never_spent(tmp_path: Path) 
         ledger.record_trial(TrialRecord(sweep="s", trial_key="done", state="complete", start_time=0.0, end_time=1.0,
                                         energy={"cpu": EnergyReading(3.6, "estimate-tdp")}))  # 1 mWh drawn
         guard = BudgetGuard(Budget.parse("3 mWh"), CarbonModel(), ledger, "s")
+        guard.observe(Usage(1.0e-6, 0.0, 1, frozenset({"done"})))  # its first trial: the warm-up, out of the forecast
         guard.observe(Usage(0.7e-6, 0.0, 1))
         guard.observe(Usage(0.7e-6, 0.0, 1))  # the forecast: 0.7 mWh a trial
         a = guard.decide(Usage(), after="the start of trial a", holder="h:1:a")

@@ -223,16 +223,20 @@ class BudgetGuard:
         trial look dear). A search resumed in a new process starts from the sweep's last trials
         in the ledger, so that it stops where the earlier process would have."""
         with self._lock:
-            seed = not self._recent and not self._seeded and self.ledger is not None
+            seed = not self._seeded and self.ledger is not None
             self._seeded = True
-        if seed:
+        if seed:  # (also when this process finished a trial first: one it saw only after the fact)
+            with self._lock:
+                counted = frozenset(key for usage in self._recent for key in usage.keys)
             try:
-                earlier = self.ledger.recent_usage(self.sweep, self._recent.maxlen or 10)  # type: ignore[union-attr]
+                earlier = self.ledger.recent_usage(self.sweep, self._recent.maxlen or 10, warm_ups=False,  # type: ignore[union-attr]
+                                                   exclude=counted)
             except AuditorError:
                 earlier = []  # a new sweep, or a ledger that does not answer: no forecast yet
             with self._lock:
-                if not self._recent:
-                    self._recent.extend(reversed(earlier))
+                own = list(self._recent)
+                self._recent.clear()
+                self._recent.extend([*reversed(earlier), *own])
         with self._lock:
             recent = list(self._recent)
         # the first trial this process ran carries its one-time warm-up (imports, CUDA context,

@@ -967,19 +967,30 @@ class Ledger:
         with self._read() as conn:
             return int(conn.execute(query).scalar_one())
 
-    def recent_usage(self, sweep: str, count: int = 10) -> list[Usage]:
+    def recent_usage(self, sweep: str, count: int = 10, warm_ups: bool = True, exclude: Collection[str] = ()) -> list[Usage]:
         """The energy and GPU time of the sweep's last ``count`` finished trials, newest first
-        (what a resumed search forecasts its next trial from).
+        (what a resumed search forecasts its next trial from). A trial the budget stopped or
+        refused is left out: cut short, it is no sample of what a trial costs.
+
+        ``warm_ups=False`` also leaves out each run's first trial (its process's one-time
+        warm-up), as a budget's forecast does in the process that ran it, unless nothing else
+        is left. ``exclude``: trial keys left out (those a caller already counts).
 
         Raises:
             UnknownSweepError: no such sweep.
         """
         t = schema.trials
-        query = (select(t.c.energy_j, t.c.gpu_seconds)
-                 .where(t.c.sweep_id == self._sweep_id(sweep), t.c.state.notin_(["running", "idle"]), self._sound_rows)
-                 .order_by(t.c.end_time.desc()).limit(count))
+        finished = (t.c.sweep_id == self._sweep_id(sweep), t.c.state.notin_(["running", "idle"]),
+                    t.c.stopped_by_budget.is_(False), self._sound_rows)
+        query = select(t.c.energy_j, t.c.gpu_seconds, t.c.run, t.c.number).where(*finished)
+        if exclude:
+            query = query.where(t.c.trial_key.notin_(sorted(exclude)))
         with self._read() as conn:
-            return [Usage(float(j) / 3.6e6, float(s) / 3600.0, 1) for j, s in conn.execute(query).all()]
+            rows = conn.execute(query.order_by(t.c.end_time.desc()).limit(count)).all()
+            firsts = {} if warm_ups else dict(
+                conn.execute(select(t.c.run, func.min(t.c.number)).where(*finished).group_by(t.c.run)).all())
+        kept = [row for row in rows if row.number is None or firsts.get(row.run) != row.number] or rows
+        return [Usage(float(row.energy_j) / 3.6e6, float(row.gpu_seconds) / 3600.0, 1) for row in kept]
 
     def usage(self, sweep: str | None = None, exclude: tuple[str, Collection[str]] | None = None) -> Usage:
         """Summed IT energy and GPU time of one sweep's trials (or of the whole ledger).

@@ -103,11 +103,12 @@ class BudgetKeeper:
 
     def observe(self, record: TrialRecord) -> None:
         """A trial's final figures feed the forecast of the next one; a trial without energy
-        is what a budget failing closed stops on."""
-        if self.guard is None or record.state in (TrialState.RUNNING, TrialState.IDLE):
+        is what a budget failing closed stops on. A trial the budget stopped or refused is no
+        sample of what a trial costs (cut short, it would make the next one look cheap)."""
+        if self.guard is None or record.state in (TrialState.RUNNING, TrialState.IDLE) or record.stopped_by_budget:
             return
         missing = "not measured" if "energy-missing" in record.flags else None
-        self.guard.observe(Usage(record.energy_kwh, record.gpu_hours, 1), missing=missing)
+        self.guard.observe(Usage(record.energy_kwh, record.gpu_hours, 1, frozenset({record.trial_key})), missing=missing)
 
     def release(self, holder: str) -> None:
         """Drop ``holder``'s reservation (its trial is written or held back), and write the budget
