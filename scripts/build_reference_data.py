@@ -1,4 +1,4 @@
-"""Rebuild the reference tables bundled in ``src/auditor/data`` from ``shared/data``.
+"""Rebuild the reference tables bundled in ``auditor/data`` from ``shared/data``.
 
 The raw tables (Our World in Data grid intensities, the ML CO2 Impact calculator's cloud
 regions and hardware TDPs) are normalised here once, so that the package needs no country
@@ -21,7 +21,7 @@ import pycountry
 
 OWID_SOURCE = "Our World in Data (Ember, Energy Institute)"
 MLCO2_SOURCE = "ML CO2 Impact calculator data (Lacoste et al. 2019), MIT"
-PACKAGE_DATA = Path(__file__).resolve().parent.parent / "src" / "auditor" / "data"
+PACKAGE_DATA = Path(__file__).resolve().parent.parent / "auditor" / "data"
 
 # Country names in the cloud table that pycountry does not know under that spelling.
 COUNTRY_ALIASES = {"USA": "US", "South Korea": "KR", "Hong Kong": "HK", "Taiwan": "TW"}

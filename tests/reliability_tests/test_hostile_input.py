@@ -65,7 +65,7 @@ def test_cli_answers_any_arguments_with_a_code_and_at_most_one_error_line(args: 
     assert len(errors) <= 1
 
 
-SOURCES = list((ROOT / "src" / "auditor").rglob("*.py"))
+SOURCES = [*(ROOT / "auditor").rglob("*.py"), *(ROOT / "integrations").rglob("*.py")]
 
 
 @pytest.mark.parametrize(
