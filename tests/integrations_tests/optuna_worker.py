@@ -1,4 +1,4 @@
-"""One worker process of a search shared through a JournalFileStorage and one ledger.
+"""One worker process of a search shared through a JournalStorage (JournalFileBackend) and one ledger.
 
 Usage: python optuna_worker.py STORAGE_FILE LEDGER STUDY BUDGET TRIAL_CPU_SECONDS [RESERVE=1]
 """
