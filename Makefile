@@ -25,6 +25,7 @@ browser:
 		echo "chromium not installed: the browser test will skip (CI=true makes it fail)"; }
 
 test: $(STAMP) browser
+	$(BIN)/ruff check auditor integrations tests scripts
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -213,17 +213,32 @@ SETTINGS: dict[str, SettingSpec] = {
     "budget": SettingSpec(None, _budget, "limit such as '5 kg', '300 kWh', '100 GPUh', '$250'; unset = no budget"),
     "budget_scope": SettingSpec(Scope.SWEEP.value, _choice(Scope), "what a budget counts: sweep or project"),
     "budget_mode": SettingSpec(Mode.STOP_NEW.value, _choice(Mode), "warn, stop-new or hard"),
-    "budget_fail": SettingSpec(FailMode.OPEN.value, _choice(FailMode), "when the budget cannot be checked (ledger unreachable, energy missing): open = go on with a warning, closed = stop the search"),
-    "intensity_series": SettingSpec(None, _series, "CSV of the grid's intensity over time (timestamp, intensity_g_per_kwh; or an Electricity Maps or WattTime export): each trial's CO2e uses the hours it ran in; unset = the region's yearly figure"),
-    "market_intensity": SettingSpec(None, _intensity, "market-based factor such as '120 g/kWh' (renewable contracts): reports add a market-based CO2e beside the location-based one; unset = location-based only"),
-    "embodied": SettingSpec(None, _embodied, "embodied carbon in reports: kg CO2e to make one device with its share of the server (BLOOM: 462.5 per A100), or 'table' for each GPU model's figure from the bundled table; unset = none"),
+    "budget_fail": SettingSpec(FailMode.OPEN.value, _choice(FailMode),
+        "when the budget cannot be checked (ledger unreachable, energy missing): open = go on with a warning, "
+        "closed = stop the search"),
+    "intensity_series": SettingSpec(None, _series,
+        "CSV of the grid's intensity over time (timestamp, intensity_g_per_kwh; or an Electricity Maps or "
+        "WattTime export): each trial's CO2e uses the hours it ran in; unset = the region's yearly figure"),
+    "market_intensity": SettingSpec(None, _intensity,
+        "market-based factor such as '120 g/kWh' (renewable contracts): reports add a market-based CO2e "
+        "beside the location-based one; unset = location-based only"),
+    "embodied": SettingSpec(None, _embodied,
+        "embodied carbon in reports: kg CO2e to make one device with its share of the server (BLOOM: 462.5 "
+        "per A100), or 'table' for each GPU model's figure from the bundled table; unset = none"),
     "lifetime_years": SettingSpec(DEFAULT_LIFETIME_YEARS, _lifetime, "years a device serves, for embodied carbon"),
     "utilization": SettingSpec(DEFAULT_UTILIZATION, _utilization, "share of its life a device is busy (0-1], for embodied carbon"),
     "wue": SettingSpec(None, _wue, "water used on site, litres per IT kWh: reports add water_l; unset = none"),
-    "live_intensity": SettingSpec("off", _live, "'electricitymaps': audit report fetches the grid's hours the trials ran in from Electricity Maps (with your token; cached on disk) when no intensity series file is given; 'off' (default): no network"),
-    "electricitymaps_token": SettingSpec(None, _token, f"your Electricity Maps API token for live_intensity (or the {TOKEN_ENV} environment variable); never printed"),
+    "live_intensity": SettingSpec("off", _live,
+        "'electricitymaps': audit report fetches the grid's hours the trials ran in from Electricity Maps "
+        "(with your token; cached on disk) when no intensity series file is given; 'off' (default): no "
+        "network"),
+    "electricitymaps_token": SettingSpec(None, _token,
+        f"your Electricity Maps API token for live_intensity (or the {TOKEN_ENV} environment variable); never "
+        f"printed"),
     "electricitymaps_zone": SettingSpec(None, _zone, "the Electricity Maps zone for live_intensity (DE, US-CAL-CISO); unset = the region setting's country"),
-    "electricitymaps_url": SettingSpec(None, _url, "the Electricity Maps API for live_intensity; unset = https://api.electricitymaps.com/v3 (a proxy or test server in its place)"),
+    "electricitymaps_url": SettingSpec(None, _url,
+        "the Electricity Maps API for live_intensity; unset = https://api.electricitymaps.com/v3 (a proxy or "
+        "test server in its place)"),
     "spool_dir": SettingSpec(None, _text, "where trials the ledger cannot take yet are kept until it can; unset = ~/.local/state/auditor/held-back"),
 }
 

@@ -136,10 +136,9 @@ def run_ray_demo(ledger: str, region: str | None = None, config: dict[str, Any] 
 
     import ray
     import torch
+    from auditor.integrations.ray_tune import AuditLoggerCallback, with_audit
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
-
-    from auditor.integrations.ray_tune import AuditLoggerCallback, with_audit
 
     config = config or load_demo_config()
     search, space, budget = config["search"], config["space"], config["budget"]
@@ -196,10 +195,10 @@ def run_demo(ledger: str, region: str | None = None, config: dict[str, Any] | No
     """Run the demo search into ``ledger`` and return what it did."""
     import optuna
     import torch
+    from auditor.integrations.optuna import AuditCallback
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from auditor.integrations.optuna import AuditCallback
     from auditor.meters import meter_notes
     from auditor.model.units import format_range
 

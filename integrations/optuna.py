@@ -32,14 +32,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import optuna
+from auditor.integrations.optuna_figures import require_constraints, warn_late, write_figures
+from auditor.integrations.optuna_hooks import AuditPruner, AuditSampler
+from auditor.integrations.optuna_runs import RunNames
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState as OptunaState
 
 from auditor.budget.limits import Budget, Mode
 from auditor.config import plugin_settings
-from auditor.integrations.optuna_hooks import AuditPruner, AuditSampler
-from auditor.integrations.optuna_figures import require_constraints, warn_late, write_figures
-from auditor.integrations.optuna_runs import RunNames
 from auditor.ledger import Ledger, TrialState
 from auditor.meters import process_meter
 from auditor.meters.sampler import Meter

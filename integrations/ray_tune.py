@@ -37,10 +37,6 @@ import time
 from typing import Any
 
 import ray
-from ray.tune.logger import LoggerCallback
-
-from auditor.budget.limits import Budget
-from auditor.config import plugin_settings
 from auditor.integrations.ray_tune_control import AuditStopper, running_scheduler
 from auditor.integrations.ray_tune_overhead import ExperimentOverhead
 from auditor.integrations.ray_tune_worker import (
@@ -51,6 +47,10 @@ from auditor.integrations.ray_tune_worker import (
     usage,
     with_audit,
 )
+from ray.tune.logger import LoggerCallback
+
+from auditor.budget.limits import Budget
+from auditor.config import plugin_settings
 from auditor.ledger import Ledger
 from auditor.ledger.writer import LedgerWriter
 from auditor.search.figures import ENERGY_CLOCK
@@ -252,7 +252,7 @@ class AuditLoggerCallback(LoggerCallback):
         for node in [node_id] if node_id else self._nodes:
             try:
                 refs.append(node_meter(node).final.remote(trial.trial_id))
-            except Exception as exc:  # noqa: BLE001 - fall back on the last report's figures
+            except Exception as exc:
                 logger.warning("final figures of trial %s not asked for: %s", trial.trial_id, exc)
         by_budget = trial.trial_id in self.stopped_by_budget_ids or (at_end and self.stopped_by_budget)
         self._closing[trial.trial_id] = (refs, Ending(
@@ -278,7 +278,7 @@ class AuditLoggerCallback(LoggerCallback):
             for ref in trial_refs:
                 try:
                     finals.append(ray.get(ref))
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     logger.warning("final figures of trial %s not collected: %s", trial_id, exc)
             self._record(trial_id, ending, next((f for f in finals if f is not None), None))
         if self._overhead is not None and self.writer is not None:  # the idle row: the cost outside trials

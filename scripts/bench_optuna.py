@@ -25,6 +25,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import platform
 import statistics
@@ -104,7 +105,7 @@ def run(trials: int, runs: Runs, ledger: Path | None = None, tracker=None, stora
     runs.totals.append(ended - began)
     runs.setups.append(first_end[0] - began)
     runs.flushes.append(ended - optimized)
-    runs.gaps += [b - a for a, b in zip(starts[10:], starts[11:])]
+    runs.gaps += [b - a for a, b in itertools.pairwise(starts)]
 
 
 def import_seconds(statement: str) -> float:
@@ -127,7 +128,7 @@ def postgres_answers(url: str) -> str | None:
             pass
         engine.dispose()
         return None
-    except Exception as exc:  # noqa: BLE001 - the benchmark says why and goes on
+    except Exception as exc:
         return str(exc).splitlines()[0]
 
 
@@ -155,7 +156,7 @@ def main() -> None:
     try:
         from codecarbon import OfflineEmissionsTracker
     except ImportError:
-        OfflineEmissionsTracker = None  # noqa: N806
+        OfflineEmissionsTracker = None
 
     directory = Path(tempfile.mkdtemp())
     kinds = [k.strip() for k in args.storages.split(",") if k.strip()]

@@ -8,12 +8,22 @@ Run on any tree of the project (an older one too, for a before/after):
 Each item in its own process: a bug of one (open intervals) must not taint the next.
 """
 
-import os, subprocess, sys, tempfile, time, statistics, json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
 import optuna
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-from auditor.integrations.optuna import AuditCallback
-from auditor.ledger import Ledger
 import inspect
+
+from auditor.integrations.optuna import AuditCallback
+
+from auditor.ledger import Ledger
+
 NEW = "study" in inspect.signature(AuditCallback.__init__).parameters
 
 def burn(s):

@@ -20,9 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_the_plugins_ship_inside_the_package() -> None:
     """The project card's layout: the core in auditor/, the plugins in integrations/, imported
     from the editable install as auditor.integrations."""
-    import auditor
     import auditor.integrations
     import auditor.integrations.optuna
+
+    import auditor
 
     assert Path(auditor.__file__).resolve() == ROOT / "auditor" / "__init__.py"
     assert Path(auditor.integrations.__file__).resolve() == ROOT / "integrations" / "__init__.py"

@@ -59,9 +59,9 @@ def test_exception_is_recorded_as_failed_and_raised_on(meter: Meter, tmp_path: P
 
 
 def test_unwritable_ledger_warns_and_never_breaks_the_block(meter: Meter) -> None:
-    with pytest.warns(RuntimeWarning, match="held back, ledger .* not written: ledger URL uses 'oracle'"):
-        with auditor.track("x", ledger="oracle://u@h/db", meter=meter) as run:
-            value = 42
+    with (pytest.warns(RuntimeWarning, match="held back, ledger .* not written: ledger URL uses 'oracle'"),
+          auditor.track("x", ledger="oracle://u@h/db", meter=meter) as run):
+        value = 42
     assert value == 42 and run.record is not None
 
 

@@ -181,7 +181,7 @@ class BudgetGuard:
 
         try:
             _, why = self._on_thread(release)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             why = str(exc)
         if why is not None:
             logger.warning("budget reservation of %s not released: %s", holder, why)
@@ -389,5 +389,5 @@ class BudgetGuard:
                 with self._lock:
                     self._unsent[:0] = unsent[index:]
                 return
-            except Exception as exc:  # noqa: BLE001 - the event is worth less than the search
+            except Exception as exc:
                 logger.warning("budget event not recorded: %s", exc)

@@ -122,7 +122,8 @@ def trials_command(
     trials = trials[:limit] if limit else trials
     if output is TableOrJson.json:
         print_json([
-            {"key": t.trial_key, "number": t.number, "run": t.run, "run_number": run_number.get(t.run), "name": t.name, "state": t.state.value, "start_time": t.start_time,
+            {"key": t.trial_key, "number": t.number, "run": t.run, "run_number": run_number.get(t.run), "name": t.name,
+             "state": t.state.value, "start_time": t.start_time,
              "end_time": t.end_time, "gpu_seconds": t.gpu_seconds,
              "energy": {d: {"joules": r.joules, "method": r.method} for d, r in t.energy.items()},
              "params": t.params, "objective": t.objective, "flags": t.flags, "stopped_by_budget": t.stopped_by_budget}

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import csv
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 
-@lru_cache(maxsize=None)
+@cache
 def read_table(name: str) -> tuple[dict[str, str], ...]:
     """Rows of the bundled CSV table ``name`` (e.g. ``"hardware.csv"``), read once."""
     text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,7 @@ def machine_shares(spans: list[tuple[float, float]]) -> list[float]:
     """
     cuts = sorted({t for span in spans for t in span})
     shares = [0.0] * len(spans)
-    for a, b in zip(cuts, cuts[1:], strict=False):
+    for a, b in itertools.pairwise(cuts):
         running = [i for i, (start, end) in enumerate(spans) if start <= a and end >= b]
         for i in running:
             shares[i] += (b - a) / len(running)
@@ -169,7 +170,7 @@ def import_optuna(ledger: Ledger, storage: str, study: str, draw: Draw, sweep: s
         loaded = optuna.load_study(study_name=study, storage=storage)
     except KeyError:
         raise InvalidInputError(f"no study called {study!r} in storage {storage}") from None
-    except Exception as exc:  # noqa: BLE001 - a storage that does not answer, a bad URL
+    except Exception as exc:
         raise LedgerError(f"cannot read Optuna storage {storage}: {str(exc).splitlines()[0]}") from None
     records = []
     finished = [t for t in loaded.get_trials(deepcopy=False)
@@ -396,7 +397,7 @@ def _codecarbon_row(trial: TrialRecord, model: CarbonModel) -> dict[str, Any]:
     iso3 = alpha3(region.code) or ""
     cloud_provider, _, cloud_region = region.code.partition(":") if ":" in region.code else ("", "", "")
     return {
-        "timestamp": datetime.fromtimestamp(trial.end_time or trial.start_time, tz=timezone.utc).isoformat(),
+        "timestamp": datetime.fromtimestamp(trial.end_time or trial.start_time, tz=UTC).isoformat(),
         "project_name": trial.sweep, "run_id": trial.trial_key, "experiment_id": trial.sweep,
         "duration": seconds, "emissions": fp.co2e_kg, "emissions_rate": fp.co2e_kg / seconds if seconds else 0.0,
         "cpu_power": kwh["cpu"] * 3.6e6 / seconds if seconds else 0.0,

@@ -8,6 +8,7 @@ are computed from its energy when they are read.
 
 from __future__ import annotations
 
+from auditor.ledger.checks import stored_json
 from auditor.ledger.records import (
     BudgetEvent,
     EnergyReading,
@@ -16,7 +17,6 @@ from auditor.ledger.records import (
     TrialState,
     Usage,
 )
-from auditor.ledger.checks import stored_json
 from auditor.ledger.schema import SCHEMA_VERSION
 from auditor.ledger.store import Ledger
 

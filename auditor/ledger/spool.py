@@ -43,9 +43,9 @@ import secrets
 import socket
 import stat
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from auditor.errors import AuditorError, InvalidRecordError, UnsafeSpoolError

@@ -145,7 +145,7 @@ def server_bounds(backend: str, timeout_s: float) -> dict[str, Any]:
         >>> server_bounds("mysql", 30)["read_timeout"]  # the server's own lock wait ends first
         35
     """
-    seconds = max(1, min(int(math.ceil(timeout_s)), int(MAX_TIMEOUT_S)))
+    seconds = max(1, min(math.ceil(timeout_s), int(MAX_TIMEOUT_S)))
     if backend == "postgresql":
         ms = seconds * 1000
         return {"connect_timeout": seconds, "options": f"-c statement_timeout={ms} -c lock_timeout={ms}",

@@ -113,5 +113,5 @@ class EnergySource(ABC):
         """Devices that stopped answering, with the reason (empty when all are well)."""
         return {}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a hook: most sources hold nothing)
         """Release what the source holds (NVML handles, files)."""

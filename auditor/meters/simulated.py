@@ -119,7 +119,7 @@ class SimulatedGpuSource(EnergySource):
         elapsed = self._clock() - self._t0
         shown = math.floor(elapsed / self._period) * self._period if self._period > 0 else elapsed
         values = {}
-        for device, profile in zip(self._devices, self._profiles):
+        for device, profile in zip(self._devices, self._profiles, strict=True):
             fail_at = self._fail_after.get(device.index)  # type: ignore[arg-type]
             if device.key in self._lost or (fail_at is not None and elapsed >= fail_at):
                 self._lost.setdefault(device.key, "simulated: GPU is lost")

@@ -39,6 +39,7 @@ import bisect
 import csv
 import functools
 import io
+import itertools
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -176,7 +177,7 @@ class IntensitySeries:
         if not points:
             raise InvalidInputError(f"{source}: no rows: give one row per hour the work ran")
         times = tuple(sorted(points))
-        steps = Counter(b - a for a, b in zip(times, times[1:]))
+        steps = Counter(b - a for a, b in itertools.pairwise(times))
         step = max(steps.most_common(), key=lambda item: (item[1], -item[0]))[0] if steps else 3600.0
         return cls(times, tuple(points[t] for t in times), float(step), source, kind)
 
@@ -239,7 +240,7 @@ class IntensitySeries:
     def _whole_gap(self, gap: tuple[float, float]) -> tuple[float, float]:
         """A missing stretch inside the series widened to the whole gap between two values (the
         hours to add); before the first or after the last value, as it is."""
-        lo, hi = gap
+        lo, _hi = gap
         i = bisect.bisect_right(self.times, lo) - 1
         if 0 <= i < len(self.times) - 1 and lo >= self.times[i] + self._held(i):
             return (self.times[i] + self._held(i), self.times[i + 1])

@@ -193,7 +193,8 @@ def budget_sentences(report: dict[str, Any], escape: Any = str) -> list[str]:
             continue
         budget = sweep.get("budget") or {}
         mode = budget.get("mode") or next((e.get("mode") for e in sweep.get("budget_events", [])), None)
-        text = f"{escape(shown_name(sweep['name']))}: budget {cell}" if not mode else f"{escape(shown_name(sweep['name']))}: budget {cell.replace(':', f' ({mode}):', 1)}"
+        shown = cell.replace(':', f' ({mode}):', 1) if mode else cell
+        text = f"{escape(shown_name(sweep['name']))}: budget {shown}"
         metric, limit = budget.get("metric"), budget.get("limit")
         if budget.get("scope") == "sweep" and metric and limit and sweep.get(metric, 0.0) > limit:
             text += f", {sweep[metric] / limit:.3g} times its limit" + (" (warn only: nothing was stopped)" if mode == "warn" else "")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import math
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +90,12 @@ def cumulative_co2e(points: list[tuple[Any, ...]], kg_per_joule: float | dict[st
         total += (joules or 0.0) * kg_per_joule_of(kg_per_joule, sweep)
         joules_in_all += joules or 0.0
         gpu_h += (gpu_seconds or 0.0) / 3600
-        xs.append(datetime.fromtimestamp(end, tz=timezone.utc))
+        xs.append(datetime.fromtimestamp(end, tz=UTC))
         ys.append(total)
         gpus.append(gpu_h)
     metric, limit = budget if budget is not None else (None, None)
     unit = column_unit(Metric.CO2E_KG, [total, limit if metric is Metric.CO2E_KG else None])
-    thinned = _thin(list(zip(xs, ys, gpus)))
+    thinned = _thin(list(zip(xs, ys, gpus, strict=True)))
     if thinned:
         ax.step([x for x, _, _ in thinned], [y / unit.factor for _, y, _ in thinned], where="post", color="#2b6cb0",
                 label="CO2e spent")

@@ -117,8 +117,9 @@ def test_doctor_still_runs_with_a_bad_setting_and_says_which(audit, clean_enviro
     ({"budget": 5}, "5 has no unit: give it as text with one, e.g. '5 kWh', '5 kg', '5 GPUh' or '$5'"),
 ])
 def test_a_plugins_bad_argument_is_one_clear_error(clean_environment: Path, arguments: dict, message: str) -> None:
-    from auditor.errors import InvalidInputError
     from auditor.integrations.optuna import AuditCallback
+
+    from auditor.errors import InvalidInputError
 
     with pytest.raises(InvalidInputError) as raised:
         AuditCallback(ledger=str(clean_environment / "l.db"), **arguments)

@@ -16,15 +16,15 @@ import time
 
 os.environ["AUDITOR_SIMULATE_GPUS"] = "1x250"
 
-import ray  # noqa: E402
-from auditor.integrations.ray_tune import AuditLoggerCallback, with_audit  # noqa: E402
-from ray import train, tune  # noqa: E402
-from ray.cluster_utils import Cluster  # noqa: E402
-from ray.train import RunConfig, ScalingConfig  # noqa: E402
-from ray.train.torch import TorchConfig, TorchTrainer  # noqa: E402
-from ray.tune.integration.ray_train import TuneReportCallback  # noqa: E402
+import ray
+from auditor.integrations.ray_tune import AuditLoggerCallback, with_audit
+from ray import train, tune
+from ray.cluster_utils import Cluster
+from ray.train import RunConfig, ScalingConfig
+from ray.train.torch import TorchConfig, TorchTrainer
+from ray.tune.integration.ray_train import TuneReportCallback
 
-from auditor.ledger import Ledger  # noqa: E402
+from auditor.ledger import Ledger
 
 BUSY_S = 1.5
 
@@ -56,7 +56,7 @@ def trial(config: dict) -> None:
 
 
 def machine_busy_s() -> float:
-    fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+    fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]  # noqa: SIM115 (open while the process runs)
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
@@ -86,7 +86,7 @@ def main() -> None:
         usage = store.usage("train-in-tune")
     reported = {}
     for trial_id in os.listdir(root):
-        reported[trial_id] = [json.load(open(os.path.join(root, trial_id, name))) for name in os.listdir(os.path.join(root, trial_id))]
+        reported[trial_id] = [json.load(open(os.path.join(root, trial_id, name))) for name in os.listdir(os.path.join(root, trial_id))]  # noqa: SIM115 (open while the process runs)
     print(json.dumps({
         "rows": [{"key": r.trial_key, "state": r.state.value, "gpu_seconds": r.gpu_seconds, "flags": r.flags,
                   "energy": {d: e.joules for d, e in r.energy.items()}, "devices": r.devices} for r in rows],

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-
 from auditor.integrations.optuna import AuditCallback
+
 from auditor.ledger import Ledger
 
 NAMES = ["", "x" * 300, "a\nb", "lr", "LR", "lr ", "a\x00b", "\U0001f525", "[bold]x"]
@@ -59,9 +59,8 @@ def test_the_cli_finds_a_sweep_by_its_own_name_and_shows_it_on_one_line(tmp_path
 
 @pytest.mark.slow
 def test_a_ray_experiment_name_with_a_line_break_and_case(tmp_path: Path, ray_session: None) -> None:
-    from ray import tune
-
     from auditor.integrations.ray_tune import AuditLoggerCallback
+    from ray import tune
 
     ledger = str(tmp_path / "l.db")
     for name, trials in (("Exp\nA", 1), ("exp\na", 2)):

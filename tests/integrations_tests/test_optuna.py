@@ -14,11 +14,11 @@ import time
 import warnings
 from pathlib import Path
 
+import auditor.integrations.optuna as plugin
 import optuna
 import pytest
-
-import auditor.integrations.optuna as plugin
 from auditor.integrations.optuna import AuditCallback
+
 from auditor.ledger import Ledger, TrialState
 from auditor.meters.sampler import Meter
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-
 from auditor.integrations.optuna import AuditCallback
+
 from auditor.ledger import Ledger
 from auditor.meters.sampler import Meter
 from auditor.model.forecast import MIN_TRIALS
@@ -126,7 +126,7 @@ def test_the_parameter_that_drives_the_energy_ranks_first(tmp_path: Path, gpu_me
     callback.flush()
     drivers = sweep_json(audit, ledger, "drivers")["energy_drivers"]
     shares = {p["name"]: p["share"] for p in drivers["parameters"]}
-    assert [p["name"] for p in drivers["parameters"]][0] == "width"
+    assert next(p["name"] for p in drivers["parameters"]) == "width"
     assert shares["width"] > 0.6 and shares["noise"] < 0.15 and shares["act"] < 0.15, shares
     assert drivers["trials"] == 30
     table = audit("report", "--ledger", ledger)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import optuna
 import pytest
+from auditor.integrations.optuna import AuditCallback
 
 from auditor.errors import InvalidInputError
-from auditor.integrations.optuna import AuditCallback
 from auditor.ledger import Ledger
 from auditor.meters.sampler import Meter
 from auditor.search.constraint import CONSTRAINT_KEY, CostConstraint

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import optuna
 import pytest
+from auditor.integrations.optuna import AuditCallback
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
-from auditor.integrations.optuna import AuditCallback
 from auditor.ledger import Ledger
 from auditor.meters.sampler import Meter
 from auditor.model.carbon import CarbonModel

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-
 from auditor.integrations.optuna import AuditCallback
+
 from auditor.ledger import Ledger
 from auditor.meters.cpu import CpuTimeSource, probe_cpu
 from auditor.meters.sampler import Meter

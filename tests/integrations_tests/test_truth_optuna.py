@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import tempfile
@@ -42,11 +43,11 @@ from typing import Any
 
 import optuna
 import pytest
+from auditor.integrations.optuna import AuditCallback
+from auditor.integrations.optuna_runs import run_of
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from auditor.integrations.optuna import AuditCallback
-from auditor.integrations.optuna_runs import run_of
 from auditor.ledger import Ledger, TrialRecord, TrialState
 from auditor.ledger.records import fit_name
 from auditor.meters.cpu import DEFAULT_WATTS_PER_LOGICAL_CPU, CpuInfo, CpuTimeSource
@@ -247,14 +248,15 @@ def _shared_integral(intervals: dict[str, tuple[float, float]], energy_of: Calla
     equally among the intervals open then (what the attribution promises)."""
     cuts = sorted({t for span in intervals.values() for t in span})
     shares = dict.fromkeys(intervals, 0.0)
-    for a, b in zip(cuts, cuts[1:], strict=False):
+    for a, b in itertools.pairwise(cuts):
         open_ = [key for key, (s, e) in intervals.items() if s <= a and e >= b]
         for key in open_:
             shares[key] += energy_of(a, b) / len(open_)
     return shares
 
 
-@settings(max_examples=MAX_EXAMPLES, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate], suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=MAX_EXAMPLES, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(search=searches())
 def test_every_feature_composes(search: Search, audit: Callable[..., Any]) -> None:
     folder = Path(tempfile.mkdtemp())

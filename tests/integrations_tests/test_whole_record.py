@@ -12,8 +12,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-
 from auditor.integrations.optuna import AuditCallback
+
 from auditor.ledger import Ledger, TrialRecord
 from auditor.meters.base import EnergyReading
 from auditor.meters.cpu import probe_cpu

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from auditor.ledger import Ledger, TrialRecord
-from auditor.ledger import schema
+from auditor.ledger import Ledger, TrialRecord, schema
 
 
 def _schema_1_ledger(path: Path) -> None:

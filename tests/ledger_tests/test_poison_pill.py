@@ -13,10 +13,10 @@ from typing import Any
 
 import optuna
 import pytest
+from auditor.integrations.optuna import AuditCallback
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditor.integrations.optuna import AuditCallback
 from auditor.ledger import EnergyReading, Ledger, TrialRecord, TrialState
 from auditor.ledger.checks import record_to_json
 from auditor.ledger.spool import (

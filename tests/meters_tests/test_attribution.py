@@ -107,7 +107,7 @@ def schedules(draw: st.DrawFn) -> tuple[list[tuple[float, float, float]], list[t
     for _ in range(draw(st.integers(0, 12))):
         a, b = sorted(draw(st.tuples(st.floats(0, 100), st.floats(0, 100))))
         spans.append((a, b, draw(st.sampled_from([0.25, 1.0, 2.0]))))
-    return spans, list(zip(times, joules))
+    return spans, list(zip(times, joules, strict=True))
 
 
 @settings(max_examples=300, deadline=None)

@@ -259,7 +259,7 @@ def test_a_column_has_one_unit_and_no_zeros_for_amounts(values: list[float | Non
         if value is None:
             assert cell == "-"
         elif cell.startswith("< "):
-            assert 0 < value and value / unit.factor < float(cell[2:])
+            assert value > 0 and value / unit.factor < float(cell[2:])
         else:
             assert cell != "0" or value == 0
             shown = float(cell.replace(",", ""))

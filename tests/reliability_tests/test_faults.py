@@ -206,7 +206,8 @@ def test_a_budget_fails_open_or_closed_when_the_ledger_cannot_answer(
 
 def test_audit_run_whose_command_fills_the_ledgers_disk_keeps_its_record(small_disk: SmallDisk, audit: Callable[..., object]) -> None:
     ledger = str(small_disk.path / "ledger.db")
-    fill = f"import os\nfd = os.open({str(small_disk.filler)!r}, os.O_WRONLY | os.O_CREAT)\ntry:\n    while True: os.write(fd, bytes(4096))\nexcept OSError: pass"
+    fill = (f"import os\nfd = os.open({str(small_disk.filler)!r}, os.O_WRONLY | os.O_CREAT)\n"
+            "try:\n    while True: os.write(fd, bytes(4096))\nexcept OSError: pass")
     result = audit("--ledger", ledger, "run", "--name", "filler", "--", sys.executable, "-c", fill)
     assert result.code == 0  # type: ignore[attr-defined]  # the command's own exit code
     assert "held back (ledger" in result.err and "the disk is full" in result.err  # type: ignore[attr-defined]

@@ -5,6 +5,7 @@ flight, and everything lands once the server answers again. On PostgreSQL and Ma
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import subprocess
@@ -88,7 +89,7 @@ def test_a_budgeted_search_goes_on_through_a_silent_server_and_writes_everything
         study.optimize(objective, n_trials=500, callbacks=[audit, ended])
         audit.close()
 
-    during = [b - a for a, b in zip(ends, ends[1:]) if outage["start"] <= b and a < outage["end"]]
+    during = [b - a for a, b in itertools.pairwise(ends) if outage["start"] <= b and a < outage["end"]]
     waits = sorted(gap for gap in during if gap > 1.0)
     print(f"\n{proxy.target[1]}: {len(during)} trials in the {outage['end'] - outage['start']:.1f} s outage, "
           f"waits on the ledger {[round(w, 2) for w in waits]} s, most in the spool {max(h for _, h in spooled)}")
