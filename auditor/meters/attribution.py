@@ -67,6 +67,7 @@ class Interval:
     thread: int | None = None  # the thread running it, whose own CPU time is charged to it first
     thread_cpu: float | None = None  # that thread's CPU clock at the last sample of a thread-metered device
     thread_owed: float = 0.0  # its own joules not yet given (a span whose process delta was short of them)
+    owed_after_end: bool = False  # past its end with joules owed: waits one more span, which pays them first
     id: int = field(default_factory=lambda: next(_ids))
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -211,6 +212,11 @@ class Accountant:
         finished = []
         for iv in list(state.open):
             if iv.end is not None and state.frontier is not None and state.frontier >= iv.end:
+                if iv.thread_owed > 0 and not iv.owed_after_end:
+                    # its thread's clock, read a moment after the process counter, ran ahead of it:
+                    # the process counter shows that work in the next span, which pays it first
+                    iv.owed_after_end = True
+                    continue
                 state.open.remove(iv)
                 iv.pending.discard(key)
                 if not iv.pending:
