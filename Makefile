@@ -26,6 +26,7 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/ruff check auditor integrations tests scripts
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -26,6 +26,7 @@ import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -183,7 +184,7 @@ def _budget(value: Any) -> str:
     return text
 
 
-def _choice(enum: type) -> Callable[[Any], str]:
+def _choice(enum: type[Enum]) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         text = _text(value).lower()
         choices = [member.value for member in enum]

@@ -88,7 +88,7 @@ class track(ContextDecorator):
         self._wall_start = time.time()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: Any) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: Any) -> None:
         self._active_meter.end(self._interval)
         wall_end = time.time()
         if exc_type is None:
@@ -113,8 +113,7 @@ class track(ContextDecorator):
             flags=[f"error: {exc_type.__name__}"] if state is TrialState.FAILED and exc_type else [],
             is_final=self.final,
         )
-        write_record(self.record, self.ledger, framework="run")
-        return False
+        write_record(self.record, self.ledger, framework="run")  # (an exception in the block goes on up)
 
 
 def command_name(argv: list[str]) -> str:

@@ -103,6 +103,14 @@ class BudgetGuard:
         self._asking: tuple[Future[Any], float] | None = None  # the last ledger call, since when
 
     @property
+    def _open_ledger(self) -> Ledger:
+        """The ledger, for the calls made once a decision found it open (:meth:`decide` answers
+        without one first)."""
+        if self.ledger is None:
+            raise AuditorError("the budget's ledger is not open")
+        return self.ledger
+
+    @property
     def _hourly(self) -> bool:
         """True when CO2e must follow the hours: a series is set and the budget is in CO2e."""
         return self.model.series is not None and self.budget.limit.metric is Metric.CO2E_KG
@@ -253,7 +261,7 @@ class BudgetGuard:
         not in the ledger yet has spent nothing there)."""
         pending = pending or Usage()
         try:
-            usage = self.ledger.usage(self.sweep if self.budget.scope is Scope.SWEEP else None, exclude=(self.sweep, pending.keys))
+            usage = self._open_ledger.usage(self.sweep if self.budget.scope is Scope.SWEEP else None, exclude=(self.sweep, pending.keys))
         except UnknownSweepError:
             usage = Usage()
         return self._total(usage.energy_kwh + pending.energy_kwh, usage.gpu_hours + pending.gpu_hours, self._recorded(pending))
@@ -302,7 +310,7 @@ class BudgetGuard:
         # other worker sees a moment where they are neither reserved nor in the ledger.
         ahead = Usage(forecast.energy_kwh + pending.energy_kwh, forecast.gpu_hours + pending.gpu_hours, 1)
         scope_project = self.budget.scope is Scope.PROJECT
-        allowed = self.ledger.reserve(self.sweep, holder, ahead, decide, project=scope_project, exclude=pending.keys,
+        allowed = self._open_ledger.reserve(self.sweep, holder, ahead, decide, project=scope_project, exclude=pending.keys,
                                       mine=list(mine))
         with self._lock:
             if allowed:
@@ -315,14 +323,14 @@ class BudgetGuard:
         """Drop this worker's reservation."""
         with self._lock:
             self._holding.pop(holder, None)
-        self.ledger.release(holder)
+        self._open_ledger.release(holder)
 
     def release_dead(self) -> int:
         """Drop the reservations left by killed workers of this machine (holders are named
         ``host:pid:...``), so that a resumed search does not count them. Returns how many."""
         prefix = f"{socket.gethostname()}:"
-        dead = [h for h in self.ledger.reservation_holders() if h.startswith(prefix) and not _pid_alive(h[len(prefix):])]
-        self.ledger.release_all(dead)
+        dead = [h for h in self._open_ledger.reservation_holders() if h.startswith(prefix) and not _pid_alive(h[len(prefix):])]
+        self._open_ledger.release_all(dead)
         return len(dead)
 
     def _settle(self, decision: Decision, after: str) -> Decision:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import TypeVar
 
 from auditor.errors import InvalidInputError
 from auditor.model.carbon import Footprint, Price
@@ -76,7 +77,10 @@ class Action(str, Enum):
         return self in (Action.STOP_NEW, Action.STOP_ALL)
 
 
-def _enum_value(enum: type[Enum], value: object, what: str) -> Enum:
+_E = TypeVar("_E", bound=Enum)
+
+
+def _enum_value(enum: type[_E], value: object, what: str) -> _E:
     try:
         return enum(value.value if isinstance(value, Enum) else str(value).strip().lower())
     except ValueError:

@@ -110,7 +110,7 @@ def trials_command(
         runs = store.runs(sweep)
     run_number = {run: i + 1 for i, run in enumerate(runs)}  # the sweep's runs, first started first
     if states:
-        trials = [t for t in trials if t.state.value in states]
+        trials = [t for t in trials if TrialState(t.state).value in states]
     order = {
         "number": lambda t: ((run_number.get(t.run, 0), 0, t.number, ()) if t.number is not None
                              else (run_number.get(t.run, 0), 1, 0, natural_key(t.name or t.trial_key))),
@@ -123,7 +123,7 @@ def trials_command(
     if output is TableOrJson.json:
         print_json([
             {"key": t.trial_key, "number": t.number, "run": t.run, "run_number": run_number.get(t.run), "name": t.name,
-             "state": t.state.value, "start_time": t.start_time,
+             "state": TrialState(t.state).value, "start_time": t.start_time,
              "end_time": t.end_time, "gpu_seconds": t.gpu_seconds,
              "energy": {d: {"joules": r.joules, "method": r.method} for d, r in t.energy.items()},
              "params": t.params, "objective": t.objective, "flags": t.flags, "stopped_by_budget": t.stopped_by_budget}

@@ -283,9 +283,9 @@ def print_report(report: dict[str, Any], out: Console | None = None, hints: list
     said = equivalent_sentence(report)
     if said:
         say(said)
-    for sentence in (embodied_sentence(report), water_sentence(report)):  # when set
-        if sentence:
-            say(sentence)
+    for extra in (embodied_sentence(report), water_sentence(report)):  # when set
+        if extra:
+            say(extra)
     if totals["measured_fraction"] is not None and totals["measured_fraction"] < 0.995:  # never "0% estimated"
         say(
             f"Estimated, not measured: {format_share(1 - totals['measured_fraction'])} (see `audit doctor` for what this machine can measure)."

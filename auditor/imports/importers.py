@@ -246,11 +246,11 @@ def import_ray(ledger: Ledger, experiment: Path, draw: Draw | None = None, sweep
         else:
             state = "stopped"
         # with_audit adds its figures to a result at most every 0.1 s: the latest that has them
-        figures = next((r for r in reversed(results) if "auditor/energy_kwh" in r), {})
+        figures: dict[str, Any] = next((r for r in reversed(results) if "auditor/energy_kwh" in r), {})
         joules = {d: float(figures[f"auditor/{d}_energy_j"]) for d in ("gpu", "cpu", "memory") if f"auditor/{d}_energy_j" in figures}
         if joules:
             energy = {d: EnergyReading(j, str(figures.get(f"auditor/{d}_energy_method", "estimate"))) for d, j in joules.items()}
-            gpu_seconds, devices = float(figures.get("auditor/gpu_seconds", 0.0)), []
+            gpu_seconds, devices = float(figures.get("auditor/gpu_seconds", 0.0)), list[dict[str, Any]]()
         else:
             energy, gpu_seconds, devices = (draw or Draw()).estimate(seconds)
         records.append(TrialRecord(
@@ -349,7 +349,7 @@ def import_codecarbon(ledger: Ledger, path: Path, sweep: str | None = None,
             sums[2] += sum(kwh.values())
     imported = Imported()
     for name, records in by_sweep.items():
-        imported += _store_new(ledger, name, "codecarbon", records, progress, _codecarbon_settings(*emitted[name], path))
+        imported += _store_new(ledger, name, "codecarbon", records, progress, _codecarbon_settings(emitted[name][0], emitted[name][1], emitted[name][2], path))
     return imported, list(by_sweep)
 
 
@@ -409,5 +409,5 @@ def _codecarbon_row(trial: TrialRecord, model: CarbonModel) -> dict[str, Any]:
         "codecarbon_version": "", "cpu_count": "", "cpu_model": "", "gpu_count": len(trial.devices),
         "gpu_model": ",".join(sorted({str(d.get("model", "")) for d in trial.devices})),
         "longitude": "", "latitude": "", "ram_total_size": "", "tracking_mode": "process",
-        "on_cloud": "Y" if cloud_provider else "N", "pue": pue, "auditor_state": trial.state.value,
+        "on_cloud": "Y" if cloud_provider else "N", "pue": pue, "auditor_state": TrialState(trial.state).value,
     }

@@ -197,7 +197,7 @@ def _budget_problem(budget: Any) -> str | None:
     if budget.get("metric") not in BUDGET_METRICS:
         return f"budget metric {budget.get('metric')!r:.40} is not one of {', '.join(BUDGET_METRICS)}"
     limit = budget.get("limit")
-    if not is_finite(limit) or limit <= 0:
+    if not is_finite(limit) or limit is None or limit <= 0:
         return f"budget limit {limit!r:.40} is not a finite number above 0"
     if budget.get("scope") not in BUDGET_SCOPES:
         return f"budget scope {budget.get('scope')!r:.40} is not sweep or project"

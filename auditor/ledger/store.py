@@ -159,8 +159,8 @@ def server_bounds(backend: str, timeout_s: float) -> dict[str, Any]:
 def _sqlite_engine(url: URL, busy_timeout_s: float, create: bool = True) -> Engine:
     """A SQLite engine: read-write (creating a private file if ``create``), or read-only for a
     ledger file this process cannot write (reports still work; writes fail with a clear error)."""
-    path = url.database
-    on_disk = path not in (None, "", ":memory:")
+    path = url.database or ""
+    on_disk = path not in ("", ":memory:")
     if on_disk and not create and not Path(path).is_file():
         raise NoLedgerError(_no_ledger(str(path), "no such file"))
     if on_disk and not create and Path(path).stat().st_size == 0:
@@ -322,7 +322,7 @@ class Ledger:
         found = []
         with self._read() as conn:
             for row in conn.execute(query):
-                why = row_problem(row._mapping)
+                why = row_problem(dict(row._mapping))
                 if why is None:
                     try:
                         checked(self._trial(row, row.sweep_name or ""))
@@ -349,7 +349,7 @@ class Ledger:
             rows = conn.execute(select(schema.sweeps).order_by(schema.sweeps.c.id)).all()
         found = []
         for row in rows:
-            why = row_problem(row._mapping, SWEEP_COLUMNS)
+            why = row_problem(dict(row._mapping), SWEEP_COLUMNS)
             if why is None:
                 try:
                     checked_sweep_attrs(json.loads(row.attrs))
@@ -684,7 +684,7 @@ class Ledger:
             "number": record.number,
             "run": record.run,
             "name": record.name,
-            "state": record.state.value,
+            "state": TrialState(record.state).value,
             "params": _dumps(record.params),
             "objective": _dumps(record.objective if record.objective is not None else []),
             "value": _first_value(record.objective),
@@ -720,7 +720,7 @@ class Ledger:
         row = self._trial_row(record)
         try:
             with self._writer.begin() as conn:
-                return int(conn.execute(_INSERT_TRIAL, row).inserted_primary_key[0])
+                return int(conn.execute(_INSERT_TRIAL, row).inserted_primary_key[0])  # type: ignore[index]
         except IntegrityError:
             pass  # recorded before (a resumed study, a running trial now finished): replace it
         except SQLAlchemyError as exc:
@@ -914,7 +914,7 @@ class Ledger:
         for trial in self.trials(sweep):
             row: dict[str, Any] = {
                 "sweep": trial.sweep, "trial_key": trial.trial_key, "number": trial.number, "name": trial.name,
-                "state": trial.state.value, "start_time": trial.start_time, "end_time": trial.end_time,
+                "state": TrialState(trial.state).value, "start_time": trial.start_time, "end_time": trial.end_time,
                 "host": trial.host, "gpus": len(trial.devices), "gpu_seconds": trial.gpu_seconds,
                 "energy_j": trial.energy_joules, "is_final": trial.is_final, "stopped_by_budget": trial.stopped_by_budget,
                 "flags": ",".join(trial.flags),
@@ -1115,7 +1115,7 @@ class Ledger:
         if since is not None:
             query = query.where(t.c.start_time >= since)
         with self._read() as conn:
-            return [tuple(row) for row in conn.execute(query).all()]  # type: ignore[misc]
+            return [tuple(row) for row in conn.execute(query).all()]
 
     def best_trial(self, sweep: str, maximize: bool = False) -> TrialRecord | None:
         """The completed trial of ``sweep`` with the best first objective value, or None."""
@@ -1203,7 +1203,7 @@ class Ledger:
         row = {k: v for k, v in event_.__dict__.items() if k != "sweep"}
         row["sweep_id"] = self._sweep_id(event_.sweep) if event_.sweep is not None else None
         with self._write() as conn:
-            return int(conn.execute(insert(schema.budget_events).values(row)).inserted_primary_key[0])
+            return int(conn.execute(insert(schema.budget_events).values(row)).inserted_primary_key[0])  # type: ignore[index]
 
     def budget_events(self, sweep: str | None = None) -> list[BudgetEvent]:
         """Budget events, oldest first (of one sweep, or all)."""

@@ -19,7 +19,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from auditor.meters.base import Device, EnergySource
 from auditor.model.hardware import HardwareSpec, identify_hardware
@@ -67,6 +67,15 @@ def probe_cpu(cpuinfo: str | None = None) -> CpuInfo:
 # Memory draw per GB resident, for the memory estimate: 3 W per 8 GB of DDR4 (the figure
 # CodeCarbon uses, from Micron's power calculator), i.e. 0.375 W/GB.
 MEMORY_WATTS_PER_GB = 0.375
+
+
+class Processes(Protocol):
+    """What the CPU-time and memory estimates read: a set of processes' CPU seconds and resident
+    memory (:class:`ProcessTree`, or a Ray session's processes outside trials)."""
+
+    def cpu_seconds(self) -> float: ...
+
+    def rss_bytes(self) -> int: ...
 
 
 class ProcessTree:
@@ -156,7 +165,7 @@ class CpuTimeSource(EnergySource):
     poll_interval_s = 0.5
     read_at_end = True
 
-    def __init__(self, tree: ProcessTree | None = None, cpu: CpuInfo | None = None) -> None:
+    def __init__(self, tree: Processes | None = None, cpu: CpuInfo | None = None) -> None:
         self._tree = tree or ProcessTree()
         self._cpu = cpu or probe_cpu()
         self._start = self._tree.cpu_seconds()
@@ -180,7 +189,7 @@ class MemoryEstimateSource(EnergySource):
 
     rss_refresh_s = 0.05  # resident memory is read at most this often (an interval's end reads the clock only)
 
-    def __init__(self, tree: ProcessTree | None = None, clock: Any = None) -> None:
+    def __init__(self, tree: Processes | None = None, clock: Any = None) -> None:
         self._tree = tree or ProcessTree()
         self._clock = clock or time.monotonic
         self._last: tuple[float, float] | None = None

@@ -76,7 +76,7 @@ class NodeMeter:
         self.progress: dict[str, dict[str, dict[str, float]]] = {}  # trial id -> worker -> figures so far
         self.pids: dict[str, int] = {}  # interval -> the process running it
         self.session: SessionProcesses | None = None  # the search's processes outside trials
-        self.overhead: Meter | None = None
+        self.overhead_meter: Meter | None = None  # (not `overhead`: the method of that name reads it)
         self.owners: dict[str, object] = {}  # experiment -> who takes the idle energy drawn for it
         self.job_experiment: dict[str, str] = {}  # job -> its experiment metered now
         self.experiment_job: dict[str, str] = {}
@@ -152,7 +152,7 @@ class NodeMeter:
         with self.lock:
             self.progress.setdefault(trial_id, {})[part] = dict(figures)
 
-    def snapshot(self, trial_id: str) -> dict[str, float]:
+    def snapshot(self, trial_id: str) -> dict[str, Any]:
         """The trial's GPU energy and GPU-seconds so far."""
         with self.lock:
             workers = list(self.progress.get(trial_id, {}).values())
@@ -256,7 +256,7 @@ class NodeMeter:
         with self.lock:
             if self.session is None:
                 self.session = SessionProcesses(roots, foreign=foreign)
-                self.overhead = Meter([CpuTimeSource(self.session), MemoryEstimateSource(self.session)]).start()
+                self.overhead_meter = Meter([CpuTimeSource(self.session), MemoryEstimateSource(self.session)]).start()
             else:
                 for pid in roots:
                     self.session.add_root(pid)
@@ -270,7 +270,7 @@ class NodeMeter:
                 self.job_gpus.pop(job_id, None)  # the GPUs its trials hold from now on
         if earlier is not None:
             self._release(earlier)
-        self.overhead.own_idle(owner)  # type: ignore[union-attr]
+        self.overhead_meter.own_idle(owner)  # type: ignore[union-attr]
         self.meter.own_idle(owner)
 
     def _release(self, experiment: str) -> None:
@@ -280,7 +280,7 @@ class NodeMeter:
             if job_id is not None and self.job_experiment.get(job_id) == experiment:
                 self.job_experiment.pop(job_id)
         if owner is not None:
-            self.overhead.release_idle(owner)  # type: ignore[union-attr]
+            self.overhead_meter.release_idle(owner)  # type: ignore[union-attr]
             self.meter.release_idle(owner)
 
     def overhead(self, experiment: str, final: bool = False) -> dict[str, Any] | None:
@@ -291,17 +291,17 @@ class NodeMeter:
         with self.lock:
             owner = self.owners.get(experiment)
             gpus = set(self.job_gpus.get(self.experiment_job.get(experiment, ""), set()))
-        if owner is None or self.overhead is None:
+        if owner is None or self.overhead_meter is None:
             return None
-        self.overhead.read_now()
-        processes = self.overhead.idle_of(owner)
+        self.overhead_meter.read_now()
+        processes = self.overhead_meter.idle_of(owner)
         held = {key: joules for key, joules in self.meter.idle_of(owner).items() if key in gpus}
         if final:
             self._release(experiment)
         figures: dict[str, Any] = {"node_id": self.node_id}
         for domain in ("cpu", "memory"):
             joules = sum(j for key, j in processes.items() if key.startswith(domain + ":"))
-            method = next(d.method for d in self.overhead.devices.values() if d.domain == domain)
+            method = next(d.method for d in self.overhead_meter.devices.values() if d.domain == domain)
             figures[domain] = {"joules": max(0.0, joules), "method": method}
         if held:
             methods = {self.meter.devices[key].method for key in held}
@@ -319,8 +319,8 @@ class NodeMeter:
     def stop(self) -> None:
         """Stop sampling."""
         self.meter.stop()
-        if self.overhead is not None:
-            self.overhead.stop()
+        if self.overhead_meter is not None:
+            self.overhead_meter.stop()
 
 
 def with_parts(own: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:

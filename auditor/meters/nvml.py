@@ -287,7 +287,7 @@ class _NvmlSource(EnergySource):
             gpus = visible_gpus(nvml, os.environ.get("CUDA_VISIBLE_DEVICES"))
         elif gpus and isinstance(gpus[0], int):
             every = visible_gpus(nvml, None)
-            gpus = [every[i] for i in gpus]  # type: ignore[index]
+            gpus = [every[i] for i in gpus]
         self._gpus: list[VisibleGpu] = list(gpus)  # type: ignore[arg-type]
         self._devices = []
         for gpu in self._gpus:

@@ -91,9 +91,9 @@ def _countries() -> dict[str, Region]:
         by_key[row["iso3"].upper()] = region
         by_key[row["country"].casefold()] = region
     for row in read_table("region_aliases.csv"):  # UK, USA, Deutschland, 日本...
-        region = by_key.get(row["iso2"].upper())
-        if region is not None:
-            by_key.setdefault(row["alias"].casefold(), region)
+        aliased = by_key.get(row["iso2"].upper())
+        if aliased is not None:
+            by_key.setdefault(row["alias"].casefold(), aliased)
     return by_key
 
 

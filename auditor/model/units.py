@@ -79,7 +79,7 @@ def unit_factor(unit: str, table: dict[str, float], what: str) -> float | None:
     matches = [name for name in table if name.lower() == unit.lower()]
     if len(matches) > 1:
         raise InvalidInputError(
-            f"{what} unit {unit!r} is ambiguous: write {' or '.join(sorted(matches, key=table.get))} "
+            f"{what} unit {unit!r} is ambiguous: write {' or '.join(sorted(matches, key=lambda name: table[name]))} "
             "(SI prefixes are case-sensitive: m is milli, M is mega)"
         )
     return table[matches[0]] if matches else None

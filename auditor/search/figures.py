@@ -133,7 +133,7 @@ def footprint_so_far(joules: dict[str, float], gpu_seconds: float, model: Carbon
     kwh, gpu_hours = sum(joules.values()) / JOULES_PER_KWH, gpu_seconds / 3600
     if interval is not None and getattr(model, "series", None) is not None:
         try:
-            return model.footprint(kwh, gpu_hours, interval)  # type: ignore[call-arg]
+            return model.footprint(kwh, gpu_hours, interval)
         except InvalidInputError as exc:
             logger.warning("CO2e so far at the region's figure: %s", exc)
     return model.footprint(kwh, gpu_hours)

@@ -23,7 +23,7 @@ from auditor.ledger import Ledger, TrialRecord, TrialState, Usage
 from auditor.ledger.writer import LedgerWriter
 from auditor.meters.attribution import Interval
 from auditor.meters.sampler import Measurement, Meter
-from auditor.search.records import jsonable_params, record_for
+from auditor.search.records import IdleMeasurement, jsonable_params, record_for
 
 logger = logging.getLogger("auditor")
 
@@ -132,7 +132,7 @@ class Recorder:
         self.expect(interval, record.trial_key)
         self._jobs.put(_Job(interval, {}, record))
 
-    def record_now(self, measurement: Measurement | None, **fields: Any) -> None:
+    def record_now(self, measurement: Measurement | IdleMeasurement | None, **fields: Any) -> None:
         """Record a trial whose measurement is already known (one seen after the fact)."""
         self._write([record_for(measurement, sweep=self.sweep, **fields)])
 

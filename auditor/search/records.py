@@ -48,7 +48,7 @@ def sweep_record(model: Any, budget: Any, planned: int | None = None, **extra: A
     return {**extra, "settings": model.to_record(), "budget": budget_record(budget), **sweep_attrs(planned)}
 
 
-def devices_of(measurement: Measurement | None) -> list[dict[str, Any]]:
+def devices_of(measurement: Measurement | IdleMeasurement | None) -> list[dict[str, Any]]:
     """The GPUs of a measurement as the ledger stores them."""
     if measurement is None:
         return []
@@ -60,7 +60,7 @@ def _domain_order(item: tuple[str, EnergyReading]) -> int:
 
 
 def record_for(
-    measurement: Measurement | None,
+    measurement: Measurement | IdleMeasurement | None,
     *,
     sweep: str,
     trial_key: str,
