@@ -34,7 +34,7 @@ class _LastResort(logging.Handler):
             return
         try:
             sys.stderr.write(f"auditor: {record.getMessage()}\n")
-        except Exception:
+        except Exception:  # noqa: BLE001 - never break the search over a message
             self.handleError(record)
 
 

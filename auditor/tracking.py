@@ -49,7 +49,7 @@ def write_record(record: TrialRecord, ledger: str | None, framework: str) -> boo
     return written
 
 
-class track(ContextDecorator):
+class track(ContextDecorator):  # noqa: N801 - used like a function: `with auditor.track(...)`
     """Meter a block of code and record it as one trial of ``sweep``.
 
     Args:
@@ -99,7 +99,7 @@ class track(ContextDecorator):
             state = TrialState.FAILED
         try:
             self.measurement = self._active_meter.measure(self._interval)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - metering must never break the user's code
             warnings.warn(f"auditor: energy of {self.name!r} not measured: {error}", RuntimeWarning, stacklevel=2)
         self.record = record_for(
             self.measurement,

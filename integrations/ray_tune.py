@@ -252,7 +252,7 @@ class AuditLoggerCallback(LoggerCallback):
         for node in [node_id] if node_id else self._nodes:
             try:
                 refs.append(node_meter(node).final.remote(trial.trial_id))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - fall back on the last report's figures
                 logger.warning("final figures of trial %s not asked for: %s", trial.trial_id, exc)
         by_budget = trial.trial_id in self.stopped_by_budget_ids or (at_end and self.stopped_by_budget)
         self._closing[trial.trial_id] = (refs, Ending(
@@ -278,7 +278,7 @@ class AuditLoggerCallback(LoggerCallback):
             for ref in trial_refs:
                 try:
                     finals.append(ray.get(ref))
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001
                     logger.warning("final figures of trial %s not collected: %s", trial_id, exc)
             self._record(trial_id, ending, next((f for f in finals if f is not None), None))
         if self._overhead is not None and self.writer is not None:  # the idle row: the cost outside trials

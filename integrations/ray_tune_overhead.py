@@ -79,7 +79,7 @@ class ExperimentOverhead:
         try:
             self._asked = [node_meter(node).overhead.remote(self.key, final) for node in nodes]
             self._asked_at = time.monotonic()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the trials are recorded all the same
             logger.warning("the experiment's overhead not asked for: %s", exc)
 
     def settings(self) -> dict[str, Any]:
@@ -112,7 +112,7 @@ class ExperimentOverhead:
         for ref in done:
             try:
                 answers.append(ray.get(ref))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001
                 logger.warning("the experiment's overhead on a node not read: %s", exc)
         self._asked = []
         return idle_record(sweep, self.job_id, self.start, answers)

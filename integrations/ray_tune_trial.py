@@ -120,7 +120,7 @@ class _TrialAudit:
                 self.gpu_joules = max(self.gpu_joules, float(answer["gpu_energy_j"]))
                 workers = answer.get("workers", {})
                 self.workers = {key: max(self.workers.get(key, 0.0), float(value)) for key, value in workers.items()}
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the last answer stands
                 logger.debug("GPU energy of trial %s not read: %s", self.trial_id, exc)
         if time.monotonic() - self._asked_at >= ASK_S:
             self._asked, self._asked_at = self.actor.snapshot.remote(self.trial_id), time.monotonic()
@@ -134,7 +134,7 @@ class _TrialAudit:
         worker: dict[str, Any] = {**self.process.finish(), "finished": finished, "pid": os.getpid()}
         try:
             ray.get(self.actor.end.remote(self.trial_id, worker), timeout=30)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the trial's own outcome matters more
             logger.warning("final figures of trial %s not handed over: %s", self.trial_id, exc)
 
 
@@ -176,7 +176,7 @@ class _WorkerAudit:
         while not self._done.wait(PROGRESS_S):
             try:
                 self.trial_actor.report_progress.remote(self.trial_id, self.key, self.so_far())
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the last answer stands
                 logger.debug("progress of a worker of trial %s not told: %s", self.trial_id, exc)
 
     def finish(self, finished: bool) -> None:
@@ -186,7 +186,7 @@ class _WorkerAudit:
         worker: dict[str, Any] = {**self.process.finish(), "finished": finished, "pid": os.getpid()}
         try:
             ray.get(self.actor.end.remote(self.key, worker), timeout=30)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the trial's own outcome matters more
             logger.warning("final figures of a worker of trial %s not handed over: %s", self.trial_id, exc)
 
 
@@ -201,7 +201,7 @@ def running_trial() -> tuple[str, str] | None:
                 from ray import tune
 
                 trial_id = tune.get_context().get_trial_id()
-        except Exception:
+        except Exception:  # noqa: BLE001
             return None
         running = {key: audit for key, audit in running.items() if key == trial_id}
     if len(running) != 1:
@@ -220,7 +220,7 @@ def _model_of(settings: dict[str, Any] | None, trial_id: str) -> CarbonModel:
         from auditor.config import carbon_model, load_settings
 
         return carbon_model(load_settings())
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         logger.warning("settings not read (%s): the world average", exc)
         return CarbonModel()
 

@@ -42,7 +42,7 @@ class NodeMeter(node_meters.NodeMeter):
             roots.append(int(settings["driver_pid"]))
         try:
             self.start_session(str(settings.get("experiment") or job_id), roots, foreign=_another_raylet, job_id=job_id)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the trials are metered all the same
             logger.warning("the experiment's overhead on node %s is not metered: %s", self.node_id, exc)
 
     def remote_parts(self, trial_id: str, nodes: list[str], grace_s: float) -> list[dict[str, Any]] | None:
@@ -50,7 +50,7 @@ class NodeMeter(node_meters.NodeMeter):
         nodes' meters (30 s at most); None if they did not answer."""
         try:
             answers = ray.get([node_meter(node).final_parts.remote(trial_id, grace_s) for node in nodes], timeout=30)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the trials are metered all the same
             logger.warning("figures of trial %s's workers on other nodes not collected: %s", trial_id, exc)
             return None
         return [part for answer in answers for part in answer]
@@ -93,7 +93,7 @@ def start_node_meters() -> list[str]:
         for node_id in nodes:
             node_meter(node_id)
         return nodes
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         logger.warning("node meters not started from the driver: %s", exc)
         return []
 
@@ -139,7 +139,7 @@ def _patch_report(audit: _TrialAudit) -> None:
 def _figures(audit: _TrialAudit) -> dict[str, Any]:
     try:
         return audit.metrics()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         logger.warning("figures not added to the result: %s", exc)
         return {}
 
@@ -219,7 +219,7 @@ def _tune_trial_id() -> str | None:
         from ray.tune import get_context
 
         return get_context().get_trial_id() or None
-    except Exception:
+    except Exception:  # noqa: BLE001 - outside a Tune session
         return None
 
 
@@ -238,7 +238,7 @@ def _run_worker(loop: Any, binding: _TrialBinding, args: tuple[Any, ...], kwargs
     trial_id, trial_node = binding.trial
     try:
         audit = _WorkerAudit(trial_id, trial_node, node_meter(), node_meter(trial_node))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         logger.warning("a Ray Train worker of trial %s is not metered: %s", trial_id, exc)
         return loop(*args, **kwargs)
     return _metered(audit, loop, args, kwargs)

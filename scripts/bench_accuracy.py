@@ -63,7 +63,7 @@ def main() -> None:
     try:
         from codecarbon import OfflineEmissionsTracker
     except ImportError:
-        OfflineEmissionsTracker = None
+        OfflineEmissionsTracker = None  # noqa: N806
 
     meter = Meter([NvmlCounterSource(nvml, [args.gpu])]).start()
     burst(3.0)  # warm up clocks and kernels

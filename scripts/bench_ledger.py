@@ -78,7 +78,7 @@ def fresh_server_database(admin_url: str) -> tuple[str, callable] | None:
         admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
         with admin.connect() as conn:
             conn.execute(text(f"CREATE DATABASE {quote}{name}{quote}"))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         print(f"skipping {admin_url}: {str(exc).splitlines()[0]}")
         return None
 

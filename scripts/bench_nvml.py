@@ -21,7 +21,7 @@ import threading
 import time
 
 
-def timed(call, *args, n: int = 200) -> dict[str, float]:
+def timed(call, *args, n: int = 200) -> dict[str, float]:  # noqa: ANN001 - any NVML function
     walls, cpus = [], []
     for _ in range(n):
         wall, cpu = time.perf_counter(), time.thread_time()

@@ -82,10 +82,10 @@ def data(device: str) -> tuple[torch.Tensor, ...]:
     return tuple(t.to(device) for t in (x[:2000], y[:2000], x[2000:], y[2000:]))
 
 
-def objective_for(device: str, audit, two_objectives: bool):
+def objective_for(device: str, audit, two_objectives: bool):  # noqa: ANN001, ANN202 - a closure for Optuna
     x_train, y_train, x_val, y_val = data(device)
 
-    def objective(trial: optuna.Trial):
+    def objective(trial: optuna.Trial):  # noqa: ANN202
         hidden = trial.suggest_int("hidden", 8, 1024, log=True)
         layers = trial.suggest_int("layers", 1, 4)
         epochs = trial.suggest_int("epochs", 1, 40, log=True)

@@ -53,7 +53,7 @@ def _fresh_database(admin_url: str, server: str) -> Iterator[str]:
     try:
         with admin.connect() as conn:
             conn.execute(text(f"CREATE DATABASE {quoted}"))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server means: not here
         admin.dispose()
         _unavailable(server, exc)
     yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)

@@ -189,7 +189,7 @@ class BudgetGuard:
 
         try:
             _, why = self._on_thread(release)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             why = str(exc)
         if why is not None:
             logger.warning("budget reservation of %s not released: %s", holder, why)
@@ -397,5 +397,5 @@ class BudgetGuard:
                 with self._lock:
                     self._unsent[:0] = unsent[index:]
                 return
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the event is worth less than the search
                 logger.warning("budget event not recorded: %s", exc)

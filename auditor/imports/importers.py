@@ -170,7 +170,7 @@ def import_optuna(ledger: Ledger, storage: str, study: str, draw: Draw, sweep: s
         loaded = optuna.load_study(study_name=study, storage=storage)
     except KeyError:
         raise InvalidInputError(f"no study called {study!r} in storage {storage}") from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a storage that does not answer, a bad URL
         raise LedgerError(f"cannot read Optuna storage {storage}: {str(exc).splitlines()[0]}") from None
     records = []
     finished = [t for t in loaded.get_trials(deepcopy=False)

@@ -67,5 +67,5 @@ class LedgerThread:
             if future.set_running_or_notify_cancel():
                 try:
                     future.set_result(function())
-                except BaseException as exc:
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller, who decides
                     future.set_exception(exc)

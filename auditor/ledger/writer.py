@@ -129,7 +129,7 @@ class LedgerWriter:
             replay(ledger, self.spool_dir)
         except AuditorError as exc:
             logger.warning("trials held back by an earlier process not written yet: %s", exc)
-        except Exception as exc:  # nothing another process left behind may stop this one's trials
+        except Exception as exc:  # noqa: BLE001 - nothing another process left behind may stop this one's trials
             logger.warning("trials held back by an earlier process not written (%s: %s)", type(exc).__name__, exc)
         return ledger
 

@@ -322,7 +322,7 @@ class ElectricityMaps:
                                                             "User-Agent": "hpo-auditor"})
         where = f"{self.base_url}/carbon-intensity/{request.endpoint}"
         try:
-            with urllib.request.urlopen(call, timeout=self.timeout_s) as answer:
+            with urllib.request.urlopen(call, timeout=self.timeout_s) as answer:  # noqa: S310 - http(s) only, checked
                 body = answer.read(MAX_ANSWER_BYTES + 1)
         except urllib.error.HTTPError as exc:
             raise self._refused(exc.code, _message(exc), where) from None
@@ -363,7 +363,7 @@ def _message(exc: object) -> str:
     try:
         body = exc.read(4096)  # type: ignore[attr-defined]
         data = json.loads(body)
-    except Exception:
+    except Exception:  # noqa: BLE001 - an error answer without a readable reason
         return ""
     text = data.get("message") or data.get("error") if isinstance(data, dict) else None
     return printable(str(text))[:200] if text else ""

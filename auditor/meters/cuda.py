@@ -60,7 +60,7 @@ def torch_contexts() -> tuple[list[int], list[str]] | None:
             uuid = str(getattr(torch.cuda.get_device_properties(i), "uuid", "") or "")
             uuids.append(uuid)
         return ordinals, uuids
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - an old torch without these: fall back to the driver
         logger.debug("torch's CUDA contexts unreadable: %s", exc)
         return None
 

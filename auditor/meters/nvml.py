@@ -250,7 +250,7 @@ def counter_call(nvml: Any, handle: Any) -> CounterCall:
     candidates = [CounterCall("nvmlDeviceGetTotalEnergyConsumption", _cost(by_function, handle), by_function)]
     try:
         candidates.append(CounterCall("nvmlDeviceGetFieldValues(TOTAL_ENERGY_CONSUMPTION)", _cost(by_field, handle), by_field))
-    except Exception:
+    except Exception:  # noqa: BLE001 - an older driver without the field: the function it is
         pass
     return min(candidates, key=lambda c: c.seconds)
 
@@ -413,7 +413,7 @@ def nvml_sources(nvml: Any = None, respect_cuda_visible_devices: bool = True) ->
             nvml = load_nvml()
         except ImportError:
             return [], "nvidia-ml-py is not installed"
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - NVMLError_LibraryNotFound, driver errors...
             return [], f"NVML unavailable: {exc}"
     try:
         visible = visible_gpus(nvml, os.environ.get("CUDA_VISIBLE_DEVICES") if respect_cuda_visible_devices else None)

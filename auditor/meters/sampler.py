@@ -87,7 +87,7 @@ def synchronize_cuda() -> None:
     try:
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             torch.cuda.synchronize()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - metering must never break the user's code
         logger.debug("torch.cuda.synchronize failed: %s", exc)
 
 
@@ -448,7 +448,7 @@ class Meter:
                     self._refresh_holders(now)
                     self._adapt_cadence()
                     self._next_holder_refresh = now + self._holder_interval
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the sampler must outlive any source bug
                 logger.warning("sampler: %s: %s", type(exc).__name__, exc)
             wait = min(self._next_due.values(), default=now + 0.1) - self.clock()
             self._wake.wait(max(wait, 0.001))
@@ -484,7 +484,7 @@ class Meter:
         before, cpu_before = self.clock(), time.thread_time()
         try:
             values = source.read()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a failing source must not stop the others
             values = {}
             for device in source.devices():
                 self._mark_lost(device.key, before, f"{type(exc).__name__}: {exc}")

@@ -182,7 +182,7 @@ def project(
         try:
             each = per_trial.amount(budget.metric)
             first = _scaled(model, *first_and(0, mean_e, mean_g)).amount(budget.metric)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a cost budget without a price: no answer, not an error
             each = first = 0.0
         if each > 0 and done > 0:
             lasts_to = done + max(int((budget.limit - budget.spent) / each), 0)

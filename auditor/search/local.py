@@ -144,7 +144,7 @@ class LocalTrials:
         try:
             measurement = self.meter.measure(interval, timeout=timeout)
             record = record_for(measurement, sweep=self.recorder.sweep, wall_start=wall_start, wall_end=wall_end, **fields)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the recorder's thread measures it then
             logger.debug("trial %s not final at its end: %s", fields.get("trial_key"), exc)
         if record is not None:
             self.recorder.submit_record(interval, record)
@@ -195,7 +195,7 @@ class LocalTrials:
         measurement: Measurement | None
         try:
             measurement = self.meter.measure_past(wall_start - offset, wall_end - offset, gpus=self.devices)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the recorder's thread measures it then
             logger.warning("energy of trial %s not measured: %s", fields.get("trial_key"), exc)
             measurement = None
         self.recorder.record_now(measurement, wall_start=wall_start, wall_end=wall_end, **fields)
@@ -207,7 +207,7 @@ class LocalTrials:
         :attr:`idle_key`). Never raises: a missing idle row must not break the end of a search."""
         try:
             by_domain = self._idle_since_start()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the recorder's thread measures it then
             logger.warning("idle energy between trials not recorded: %s", exc)
             return
         methods = {d.domain: d.method for d in self.meter.devices.values()}

@@ -40,7 +40,7 @@ def _params_so_far(fields: dict[str, Any]) -> dict[str, Any]:
     params_of = fields.get("params_of")
     try:
         return jsonable_params(params_of()) if params_of is not None else {}
-    except Exception:
+    except Exception:  # noqa: BLE001 - a heartbeat without params beats no heartbeat
         return {}
 
 
@@ -199,7 +199,7 @@ class Recorder:
                     continue
                 try:
                     measurement: Measurement | None = self.meter.measure(job.interval)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - a record without energy beats no record
                     logger.warning("energy of a trial not measured: %s", exc)
                     measurement = None
                 records.append(record_for(measurement, sweep=self.sweep, **job.fields))
@@ -216,7 +216,7 @@ class Recorder:
                 continue
             try:
                 measurement: Measurement | None = self.meter.snapshot(interval)
-            except Exception:
+            except Exception:  # noqa: BLE001
                 measurement = None
             records.append(record_for(measurement, sweep=self.sweep, state=TrialState.RUNNING, wall_end=now,
                                       name=fields.get("name"), number=fields.get("number"), run=fields.get("run"),
@@ -231,7 +231,7 @@ class Recorder:
             for record in records:
                 try:
                     self.on_record(record)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - a record without energy beats no record
                     logger.warning("%s", exc)
         with self._lock:  # the trials move from "running" to "to write" at once: the tally sees them throughout
             self.writer.hold(records)

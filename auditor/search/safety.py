@@ -28,7 +28,7 @@ def never_raise(method: F) -> F:
     def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             reported = self.__dict__.setdefault("_auditor_reported", set())
             key = (method.__name__, type(exc).__name__)
             if key not in reported:

@@ -16,15 +16,15 @@ import time
 
 os.environ["AUDITOR_SIMULATE_GPUS"] = "1x250"
 
-import ray
-from auditor.integrations.ray_tune import AuditLoggerCallback, with_audit
-from ray import train, tune
-from ray.cluster_utils import Cluster
-from ray.train import RunConfig, ScalingConfig
-from ray.train.torch import TorchConfig, TorchTrainer
-from ray.tune.integration.ray_train import TuneReportCallback
+import ray  # noqa: E402
+from auditor.integrations.ray_tune import AuditLoggerCallback, with_audit  # noqa: E402
+from ray import train, tune  # noqa: E402
+from ray.cluster_utils import Cluster  # noqa: E402
+from ray.train import RunConfig, ScalingConfig  # noqa: E402
+from ray.train.torch import TorchConfig, TorchTrainer  # noqa: E402
+from ray.tune.integration.ray_train import TuneReportCallback  # noqa: E402
 
-from auditor.ledger import Ledger
+from auditor.ledger import Ledger  # noqa: E402
 
 BUSY_S = 1.5
 

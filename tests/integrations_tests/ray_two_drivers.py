@@ -15,11 +15,11 @@ import time
 
 os.environ["AUDITOR_SIMULATE_GPUS"] = "4x250"
 
-import ray
-from auditor.integrations.ray_tune import AuditLoggerCallback, with_audit
-from ray import tune
+import ray  # noqa: E402
+from auditor.integrations.ray_tune import AuditLoggerCallback, with_audit  # noqa: E402
+from ray import tune  # noqa: E402
 
-from auditor.ledger import Ledger
+from auditor.ledger import Ledger  # noqa: E402
 
 BUDGET = "0.002 GPUh"  # 7.2 GPU-seconds for both experiments together
 

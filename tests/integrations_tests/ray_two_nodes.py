@@ -13,12 +13,12 @@ import time
 
 os.environ["AUDITOR_SIMULATE_GPUS"] = "1x250"
 
-import ray
-from auditor.integrations.ray_tune import AuditLoggerCallback, with_audit
-from ray import tune
-from ray.cluster_utils import Cluster
+import ray  # noqa: E402
+from auditor.integrations.ray_tune import AuditLoggerCallback, with_audit  # noqa: E402
+from ray import tune  # noqa: E402
+from ray.cluster_utils import Cluster  # noqa: E402
 
-from auditor.ledger import Ledger
+from auditor.ledger import Ledger  # noqa: E402
 
 
 def train(config: dict) -> None:

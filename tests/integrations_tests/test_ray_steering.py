@@ -12,13 +12,13 @@ import pytest
 
 pytest.importorskip("ray", reason="ray[tune] is in the dev extra")
 
-from auditor.integrations.ray_tune import AuditLoggerCallback, usage, with_audit
-from ray import tune
-from ray.tune.schedulers import ASHAScheduler
+from auditor.integrations.ray_tune import AuditLoggerCallback, usage, with_audit  # noqa: E402
+from ray import tune  # noqa: E402
+from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 
-from auditor.ledger import Ledger, TrialState
-from auditor.model.regions import WORLD_AVERAGE, resolve_region
-from auditor.search.figures import ENERGY_CLOCK
+from auditor.ledger import Ledger, TrialState  # noqa: E402
+from auditor.model.regions import WORLD_AVERAGE, resolve_region  # noqa: E402
+from auditor.search.figures import ENERGY_CLOCK  # noqa: E402
 
 pytestmark = [pytest.mark.slow]
 

@@ -19,12 +19,12 @@ import pytest
 
 pytest.importorskip("ray", reason="ray[tune] is in the dev extra")
 
-import psutil
-from auditor.integrations.ray_tune import AuditLoggerCallback, with_audit
-from ray import tune
+import psutil  # noqa: E402
+from auditor.integrations.ray_tune import AuditLoggerCallback, with_audit  # noqa: E402
+from ray import tune  # noqa: E402
 
-from auditor.ledger import Ledger, TrialState
-from auditor.meters.cpu import probe_cpu
+from auditor.ledger import Ledger, TrialState  # noqa: E402
+from auditor.meters.cpu import probe_cpu  # noqa: E402
 
 HERE = Path(__file__).parent
 WATTS_PER_CPU = probe_cpu().watts_per_logical_cpu

@@ -14,12 +14,12 @@ import pytest
 
 pytest.importorskip("ray", reason="ray[tune] is in the dev extra")
 
-import ray
-from auditor.integrations.ray_tune import AuditLoggerCallback, node_meter, with_audit
-from ray import tune
-from ray.tune.schedulers import ASHAScheduler
+import ray  # noqa: E402
+from auditor.integrations.ray_tune import AuditLoggerCallback, node_meter, with_audit  # noqa: E402
+from ray import tune  # noqa: E402
+from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 
-from auditor.ledger import Ledger, TrialState
+from auditor.ledger import Ledger, TrialState  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 pytestmark = [pytest.mark.slow]

@@ -40,7 +40,7 @@ def api() -> Iterator[FakeApi]:
     fake = FakeApi(url="")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
             parts = urlsplit(self.path)
             fake.seen.append(Seen(parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()},
                                   {k.lower(): v for k, v in self.headers.items()}))

@@ -18,11 +18,11 @@ class NVMLError(Exception):
     pass
 
 
-class NVMLError_NotSupported(NVMLError):
+class NVMLError_NotSupported(NVMLError):  # noqa: N801 - pynvml's names
     pass
 
 
-class NVMLError_GPUIsLost(NVMLError):
+class NVMLError_GPUIsLost(NVMLError):  # noqa: N801
     pass
 
 
@@ -101,22 +101,22 @@ class FakeNvml:
             raise NVMLError_GPUIsLost("GPU is lost")
         return gpu
 
-    def nvmlInit(self) -> None:
+    def nvmlInit(self) -> None:  # noqa: N802
         pass
 
-    def nvmlShutdown(self) -> None:
+    def nvmlShutdown(self) -> None:  # noqa: N802
         pass
 
-    def nvmlDeviceGetCount(self) -> int:
+    def nvmlDeviceGetCount(self) -> int:  # noqa: N802
         return len(self.gpus)
 
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:  # noqa: N802
         return index
 
-    def nvmlDeviceGetUUID(self, handle: int | tuple[int, int]) -> str:
+    def nvmlDeviceGetUUID(self, handle: int | tuple[int, int]) -> str:  # noqa: N802
         return self._mig(handle).uuid if isinstance(handle, tuple) else self.gpus[handle].uuid
 
-    def nvmlDeviceGetName(self, handle: int | tuple[int, int]) -> str:
+    def nvmlDeviceGetName(self, handle: int | tuple[int, int]) -> str:  # noqa: N802
         return self._mig(handle).name if isinstance(handle, tuple) else self.gpus[handle].name
 
     def _counter_mj(self, handle: int) -> int:
@@ -128,11 +128,11 @@ class FakeNvml:
         shown = math.floor(elapsed / self.period_s) * self.period_s
         return int(gpu.profile.energy(0.0, shown) * 1000)  # mJ, stepped every period
 
-    def nvmlDeviceGetTotalEnergyConsumption(self, handle: int) -> int:
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: int) -> int:  # noqa: N802
         self._burn(self.counter_cost_s)
         return self._counter_mj(handle)
 
-    def nvmlDeviceGetFieldValues(self, handle: int, field_ids: list[int]) -> list[SimpleNamespace]:
+    def nvmlDeviceGetFieldValues(self, handle: int, field_ids: list[int]) -> list[SimpleNamespace]:  # noqa: N802
         values = []
         for field_id in field_ids:
             if self.field_cost_s is None or field_id != self.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION:
@@ -150,29 +150,29 @@ class FakeNvml:
             raise NVMLError("Not Found")
         return migs[handle[1]]
 
-    def nvmlDeviceGetMigMode(self, handle: int) -> list[int]:
+    def nvmlDeviceGetMigMode(self, handle: int) -> list[int]:  # noqa: N802
         return [int(self.gpus[handle].migs is not None), int(self.gpus[handle].migs is not None)]
 
-    def nvmlDeviceGetMaxMigDeviceCount(self, handle: int) -> int:
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle: int) -> int:  # noqa: N802
         return 7 if self.gpus[handle].migs is not None else 0
 
-    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: int, slot: int) -> tuple[int, int]:
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: int, slot: int) -> tuple[int, int]:  # noqa: N802
         self._mig((handle, slot))
         return (handle, slot)
 
-    def nvmlDeviceGetAttributes(self, handle: tuple[int, int]) -> SimpleNamespace:
+    def nvmlDeviceGetAttributes(self, handle: tuple[int, int]) -> SimpleNamespace:  # noqa: N802
         return SimpleNamespace(gpuInstanceSliceCount=self._mig(handle).slices)
 
-    def nvmlDeviceGetGpuInstanceProfileInfo(self, handle: int, profile: int) -> SimpleNamespace:
+    def nvmlDeviceGetGpuInstanceProfileInfo(self, handle: int, profile: int) -> SimpleNamespace:  # noqa: N802
         if profile != self.NVML_GPU_INSTANCE_PROFILE_7_SLICE:
             raise NVMLError_NotSupported("Not Supported")
         return SimpleNamespace(sliceCount=self.gpus[handle].total_slices)
 
-    def nvmlDeviceGetPowerUsage(self, handle: int) -> int:
+    def nvmlDeviceGetPowerUsage(self, handle: int) -> int:  # noqa: N802
         gpu = self._gpu(handle)
         return int(gpu.profile.watts_at(self.clock() - self.t0) * 1000)  # mW
 
-    def nvmlDeviceGetComputeRunningProcesses(self, handle: int | tuple[int, int]) -> list[SimpleNamespace]:
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: int | tuple[int, int]) -> list[SimpleNamespace]:  # noqa: N802
         self._burn(self.counter_cost_s)  # as costly as the counter call, for want of a measurement
         holders = self._mig(handle).holders if isinstance(handle, tuple) else self._gpu(handle).holders
         return [SimpleNamespace(pid=pid, usedGpuMemory=0) for pid in holders]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 os.environ.setdefault("AUDITOR_SIMULATE_GPUS", "1x200")
 
-import optuna
-from auditor.integrations.optuna import AuditCallback
+import optuna  # noqa: E402
+from auditor.integrations.optuna import AuditCallback  # noqa: E402
 
 
 def main() -> None:

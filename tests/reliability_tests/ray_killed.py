@@ -14,9 +14,9 @@ from pathlib import Path
 
 os.environ.setdefault("AUDITOR_SIMULATE_GPUS", "1x200")
 
-import ray
-from auditor.integrations.ray_tune import AuditLoggerCallback, with_audit
-from ray import tune
+import ray  # noqa: E402
+from auditor.integrations.ray_tune import AuditLoggerCallback, with_audit  # noqa: E402
+from ray import tune  # noqa: E402
 
 
 def main() -> None:
