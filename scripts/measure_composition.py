@@ -4,7 +4,7 @@ kept), ``usage()`` against the record, CPU joules per 0.25 s of identical work a
 lengths, and n_jobs threads alternating busy and sleeping trials.
 
 Run on any tree of the project (an older one too, for a before/after):
-    PYTHONPATH=src .venv/bin/python scripts/measure_composition.py 1|2|4|5|threads
+    .venv/bin/python scripts/measure_composition.py 1|2|4|5|threads
 Each item in its own process: a bug of one (open intervals) must not taint the next.
 """
 
