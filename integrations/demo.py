@@ -116,7 +116,7 @@ def calibrated_limit(config: dict[str, Any], data: tuple[Any, Any, Any, Any]) ->
     import torch
 
     from auditor.meters import process_meter
-    from auditor.model.units import Metric, format_quantity
+    from auditor.model.units import JOULES_PER_KWH, Metric, format_quantity
 
     search, space = config["search"], config["space"]
     meter = process_meter()
@@ -125,7 +125,7 @@ def calibrated_limit(config: dict[str, Any], data: tuple[Any, Any, Any, Any]) ->
     optimizer = torch.optim.Adam(model.parameters(), lr=math.sqrt(space["lr"][0] * space["lr"][1]))
     for _ in range(search["epochs"]):
         _train_epoch(model, optimizer, *data)
-    kwh = meter.measure(meter.end(interval)).joules / 3.6e6
+    kwh = meter.measure(meter.end(interval)).joules / JOULES_PER_KWH
     return f"{budget['worth'] * kwh:.2g} kWh", (f"{budget['worth']} full trials' worth on this machine: one full trial of the space's middle drew "
                                 f"{format_quantity(Metric.ENERGY_KWH, kwh)}, metered before the search")
 

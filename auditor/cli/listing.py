@@ -27,6 +27,7 @@ from auditor.ledger import TrialState
 from auditor.model.text import natural_key, shown_name
 from auditor.model.units import (
     DURATION_UNITS,
+    JOULES_PER_KWH,
     Metric,
     Unit,
     column_unit,
@@ -139,12 +140,12 @@ def print_trials(trials: list[Any], run_number: dict[str | None, int] | None = N
     durations = [(t.end_time or t.start_time) - t.start_time for t in trials]
     duration_unit = DURATION_UNITS[_largest_index(DURATION_UNITS, max(durations, default=0.0))]
     gpu = column_unit(Metric.GPU_HOURS, [t.gpu_seconds / 3600 for t in trials])
-    energy = column_unit(Metric.ENERGY_KWH, [t.energy_joules / 3.6e6 for t in trials])
+    energy = column_unit(Metric.ENERGY_KWH, [t.energy_joules / JOULES_PER_KWH for t in trials])
     table = make_table("#", "state", f"duration {duration_unit.symbol}", gpu.symbol, f"energy {energy.symbol}", "method", "params")
     for column in table.columns[2:5]:
         column.justify = "right"
     columns = zip(format_column(durations, duration_unit), format_column([t.gpu_seconds / 3600 for t in trials], gpu),
-                  format_column([t.energy_joules / 3.6e6 for t in trials], energy), strict=True)
+                  format_column([t.energy_joules / JOULES_PER_KWH for t in trials], energy), strict=True)
     for t, (duration, gpu_time, kwh) in zip(trials, columns, strict=True):
         methods = "/".join(sorted({r.method for r in t.energy.values()})) or "-"
         label = str(t.number) if t.number is not None else (t.name or t.trial_key)

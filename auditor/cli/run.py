@@ -34,7 +34,7 @@ from auditor.meters import default_sources
 from auditor.meters.cpu import ProcessTree
 from auditor.meters.sampler import Meter
 from auditor.model.series import IntensitySeries, cleanest_start, format_time, parse_duration
-from auditor.model.units import Metric, format_duration, format_number, format_quantity
+from auditor.model.units import JOULES_PER_KWH, Metric, format_duration, format_number, format_quantity
 from auditor.search.recorder import HEARTBEAT_S
 from auditor.search.records import record_for
 from auditor.tracking import command_name
@@ -183,7 +183,7 @@ def run_command(
                      "or search opens this ledger again")
     if writer.ledger is not None:
         writer.ledger.close()
-    kwh = measurement.joules / 3.6e6
+    kwh = measurement.joules / JOULES_PER_KWH
     print(
         f"audit: {label!r} {state.value} after {format_duration(measurement.duration_s)}: "
         f"{format_quantity(Metric.ENERGY_KWH, kwh)}, {format_quantity(Metric.GPU_HOURS, measurement.gpu_seconds / 3600)}; {where}",

@@ -37,6 +37,7 @@ from auditor.model.carbon import CarbonModel, Overrides, model_for_sweep
 from auditor.model.hardware import HardwareSpec
 from auditor.model.regions import Region, alpha3
 from auditor.model.text import csv_cell
+from auditor.model.units import JOULES_PER_KWH
 
 Progress = Callable[[int, int], None]
 CODECARBON_COLUMNS = [
@@ -339,7 +340,7 @@ def import_codecarbon(ledger: Ledger, path: Path, sweep: str | None = None,
             sweep=name, trial_key=(row.get("run_id") or f"line-{line}").strip() + f"@{row['timestamp']}",
             state=state if state in states else "complete", start_time=end - seconds, end_time=end, gpu_seconds=gpus * seconds,
             devices=[{"index": i, "model": row.get("gpu_model") or "unknown GPU"} for i in range(gpus)],
-            energy={d: EnergyReading(value * 3.6e6, methods[d]) for d, value in kwh.items()},
+            energy={d: EnergyReading(value * JOULES_PER_KWH, methods[d]) for d, value in kwh.items()},
             flags=[*_flags(kwh), "codecarbon"], host="imported",
         ))
         sums = emitted.setdefault(name, [0.0, 0.0, 0.0])
@@ -393,16 +394,16 @@ def export_codecarbon(ledger: Ledger, model: CarbonModel, sweeps: Iterable[str] 
 def _codecarbon_row(trial: TrialRecord, model: CarbonModel) -> dict[str, Any]:
     seconds = max((trial.end_time or trial.start_time) - trial.start_time, 0.0)
     fp, pue, region = model.footprint(trial.energy_kwh, trial.gpu_hours), model.effective_pue, model.region
-    kwh = {d: trial.energy.get(d, EnergyReading()).joules / 3.6e6 for d in ("cpu", "gpu", "memory")}
+    kwh = {d: trial.energy.get(d, EnergyReading()).joules / JOULES_PER_KWH for d in ("cpu", "gpu", "memory")}
     iso3 = alpha3(region.code) or ""
     cloud_provider, _, cloud_region = region.code.partition(":") if ":" in region.code else ("", "", "")
     return {
         "timestamp": datetime.fromtimestamp(trial.end_time or trial.start_time, tz=UTC).isoformat(),
         "project_name": trial.sweep, "run_id": trial.trial_key, "experiment_id": trial.sweep,
         "duration": seconds, "emissions": fp.co2e_kg, "emissions_rate": fp.co2e_kg / seconds if seconds else 0.0,
-        "cpu_power": kwh["cpu"] * 3.6e6 / seconds if seconds else 0.0,
-        "gpu_power": kwh["gpu"] * 3.6e6 / seconds if seconds else 0.0,
-        "ram_power": kwh["memory"] * 3.6e6 / seconds if seconds else 0.0,
+        "cpu_power": kwh["cpu"] * JOULES_PER_KWH / seconds if seconds else 0.0,
+        "gpu_power": kwh["gpu"] * JOULES_PER_KWH / seconds if seconds else 0.0,
+        "ram_power": kwh["memory"] * JOULES_PER_KWH / seconds if seconds else 0.0,
         "cpu_energy": kwh["cpu"] * pue, "gpu_energy": kwh["gpu"] * pue, "ram_energy": kwh["memory"] * pue,
         "energy_consumed": fp.facility_kwh, "country_name": region.name if iso3 else "", "country_iso_code": iso3,
         "region": "", "cloud_provider": cloud_provider, "cloud_region": cloud_region, "os": "", "python_version": "",

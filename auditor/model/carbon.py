@@ -34,7 +34,7 @@ from typing import Any
 from auditor.errors import InvalidInputError
 from auditor.model.regions import WORLD_AVERAGE, Region
 from auditor.model.series import IntensitySeries
-from auditor.model.units import GRAMS_PER_KG, LB_PER_KG, Metric
+from auditor.model.units import GRAMS_PER_KG, JOULES_PER_KWH, LB_PER_KG, Metric
 
 DEFAULT_PUE = 1.58
 DEFAULT_PUE_SOURCE = "global average data-centre PUE (Uptime Institute 2018, as used by Strubell et al. 2019)"
@@ -224,10 +224,10 @@ class CarbonModel:
             self.series.check_covers([(start, start if end is None else end) for start, end, _, _ in work], what)
         joules = sum(j for _, _, j, _ in work)
         gpu_seconds = sum(s for _, _, _, s in work)
-        whole = self.footprint(joules / 3.6e6, gpu_seconds / 3600.0)
+        whole = self.footprint(joules / JOULES_PER_KWH, gpu_seconds / 3600.0)
         if self.series is None:
             return whole
-        co2e = sum(j / 3.6e6 * self.effective_pue * self.intensity((start, start if end is None else end))
+        co2e = sum(j / JOULES_PER_KWH * self.effective_pue * self.intensity((start, start if end is None else end))
                    for start, end, j, _ in work) / GRAMS_PER_KG
         return replace(whole, co2e_kg=co2e)
 

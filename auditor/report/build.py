@@ -20,6 +20,7 @@ from auditor.ledger import Ledger, stored_json
 from auditor.ledger.records import StateAggregate, SweepRecord, TrialRecord, fit_name
 from auditor.model.carbon import CarbonModel, Footprint, Overrides, model_for_sweep
 from auditor.model.text import shown_name
+from auditor.model.units import JOULES_PER_KWH
 from auditor.report.embodied import EmbodiedSettings, add_embodied_and_water
 from auditor.report.grid import (
     grid_description,
@@ -70,7 +71,7 @@ class Totals:
 
     def footprint(self, model: CarbonModel) -> Footprint:
         """The footprint of these trials under ``model``."""
-        return model.footprint(self.joules / 3.6e6, self.gpu_seconds / 3600)
+        return model.footprint(self.joules / JOULES_PER_KWH, self.gpu_seconds / 3600)
 
     def to_dict(self, fp: Footprint) -> dict[str, Any]:
         return {
@@ -84,7 +85,7 @@ class Totals:
             "cost_usd": fp.cost_usd,
             "measured_fraction": self.measured_joules / self.joules if self.joules else None,
             "waste_fraction": self.waste_joules / self.joules if self.joules else None,
-            "idle_kwh": self.idle_joules / 3.6e6,
+            "idle_kwh": self.idle_joules / JOULES_PER_KWH,
             "idle_fraction": self.idle_joules / self.joules if self.joules else None,
             "trials_without_energy": self.without_energy,
             "trials_refused_by_budget": self.refused,
@@ -153,7 +154,7 @@ def _sum_footprints(footprints: list[Footprint], whole: Totals) -> Footprint:
     costs = [fp.cost_usd for fp in footprints]
     return Footprint(
         gpu_hours=whole.gpu_seconds / 3600,
-        energy_kwh=whole.joules / 3.6e6,
+        energy_kwh=whole.joules / JOULES_PER_KWH,
         facility_kwh=sum(fp.facility_kwh for fp in footprints),
         co2e_kg=sum(fp.co2e_kg for fp in footprints),
         co2e_market_kg=market_total(footprints),

@@ -29,7 +29,7 @@ from auditor.ledger import Ledger
 from auditor.ledger.records import SweepRecord
 from auditor.model.carbon import CarbonModel, Footprint
 from auditor.model.forecast import MIN_TRIALS, BudgetView, Projection, project
-from auditor.model.units import Metric
+from auditor.model.units import JOULES_PER_KWH, Metric
 
 PLANNED_KEY = "planned_trials"  # as auditor.search.forecast keeps it with the sweep
 ALL = 10**12
@@ -99,6 +99,6 @@ def plan(ledger: Ledger, like: str, model: CarbonModel, *, trials: int,
         raise InvalidInputError(f"sweep {like!r} has {len(costs)} finished trials; a plan needs at least {MIN_TRIALS}")
     idle_j = sum(row.joules for row in ledger.aggregate() if row.sweep == like and row.state == "idle")
     view = BudgetView(budget[0], budget[1], 0.0) if budget is not None else None
-    result = project(costs, model, planned=trials, done=0, idle_kwh=idle_j / 3.6e6, budget=view)
+    result = project(costs, model, planned=trials, done=0, idle_kwh=idle_j / JOULES_PER_KWH, budget=view)
     assert result is not None  # enough trials, checked above
     return result

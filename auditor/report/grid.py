@@ -23,6 +23,7 @@ from auditor.ledger import Ledger
 from auditor.model.carbon import CarbonModel, Footprint
 from auditor.model.series import SHIFT_METHOD, best_shift, format_time
 from auditor.model.units import (
+    JOULES_PER_KWH,
     Metric,
     format_duration,
     format_number,
@@ -105,7 +106,7 @@ def shifts(ledger: Ledger, names: list[str], models: Mapping[str, tuple[CarbonMo
             found[name] = None
             continue
         pue = model.effective_pue
-        spans = [(a, b, j / 3.6e6 * pue) for _, a, b, j, _ in ledger.intervals(name, since)]
+        spans = [(a, b, j / JOULES_PER_KWH * pue) for _, a, b, j, _ in ledger.intervals(name, since)]
         shift = best_shift(model.series, spans, window_s)
         found[name] = None if shift is None else {
             "window_h": window_s / 3600, "actual_start": min(a for a, _, _ in spans), "best_start": shift.start,

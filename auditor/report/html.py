@@ -11,7 +11,7 @@ from typing import Any
 
 from auditor.ledger import Ledger
 from auditor.model.text import counted, printable
-from auditor.model.units import Metric, format_quantity
+from auditor.model.units import JOULES_PER_KWH, Metric, format_quantity
 from auditor.report.formats import findings, table_rows, times
 from auditor.report.plots import report_figures, to_svg
 
@@ -30,10 +30,10 @@ footer{color:#718096;font-size:.8rem;margin-top:2rem}
 def figures_for(ledger: Ledger, report: dict[str, Any], sweeps: list[str] | None, since: float | None) -> dict[str, Any]:
     """The report's plots, drawn from the ledger's trials."""
     region, pue = report["region"], report["pue"]["value"]
-    common = pue * region["g_co2e_per_kwh"] / 1000 / 3.6e6
+    common = pue * region["g_co2e_per_kwh"] / 1000 / JOULES_PER_KWH
     # each sweep's CO2e per joule as the report computed it (its own grid, hourly series, PUE),
     # so the cumulative line ends on the report's total
-    kg_per_joule = {s["name"]: s["co2e_kg"] / (s["energy_kwh"] * 3.6e6) if s["energy_kwh"] else common
+    kg_per_joule = {s["name"]: s["co2e_kg"] / (s["energy_kwh"] * JOULES_PER_KWH) if s["energy_kwh"] else common
                     for s in report["sweeps"]}
     budget = plotted_budget(report)
     minimize = {s.name: ((s.attrs or {}).get("directions") or ["minimize"])[0] != "maximize"

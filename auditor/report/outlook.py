@@ -20,7 +20,7 @@ from sqlalchemy import select
 from auditor.ledger import Ledger, schema, stored_json
 from auditor.ledger.records import SweepRecord
 from auditor.model.carbon import CarbonModel, Footprint
-from auditor.model.units import format_share
+from auditor.model.units import JOULES_PER_KWH, format_share
 from auditor.report.forecast import sweep_forecast
 from auditor.report.importance import METHOD, MIN_TRIALS, energy_drivers
 
@@ -40,7 +40,7 @@ def _params_and_energy(ledger: Ledger, sweep: str, limit: int) -> list[tuple[dic
     with ledger._read() as conn:
         rows = conn.execute(query).all()
     return [(params if isinstance(params, dict) else stored_json(params, dict, f"a trial of sweep {sweep!r:.80}"),
-             float(joules or 0.0) / 3.6e6) for params, joules in rows]
+             float(joules or 0.0) / JOULES_PER_KWH) for params, joules in rows]
 
 
 def drivers_of(ledger: Ledger, sweep: str, trials: int) -> dict[str, Any] | None:
@@ -76,7 +76,7 @@ def add_outlook(report: dict[str, Any], ledger: Ledger, records: dict[str, Sweep
         if running or not stopped:  # a forecast is for a sweep still going
             # its trials of all time: a report --since a later hour must not take it for a new sweep
             projection = sweep_forecast(ledger, records[name], models[name][0], done=ledger.count_trials(name),
-                                        running=running, idle_kwh=sums.idle_joules / 3.6e6, spent=spent)
+                                        running=running, idle_kwh=sums.idle_joules / JOULES_PER_KWH, spent=spent)
         entry["forecast"] = projection.to_dict() if projection is not None else None
         entry["energy_drivers"] = drivers_of(ledger, name, sums.trials) if name in newest else None
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from auditor.ledger import stored_json
 from auditor.model.text import printable
-from auditor.model.units import Metric, Unit, column_unit, format_quantity
+from auditor.model.units import JOULES_PER_KWH, Metric, Unit, column_unit, format_quantity
 
 MAX_POINTS = 20_000  # plotted trials at most; more are thinned evenly
 
@@ -123,7 +123,7 @@ def _budget_axis(ax: Any, co2e_unit: Unit, metric: Metric, limit: float, kg_per_
     unit = column_unit(metric, [limit])
     if metric is Metric.ENERGY_KWH and kg_per_joule > 0:
         # IT energy is proportional to the CO2e line: the right axis reads that same line in kWh
-        kg_per_kwh = kg_per_joule * 3.6e6
+        kg_per_kwh = kg_per_joule * JOULES_PER_KWH
         bottom, top = ax.get_ylim()
         top = max(top, limit * kg_per_kwh / co2e_unit.factor * 1.05)
         ax.set_ylim(bottom, top)
@@ -190,7 +190,7 @@ def energy_by_state(points: list[tuple[Any, ...]]) -> Any:
     plt = _pyplot()
     by_state: dict[str, float] = defaultdict(float)
     for _sweep, state, _end, joules, _gpu, _objective in points:
-        by_state[state] += (joules or 0.0) / 3.6e6
+        by_state[state] += (joules or 0.0) / JOULES_PER_KWH
     fig, ax = plt.subplots(figsize=(7, 2.6))
     states = sorted(by_state, key=by_state.get, reverse=True)  # type: ignore[arg-type]
     colors = {"complete": "#38a169", "pruned": "#d69e2e", "failed": "#e53e3e", "stopped": "#805ad5"}

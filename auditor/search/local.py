@@ -29,6 +29,7 @@ from typing import Any
 from auditor.ledger import TrialRecord, TrialState, Usage
 from auditor.meters.attribution import Interval
 from auditor.meters.sampler import Measurement
+from auditor.model.units import JOULES_PER_KWH
 from auditor.search.recorder import Recorder
 from auditor.search.records import IdleMeasurement, record_for
 
@@ -167,7 +168,7 @@ class LocalTrials:
         the tally leaves it out by its key). What a budget adds to the ledger's sum."""
         pending = self.recorder.pending_usage()
         idle = self._idle_since_start()
-        return Usage(pending.energy_kwh + sum(idle.values()) / 3.6e6, pending.gpu_hours, pending.trials,
+        return Usage(pending.energy_kwh + sum(idle.values()) / JOULES_PER_KWH, pending.gpu_hours, pending.trials,
                      pending.keys | {self.idle_key})
 
     def _idle_since_start(self) -> dict[str, float]:

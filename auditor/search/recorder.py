@@ -23,6 +23,7 @@ from auditor.ledger import Ledger, TrialRecord, TrialState, Usage
 from auditor.ledger.writer import LedgerWriter
 from auditor.meters.attribution import Interval
 from auditor.meters.sampler import Measurement, Meter
+from auditor.model.units import JOULES_PER_KWH
 from auditor.search.records import IdleMeasurement, jsonable_params, record_for
 
 logger = logging.getLogger("auditor")
@@ -156,7 +157,7 @@ class Recorder:
             ((iv.end if iv.end is not None else now) - since) for iv, _ in intervals
             for key, since in iv.devices.items() if key.startswith("gpu:")
         ) + sum(r.gpu_seconds for r in latest.values())
-        return Usage(joules / 3.6e6, gpu_seconds / 3600.0, len(intervals) + len(latest), frozenset(keys | set(latest)))
+        return Usage(joules / JOULES_PER_KWH, gpu_seconds / 3600.0, len(intervals) + len(latest), frozenset(keys | set(latest)))
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Wait until every trial handed over has been written (or held back by a fault).

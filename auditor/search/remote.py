@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.ledger import EnergyReading, TrialRecord, TrialState, Usage
+from auditor.model.units import JOULES_PER_KWH
 from auditor.search.figures import DOMAINS, PREFIX, result_metrics
 from auditor.search.records import NAME_LIMIT, jsonable_params
 
@@ -52,7 +53,7 @@ def carry_figures(previous: dict[str, Any], result: dict[str, Any]) -> dict[str,
 def usage_of(result: dict[str, Any]) -> Usage:
     """One trial's energy and GPU time as its last result reported them."""
     joules = sum(float(result.get(f"{PREFIX}{domain}_energy_j", 0.0)) for domain in DOMAINS)
-    return Usage(joules / 3.6e6, float(result.get(PREFIX + "gpu_seconds", 0.0)) / 3600, 1)
+    return Usage(joules / JOULES_PER_KWH, float(result.get(PREFIX + "gpu_seconds", 0.0)) / 3600, 1)
 
 
 def pending_usage(latest: dict[str, dict[str, Any]], recorded: Collection[str], held: list[TrialRecord]) -> Usage:
