@@ -53,7 +53,7 @@ def checksum(row: Mapping[str, Any], columns: tuple[str, ...] = CHECKED_COLUMNS)
     return digest.hexdigest()
 
 
-def row_problem(row: Mapping[str, Any], columns: tuple[str, ...] = CHECKED_COLUMNS) -> str | None:
+def row_problem(row: Mapping[Any, Any], columns: tuple[str, ...] = CHECKED_COLUMNS) -> str | None:
     """Why a trial row (or a sweep's, with ``columns=SWEEP_COLUMNS``) read back is not as it was
     written (None if it is, or if it was written before rows had a checksum)."""
     stored = row.get("checksum")

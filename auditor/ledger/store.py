@@ -322,7 +322,7 @@ class Ledger:
         found = []
         with self._read() as conn:
             for row in conn.execute(query):
-                why = row_problem(dict(row._mapping))
+                why = row_problem(row._mapping)
                 if why is None:
                     try:
                         checked(self._trial(row, row.sweep_name or ""))
@@ -349,7 +349,7 @@ class Ledger:
             rows = conn.execute(select(schema.sweeps).order_by(schema.sweeps.c.id)).all()
         found = []
         for row in rows:
-            why = row_problem(dict(row._mapping), SWEEP_COLUMNS)
+            why = row_problem(row._mapping, SWEEP_COLUMNS)
             if why is None:
                 try:
                     checked_sweep_attrs(json.loads(row.attrs))
